@@ -1,0 +1,447 @@
+"""The `screener` command: parses options, builds `Settings`, and delegates to the library.
+
+Exit codes: 0 every video analysed, 1 some failed (each listed with its reason), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from screener import __version__
+
+app = typer.Typer(
+    name="screener",
+    help=(
+        "Offline screening of recorded student videos for sustained negative facial affect "
+        "(sadness, anger, fear). A screening aid for a counsellor, never a diagnosis."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 2."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"screener {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Offline screening of student videos for sustained negative affect."""
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (tables [keyframes], [faces], [emotions]).",
+                 exists=True, dir_okay=False),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL [default: $SCREENER_DB, else a SQLite file in the "
+                 "user's data directory].", show_default=False),
+]
+RulesOption = Annotated[
+    str | None,
+    typer.Option("--rules", help="Rule set: 'default', 'seed', or a TOML rules file."),
+]
+EveryOption = Annotated[
+    float | None,
+    typer.Option("--every", help="Seconds between key frames inside a scene [default: 1].",
+                 min=0.05, show_default=False),
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="ONNX emotion model [default: the shipped one].",
+                 exists=True, dir_okay=False),
+]
+AllFacesOption = Annotated[
+    bool, typer.Option("--all-faces", help="Analyse every face, not only the largest.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (for cron).")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Log details and tracebacks.")]
+
+
+def build_settings(
+    config: Path | None = None,
+    db: str | None = None,
+    rules: str | None = None,
+    every: float | None = None,
+    model: Path | None = None,
+    all_faces: bool = False,
+    **top: object,
+):  # -> Settings; imported lazily to keep `--help` fast
+    """Defaults, then the --config file, then explicit options."""
+    from dataclasses import replace
+
+    from screener.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    if every is not None:
+        settings = settings.replace(keyframes=replace(settings.keyframes, every_s=every))
+    if model is not None:
+        settings = settings.replace(emotions=replace(settings.emotions, model_path=model))
+    if all_faces:
+        settings = settings.replace(faces=replace(settings.faces, keep_all=True))
+    changes = {k: v for k, v in {"db_url": db, "rules": rules, **top}.items() if v is not None}
+    return settings.replace(**changes)
+
+
+def open_store(settings):  # -> Store
+    from screener.store import Store, StoreError
+
+    try:
+        return Store(settings.database_url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+def load_analyzer(settings):  # -> Analyzer
+    from screener.analysis import Analyzer
+    from screener.emotions import ModelError
+    from screener.rules import RulesError
+
+    try:
+        return Analyzer.from_settings(settings)
+    except (ModelError, RulesError) as exc:
+        raise fail(str(exc)) from None
+
+
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING
+    logging.getLogger("screener").setLevel(level)
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Video files or folders (searched "
+                                                "recursively).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML reports.")] = Path(
+        "reports"
+    ),
+    db: DbOption = None,
+    rules: RulesOption = None,
+    every: EveryOption = None,
+    workers: Annotated[int, typer.Option(help="Videos analysed in parallel.", min=1)] = 1,
+    force: Annotated[bool, typer.Option(help="Re-analyse videos already stored.")] = False,
+    pattern: Annotated[
+        str | None,
+        typer.Option(help="Regex with named groups (?P<student>..), (?P<session>..), "
+                     "(?P<date>YYYY-MM-DD) matched against each video's path relative to the "
+                     "folder scanned."),
+    ] = None,
+    model: ModelOption = None,
+    all_faces: AllFacesOption = False,
+    config: ConfigOption = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Analyse every new video under PATHS, store the sessions, and write HTML reports.
+
+    Student and session come from the path: <student>/<file>.mp4 or
+    <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
+    model and rules are skipped unless --force. Exit code 0 when every video was analysed
+    (or was already), 1 when some failed (each is listed with its reason), 2 for usage errors.
+    """
+    _configure_logging(debug, quiet)
+    from screener.discover import DiscoveryError, PathPattern
+    from screener.scan import scan as run_scan
+
+    settings = build_settings(config, db, rules, every, model, all_faces,
+                              workers=workers, force=force or None)
+    try:
+        path_pattern = PathPattern.compile(pattern) if pattern else None
+    except DiscoveryError as exc:
+        raise fail(str(exc)) from None
+    analyzer = load_analyzer(settings)
+    store = open_store(settings)
+    progress = _tqdm_progress if _show_progress(quiet) else None
+    try:
+        summary = run_scan(paths, analyzer, store, path_pattern, progress)
+    except DiscoveryError as exc:
+        raise fail(str(exc)) from None
+    changed = sorted({o.job.student_id for o in summary.outcomes if o.status == "analysed"})
+    if changed or not (out / "index.html").exists():
+        write_reports(store, out, settings, changed)
+    for outcome in summary.failed:
+        typer.secho(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
+                    fg=typer.colors.RED)
+    if not quiet or summary.failed:
+        typer.echo(
+            f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
+            f"{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
+            f"{store.safe_url}"
+        )
+    raise typer.Exit(EXIT_FAILURES if summary.failed else EXIT_OK)
+
+
+def _tqdm_progress(total: int):  # -> scan.Progress
+    from tqdm import tqdm
+
+    from screener.scan import Progress
+
+    class Bar(Progress):
+        def __init__(self) -> None:
+            self.bar = tqdm(total=total, unit="video", desc="scanning", dynamic_ncols=True)
+
+        def advance(self, outcome) -> None:  # noqa: ANN001
+            self.bar.set_postfix_str(f"{outcome.job.path.name}: {outcome.level or outcome.status}")
+            self.bar.update(1)
+
+        def close(self) -> None:
+            self.bar.close()
+
+    return Bar()
+
+
+def write_reports(store, out: Path, settings, student_ids=None) -> list[Path]:  # noqa: ANN001
+    from screener.emotions import ModelCard
+    from screener.report import render_reports
+
+    try:
+        return render_reports(store, out, ModelCard.for_model(settings.model_path), student_ids)
+    except OSError as exc:
+        raise fail(f"cannot write reports to {out}: {exc.strerror or exc}", EXIT_FAILURES) from None
+
+
+@app.command()
+def history(
+    student: Annotated[str, typer.Argument(help="Student id, as in the reports.")],
+    db: DbOption = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json or csv.")
+    ] = "table",
+) -> None:
+    """One student's sessions over time, oldest first."""
+    from screener.history import HISTORY_FORMATS, format_history
+
+    if output_format not in HISTORY_FORMATS:
+        raise fail(f"--format must be one of {', '.join(HISTORY_FORMATS)}")
+    store = open_store(build_settings(db=db))
+    sessions = store.sessions_of(student)
+    if not sessions:
+        known = store.student_ids()
+        hint = f"; known students: {', '.join(known[:20])}" if known else "; the database is empty"
+        raise fail(f"no sessions for student {student!r}{hint}")
+    typer.echo(format_history(sessions, output_format), nl=False)
+
+
+@app.command()
+def report(
+    students: Annotated[
+        list[str] | None, typer.Argument(help="Students to re-render [default: all].")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML reports.")] = Path(
+        "reports"
+    ),
+    db: DbOption = None,
+) -> None:
+    """Re-render the HTML reports from the database (no video is read)."""
+    settings = build_settings(db=db)
+    store = open_store(settings)
+    if students:
+        unknown = sorted(set(students) - set(store.student_ids()))
+        if unknown:
+            raise fail(f"no sessions for student(s): {', '.join(unknown)}")
+    written = write_reports(store, out, settings, students or None)
+    typer.echo(f"wrote {len(written)} report file(s) to {out}")
+
+
+@app.command()
+def analyze(
+    video: Annotated[Path, typer.Argument(help="One video file.", exists=True, dir_okay=False)],
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write per-frame rows as CSV ('-' for stdout).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (frames, metrics, level).")
+    ] = False,
+    rules: RulesOption = None,
+    every: EveryOption = None,
+    model: ModelOption = None,
+    all_faces: AllFacesOption = False,
+    config: ConfigOption = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Analyse one video without the database: per-frame emotions, metrics and the level."""
+    _configure_logging(debug, quiet)
+    from screener.analysis_output import frames_csv, result_document, summary_text
+    from screener.discover import job_for
+    from screener.keyframes import VideoReadError
+
+    settings = build_settings(config, None, rules, every, model, all_faces)
+    analyzer = load_analyzer(settings)
+    job = job_for(video, video.parent)
+    bar = None
+    if _show_progress(quiet) and not (as_json or csv_path == Path("-")):
+        from tqdm import tqdm
+
+        bar = tqdm(unit="key frame", desc=video.name, dynamic_ncols=True)
+    try:
+        result = analyzer.analyze(job, (lambda n: bar.update(1)) if bar else None)
+    except VideoReadError as exc:
+        raise fail(f"{video}: {exc}", EXIT_FAILURES) from None
+    finally:
+        if bar:
+            bar.close()
+    if csv_path == Path("-"):
+        typer.echo(frames_csv(result), nl=False)
+    elif csv_path:
+        csv_path.write_text(frames_csv(result), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result_document(result), indent=2))
+    elif csv_path != Path("-"):
+        typer.echo(summary_text(result))
+
+
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="FER2013 folder (train/, val/, <emotion>/*.jpg) or CSV (emotion,pixels,Usage).",
+    ),
+]
+
+
+@app.command()
+def train(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the .keras model.")] = Path(
+        "models/emotion_minixception.keras"
+    ),
+    epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = 100,
+    batch_size: Annotated[int, typer.Option(help="Batch size, a multiple of 4.")] = 64,
+    patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
+    class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
+    augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
+    ] = None,
+) -> None:
+    """Train the mini-Xception emotion model on FER2013 (needs `pip install .[train]`).
+
+    Keeps the epoch with the best `val` accuracy, exports it to ONNX beside the .keras file and
+    writes its metrics (.json) and confusion matrix (_confusion.png). Interrupted runs resume
+    from the checkpoint folder when started again with the same command.
+    """
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import SettingsError, TrainSettings
+
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
+        width=width, label_smoothing=label_smoothing, class_weights=class_weights,
+        augment=augment, seed=seed,
+    )
+    try:
+        settings.validate()
+        train_data = load_split(data, "train")
+        val_data = load_split(data, "val")
+    except (SettingsError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    try:
+        from screener.training import train as run_training
+    except ImportError:
+        raise fail("training needs TensorFlow: pip install '.[train]'") from None
+    typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
+    result = run_training(train_data, val_data, out, settings, checkpoints)
+    typer.echo(
+        f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
+        f"{result.evaluation.accuracy:.4f}; wrote {result.model_path} and {result.onnx_path} "
+        f"in {result.wall_s / 60:.1f} min"
+    )
+
+
+@app.command()
+def evaluate(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to read from a CSV or split folder.")] = "val",
+    detect_faces: Annotated[
+        bool, typer.Option(help="Crop each image with the face detector first (portraits).")
+    ] = False,
+    confusion_png: Annotated[
+        Path | None, typer.Option("--confusion", help="Write the confusion matrix as a PNG.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled images."""
+    from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
+    from screener.evaluation import draw_confusion, evaluate_predictions
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import Settings
+
+    settings = Settings()
+    if split not in ("train", "val", "test"):
+        raise fail("--split must be train, val or test")
+    try:
+        classifier = OnnxEmotionModel(model or settings.model_path)
+        cropper = None
+        if detect_faces:
+            from screener.faces import HaarFaceDetector, largest_face_crop
+
+            detector = HaarFaceDetector(settings.faces)
+            def cropper(grey):  # noqa: E306
+                return largest_face_crop(detector, grey, settings.faces)
+        data_set = load_split(data, split, cropper)
+    except (ModelError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    probabilities = classifier.predict(data_set.images)
+    result = evaluate_predictions(data_set.labels, probabilities.argmax(axis=1))
+    if confusion_png:
+        draw_confusion(result, confusion_png)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name in EMOTIONS:
+        m = result.per_class[name]
+        typer.echo(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
+    typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
+    for name, row in zip(EMOTIONS, result.confusion, strict=True):
+        typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,121 @@
+"""Find the videos under the given paths and work out student, session and date from each path.
+
+Conventions, first match wins:
+1. `--pattern REGEX` with named groups `student` (required), `session` and `date` (optional),
+   matched against the path relative to the scanned folder (with `/` separators);
+2. a file named `<student>_<YYYY-MM-DD>[anything].<ext>`;
+3. a file inside a folder: `<student>/<anything>.<ext>` (the folder right above the file);
+4. otherwise the file name itself is the student.
+The recording date is a `YYYY-MM-DD` in the file name when there is one, else its mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from screener.domain import VideoJob
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+_NAMED_DATE = re.compile(r"^(?P<student>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:\b.*)?$")
+_ANY_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
+
+
+class DiscoveryError(ValueError):
+    """A path or pattern the user gave cannot be used."""
+
+
+@dataclass(frozen=True)
+class PathPattern:
+    """A user regex with named groups; `student` is required."""
+
+    regex: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, text: str) -> PathPattern:
+        try:
+            regex = re.compile(text)
+        except re.error as exc:
+            raise DiscoveryError(f"--pattern is not a valid regular expression: {exc}") from exc
+        if "student" not in regex.groupindex:
+            raise DiscoveryError("--pattern needs a named group (?P<student>...)")
+        return cls(regex)
+
+
+def discover(paths: Iterable[Path], pattern: PathPattern | None = None) -> list[VideoJob]:
+    """Every video under `paths` (files or folders, recursively), sorted by student and date."""
+    jobs: dict[Path, VideoJob] = {}
+    for root in paths:
+        if not root.exists():
+            raise DiscoveryError(f"no such file or folder: {root}")
+        if root.is_file():
+            jobs.setdefault(root.resolve(), job_for(root, root.parent, pattern))
+            continue
+        for video in _walk_videos(root):
+            jobs.setdefault(video.resolve(), job_for(video, root, pattern))
+    return sorted(jobs.values(), key=lambda j: (j.student_id, j.recorded_at, str(j.path)))
+
+
+def _walk_videos(root: Path) -> Iterable[Path]:
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                yield Path(folder) / name
+
+
+def job_for(video: Path, root: Path, pattern: PathPattern | None = None) -> VideoJob:
+    """The student, session and date that a video's path says (see the module doc)."""
+    stem = video.stem
+    student, session, date_text = None, stem, None
+    if pattern is not None:
+        relative = video.relative_to(root).as_posix() if video != root else video.name
+        match = pattern.regex.search(relative)
+        if match:
+            groups = match.groupdict()
+            student = groups.get("student")
+            session = groups.get("session") or stem
+            date_text = groups.get("date")
+    if student is None:
+        named = _NAMED_DATE.match(stem)
+        if named:
+            student = named["student"]
+        elif video.parent.resolve() != root.resolve():
+            student = video.parent.name
+        else:
+            student = stem
+    if date_text is None:
+        found = _ANY_DATE.search(stem)
+        date_text = found.group(1) if found else None
+    return VideoJob(
+        path=video,
+        student_id=student,
+        session_id=session,
+        recorded_at=_recorded_at(video, date_text),
+    )
+
+
+def _recorded_at(video: Path, date_text: str | None) -> datetime:
+    if date_text:
+        try:
+            return datetime.strptime(date_text, "%Y-%m-%d")
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(video.stat().st_mtime).replace(microsecond=0)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def with_hash(job: VideoJob) -> VideoJob:
+    return replace(job, sha256=file_sha256(job.path))

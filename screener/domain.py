@@ -1,0 +1,105 @@
+"""The small records that flow between the pipeline stages, one way:
+VideoJob -> Frame -> Face -> Observation -> SessionResult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to analyse, with who and when it shows, worked out from its path."""
+
+    path: Path
+    student_id: str
+    session_id: str
+    recorded_at: datetime
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+
+@dataclass
+class Frame:
+    """A representative frame of a sampling window inside a scene."""
+
+    t_s: float
+    index: int
+    image: np.ndarray
+    """BGR, full resolution."""
+    scene: int
+    sharpness: float
+
+
+@dataclass
+class Face:
+    frame: Frame
+    box: Box
+    crop: np.ndarray
+    """48x48 grey, margins applied, ready for the emotion model."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the emotion model saw in one analysed frame (one face, or none)."""
+
+    t_s: float
+    frame_index: int
+    box: Box | None
+    probabilities: tuple[float, ...] | None
+    label: str | None
+    smoothed_label: str | None = None
+
+    @property
+    def has_face(self) -> bool:
+        return self.box is not None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    frame_count: int
+    duration_s: float
+    width: int
+    height: int
+    scenes: int
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The level a rule set gave, the rule that fired and the numbers that made it fire."""
+
+    level: str
+    rule: str
+    explanation: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    rules_version: str = ""
+
+
+@dataclass
+class SessionResult:
+    job: VideoJob
+    info: VideoInfo
+    observations: list[Observation]
+    metrics: dict[str, Any]
+    assessment: Assessment
+    model_version: str
+
+    @property
+    def level(self) -> str:
+        return self.assessment.level

@@ -1,0 +1,107 @@
+"""Emotion classification of face crops behind a small `EmotionModel` interface.
+
+Scans run the exported ONNX graph with ONNX Runtime, so they never import TensorFlow (seconds
+and ~600 MB); the Keras model is only for training and evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""FER2013 label order: the index of a class is its FER2013 label."""
+
+NEGATIVE_EMOTIONS: frozenset[str] = frozenset({"angry", "sad", "fear"})
+
+INPUT_SIZE = 48
+
+
+class ModelError(RuntimeError):
+    """The emotion model file is missing or unusable."""
+
+
+def preprocess(crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Grey 48x48 uint8 crops to the float input the network was trained on: [-1, 1], NHWC."""
+    batch = np.asarray(crops, dtype=np.float32)
+    if batch.ndim == 3:
+        batch = batch[..., np.newaxis]
+    return batch / 127.5 - 1.0
+
+
+class EmotionModel(Protocol):
+    """Anything that turns grey 48x48 face crops into probabilities over `EMOTIONS`."""
+
+    name: str
+
+    def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Return an (N, 7) float array of class probabilities."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the report needs to say about the model: which one, and how reliable it is."""
+
+    name: str
+    val_accuracy: float | None
+    description: str = ""
+
+    @classmethod
+    def for_model(cls, model_path: Path) -> ModelCard:
+        meta_path = model_path.with_suffix(".json")
+        if not meta_path.is_file():
+            return cls(name=model_path.stem, val_accuracy=None)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return cls(
+            name=meta.get("name", model_path.stem),
+            val_accuracy=meta.get("val_accuracy"),
+            description=meta.get("description", ""),
+        )
+
+
+def _file_digest(path: Path) -> str:
+    """A short content hash, so a retrained model under the same name is a new version."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+
+
+class OnnxEmotionModel:
+    """The exported mini-Xception run by ONNX Runtime on the CPU, in batches."""
+
+    def __init__(self, path: Path, batch_size: int = 256, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ModelError("onnxruntime is not installed") from exc
+        if not path.is_file():
+            raise ModelError(f"emotion model not found: {path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot load emotion model {path}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._batch_size = batch_size
+        self.card = ModelCard.for_model(path)
+        self.name = f"{self.card.name}@{_file_digest(path)}"
+
+    def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        batch = preprocess(crops)
+        outputs = [
+            self._session.run(None, {self._input: batch[i : i + self._batch_size]})[0]
+            for i in range(0, len(batch), self._batch_size)
+        ]
+        return np.concatenate(outputs).astype(np.float32)

@@ -1,0 +1,81 @@
+"""Face detection behind a `FaceDetector` interface, and the crops the emotion model reads.
+
+The default is OpenCV's Haar cascade (Viola-Jones), as in the original project; anything with
+a `detect(image) -> list[Box]` method can replace it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from screener.domain import Box, Face, Frame
+from screener.emotions import INPUT_SIZE
+from screener.settings import FaceSettings
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Faces in a BGR or grey image, in that image's pixel coordinates."""
+        ...
+
+
+class HaarFaceDetector:
+    def __init__(self, settings: FaceSettings, cascade: Path | None = None) -> None:
+        path = cascade or Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise RuntimeError(f"cannot load Haar cascade {path}")
+        self.settings = settings
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        grey = to_grey(image)
+        scale = min(1.0, self.settings.detect_width / grey.shape[1])
+        if scale < 1.0:
+            size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        side = max(20, int(min(grey.shape[:2]) * self.settings.min_size_frac))
+        found = self._cascade.detectMultiScale(
+            grey,
+            scaleFactor=self.settings.scale_factor,
+            minNeighbors=self.settings.min_neighbors,
+            minSize=(side, side),
+        )
+        return [
+            Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+            for (x, y, w, h) in found
+        ]
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def crop_face(grey: np.ndarray, box: Box, offsets: tuple[int, int]) -> np.ndarray:
+    """The box widened by the margins (clipped to the image), resized to the model input."""
+    dx, dy = offsets
+    height, width = grey.shape[:2]
+    x0, x1 = max(0, box.x - dx), min(width, box.x + box.w + dx)
+    y0, y1 = max(0, box.y - dy), min(height, box.y + box.h + dy)
+    return cv2.resize(grey[y0:y1, x0:x1], (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def faces_in_frame(frame: Frame, detector: FaceDetector, settings: FaceSettings) -> list[Face]:
+    """The student's face (the largest), or every face when `keep_all` is set."""
+    boxes = sorted(detector.detect(frame.image), key=lambda b: b.area, reverse=True)
+    if not settings.keep_all:
+        boxes = boxes[:1]
+    grey = to_grey(frame.image)
+    return [Face(frame, box, crop_face(grey, box, settings.offsets)) for box in boxes]
+
+
+def largest_face_crop(
+    detector: FaceDetector, image: np.ndarray, settings: FaceSettings
+) -> np.ndarray | None:
+    boxes = detector.detect(image)
+    if not boxes:
+        return None
+    return crop_face(to_grey(image), max(boxes, key=lambda b: b.area), settings.offsets)

@@ -1,0 +1,66 @@
+"""A student's sessions over time, as a terminal table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from screener.store import StoredSession
+
+HISTORY_FORMATS = ("table", "json", "csv")
+_COLUMNS = (
+    "recorded_at", "session_id", "level", "negative_share", "face_coverage",
+    "frames_analysed", "faces_found", "fired_rule", "video_path",
+)
+
+
+def history_rows(sessions: Sequence[StoredSession]) -> list[dict[str, Any]]:
+    return [
+        {
+            "recorded_at": s.recorded_at.date().isoformat()
+            if s.recorded_at.time() == s.recorded_at.min.time()
+            else s.recorded_at.isoformat(sep=" "),
+            "session_id": s.session_id,
+            "level": s.level,
+            "negative_share": round(s.negative_share, 4),
+            "face_coverage": round(s.face_coverage, 4),
+            "frames_analysed": s.frames_analysed,
+            "faces_found": s.faces_found,
+            "fired_rule": s.fired_rule,
+            "video_path": s.video_path,
+        }
+        for s in sessions
+    ]
+
+
+def format_history(sessions: Sequence[StoredSession], output_format: str) -> str:
+    rows = history_rows(sessions)
+    if output_format == "json":
+        student = sessions[0].student_id if sessions else None
+        return json.dumps({"student": student, "sessions": rows}, indent=2) + "\n"
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    return _table(rows)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    headers = ("date", "session", "level", "negative", "faces", "frames", "rule")
+    cells = [
+        (
+            r["recorded_at"], r["session_id"], r["level"], f"{r['negative_share']:.0%}",
+            f"{r['face_coverage']:.0%}", str(r["frames_analysed"]), r["fired_rule"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

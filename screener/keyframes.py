@@ -1,0 +1,112 @@
+"""Representative frames of a video, found in one sequential decode pass.
+
+PySceneDetect's ContentDetector splits the video into scenes (a webcam lesson is often a single
+shot, so cuts alone are not enough); inside each scene, every `every_s` seconds opens a window
+and the sharpest frame of the window (variance of the Laplacian) represents it. Only the best
+frame of the open window is held, so memory does not grow with the video's length. Frames are
+read in order because seeking in H.264 costs about a full decode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from screener.domain import Frame, VideoInfo
+from screener.settings import KeyframeSettings
+
+logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
+
+
+class VideoReadError(RuntimeError):
+    """The file cannot be decoded as a video."""
+
+
+def sharpness(grey: np.ndarray) -> float:
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+class KeyframeReader:
+    """Iterate once to get the key frames; `info` is complete after the iteration."""
+
+    def __init__(self, path: Path, settings: KeyframeSettings) -> None:
+        from scenedetect import open_video
+        from scenedetect.detector import FlashFilter
+        from scenedetect.detectors import ContentDetector
+
+        self.path, self.settings = path, settings
+        try:
+            self._video = open_video(str(path), backend="opencv")
+        except Exception as exc:
+            raise VideoReadError(f"cannot open as a video: {_reason(exc)}") from exc
+        fps = float(self._video.frame_rate or 0)
+        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+            raise VideoReadError(f"unusable frame rate {fps!r} in the file's metadata")
+        self.fps = fps
+        self._detector = ContentDetector(
+            threshold=settings.cut_threshold,
+            min_scene_len=max(1, round(settings.min_scene_s * fps)),
+            filter_mode=FlashFilter.Mode.SUPPRESS,
+        )
+        width, height = self._video.frame_size
+        self.info = VideoInfo(fps=fps, frame_count=0, duration_s=0.0, width=width,
+                              height=height, scenes=0)
+
+    def __iter__(self) -> Iterator[Frame]:
+        every = self.settings.every_s
+        scene, scene_start, frames_read, last_t = 0, 0.0, 0, 0.0
+        window: tuple[int, int] | None = None
+        best: Frame | None = None
+        while True:
+            try:
+                image = self._video.read()
+            except Exception as exc:
+                raise VideoReadError(f"decoding failed after {frames_read} frames: "
+                                     f"{_reason(exc)}") from exc
+            if image is False or image is None:
+                break
+            position = self._video.position
+            t = float(position.seconds)
+            index = frames_read
+            frames_read += 1
+            last_t = t
+            small = _downscale(image, self.settings.analysis_width)
+            if self._detector.process_frame(position, small) and index > 0:
+                scene, scene_start = scene + 1, t
+            key = (scene, int((t - scene_start) // every))
+            if key != window:
+                if best is not None:
+                    yield best
+                window, best = key, None
+            score = sharpness(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+            if best is None or score > best.sharpness:
+                best = Frame(t_s=t, index=index, image=image, scene=scene, sharpness=score)
+        if best is not None:
+            yield best
+        if frames_read == 0:
+            raise VideoReadError("no frame could be decoded")
+        self.info = VideoInfo(
+            fps=self.fps,
+            frame_count=frames_read,
+            duration_s=round(last_t + 1.0 / self.fps, 3),
+            width=self.info.width,
+            height=self.info.height,
+            scenes=scene + 1,
+        )
+
+
+def _downscale(image: np.ndarray, width: int) -> np.ndarray:
+    if image.shape[1] <= width:
+        return image
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,196 @@
+"""Declarative rule sets (TOML) that turn session metrics into a level, with the evidence.
+
+Rules are data, never code: each `[[rule]]` has a `level`, an `explain` text and a `when` table
+of `metric = "<op> <number>"` conditions that must all hold. Rules are tried top-down and the
+first whose conditions all hold fires; the last rule must have no conditions (the fallback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from screener.aggregate import metric_names
+from screener.domain import Assessment
+from screener.emotions import EMOTIONS
+from screener.resources import resource_path
+
+LEVELS = ("insufficient", "low", "moderate", "high")
+"""In order of concern; `insufficient` means too little data to judge."""
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+}
+_CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class RulesError(ValueError):
+    """A rules file is invalid; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, metrics: Mapping[str, Any]) -> bool:
+        actual = metrics.get(self.metric)
+        return isinstance(actual, int | float) and _OPERATORS[self.op](float(actual), self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    level: str
+    explain: str
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    version: str
+    """A short hash of the file's content: re-scans happen when the rules change."""
+    negative: tuple[str, ...]
+    min_run: int
+    smoothing_window: int
+    rules: tuple[Rule, ...]
+    source: str
+
+    def assess(self, metrics: Mapping[str, Any]) -> Assessment:
+        for rule in self.rules:
+            if all(c.holds(metrics) for c in rule.conditions):
+                evidence = {
+                    c.metric: float(metrics[c.metric]) for c in rule.conditions
+                }
+                because = " and ".join(
+                    f"{c.metric} = {evidence[c.metric]:.3g} ({c})" for c in rule.conditions
+                )
+                explanation = rule.explain + (f" Fired because {because}." if because else "")
+                return Assessment(rule.level, rule.name, explanation, evidence,
+                                  f"{self.name}@{self.version}")
+        raise AssertionError("validated rule sets end with an unconditional rule")
+
+
+def builtin_rule_sets() -> list[str]:
+    return sorted(p.stem for p in resource_path("rulesets").glob("*.toml"))
+
+
+def load_rules(name_or_path: str) -> RuleSet:
+    """A shipped rule set by name (`default`, `seed`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = resource_path("rulesets") / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise RulesError(
+                f"unknown rule set {name_or_path!r}; shipped: {', '.join(builtin_rule_sets())}"
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"cannot read rules file {path}: {exc}") from exc
+    return parse_rules(text, str(path))
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{source}: invalid TOML: {exc}") from exc
+    where = _Locator(text, source)
+    known_top = {"name", "description", "negative", "min_run", "smoothing_window", "rule"}
+    for key in data:
+        if key not in known_top:
+            raise RulesError(f"{where.at(key)}: unknown key {key!r}")
+    negative = tuple(data.get("negative", ("angry", "sad", "fear")))
+    bad = [e for e in negative if e not in EMOTIONS]
+    if bad:
+        raise RulesError(f"{where.at('negative')}: not emotions: {', '.join(map(str, bad))}")
+    min_run = _positive_int(data.get("min_run", 5), where.at("min_run"), "min_run")
+    window = _positive_int(
+        data.get("smoothing_window", 10), where.at("smoothing_window"), "smoothing_window"
+    )
+    raw_rules = data.get("rule")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RulesError(f"{source}: no [[rule]] tables")
+    known_metrics = metric_names(negative)
+    rules = tuple(
+        _parse_rule(raw, i, known_metrics, where) for i, raw in enumerate(raw_rules, start=1)
+    )
+    if rules[-1].conditions:
+        raise RulesError(f"{source}: the last rule must have no conditions (the fallback level)")
+    version = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return RuleSet(
+        name=str(data.get("name", Path(source).stem)), version=version, negative=negative,
+        min_run=min_run, smoothing_window=window, rules=rules, source=source,
+    )
+
+
+def _parse_rule(raw: Any, number: int, known: set[str], where: _Locator) -> Rule:
+    if not isinstance(raw, dict):
+        raise RulesError(f"{where.source}: rule {number} is not a table")
+    name = str(raw.get("name", f"rule-{number}"))
+    unknown = set(raw) - {"name", "level", "explain", "when"}
+    if unknown:
+        raise RulesError(f"{where.at(sorted(unknown)[0])}: unknown key in rule {name!r}")
+    level = raw.get("level")
+    if level not in LEVELS:
+        raise RulesError(
+            f"{where.at('level', number)}: rule {name!r} level must be one of {', '.join(LEVELS)}"
+        )
+    when = raw.get("when", {})
+    if not isinstance(when, dict):
+        raise RulesError(f"{where.at('when', number)}: `when` must be a table")
+    conditions = []
+    for metric, condition in when.items():
+        if metric not in known:
+            raise RulesError(
+                f"{where.at(metric)}: unknown metric {metric!r} in rule {name!r}"
+            )
+        if isinstance(condition, bool) or not isinstance(condition, str | int | float):
+            raise RulesError(f"{where.at(metric)}: condition on {metric} must be a string")
+        match = _CONDITION.match(str(condition)) if isinstance(condition, str) else None
+        if isinstance(condition, int | float):
+            conditions.append(Condition(metric, "==", float(condition)))
+            continue
+        if not match:
+            raise RulesError(
+                f"{where.at(metric)}: bad condition {condition!r} on {metric}; "
+                "write an operator (<, <=, >, >=, ==, !=) and a number, e.g. \">= 0.5\""
+            )
+        conditions.append(Condition(metric, match.group(1), float(match.group(2))))
+    return Rule(name, str(level), str(raw.get("explain", "")).strip(), tuple(conditions))
+
+
+def _positive_int(value: Any, where: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RulesError(f"{where}: {key} must be a positive whole number")
+    return value
+
+
+class _Locator:
+    """Finds the line of a key in the rules text, since tomllib reports no positions."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines, self.source = text.splitlines(), source
+
+    def at(self, key: str, occurrence: int = 1) -> str:
+        pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
+        seen = 0
+        for number, line in enumerate(self.lines, start=1):
+            if pattern.search(line):
+                seen += 1
+                if seen >= occurrence:
+                    return f"{self.source}:{number}"
+        return self.source

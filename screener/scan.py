@@ -1,0 +1,155 @@
+"""The `scan` job: discover videos, analyse the new ones, store each, re-render the reports.
+
+A broken video is reported with its reason and skipped; every other video is still analysed and
+stored. Analysis may run in worker processes; this process is the only database writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from screener.analysis import Analyzer
+from screener.discover import PathPattern, discover, with_hash
+from screener.domain import SessionResult, VideoJob
+from screener.keyframes import VideoReadError
+from screener.store import Store
+
+log = logging.getLogger("screener.scan")
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    job: VideoJob
+    status: str
+    """`analysed`, `unchanged` (already stored with this model and rules) or `failed`."""
+    level: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class ScanSummary:
+    outcomes: list[VideoOutcome] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[VideoOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+ProgressFactory = Callable[[int], "Progress"]
+
+
+class Progress:
+    """What the scan reports as it goes; the CLI plugs in a tqdm bar."""
+
+    def advance(self, outcome: VideoOutcome) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def scan(
+    paths: Iterable[Path],
+    analyzer: Analyzer,
+    store: Store,
+    pattern: PathPattern | None = None,
+    progress: ProgressFactory | None = None,
+) -> ScanSummary:
+    """Analyse and store every video under `paths` that is new or whose analysis is outdated."""
+    summary = ScanSummary()
+    pending: list[VideoJob] = []
+    current = (analyzer.model.name, analyzer.rules.name + "@" + analyzer.rules.version)
+    for job in discover(paths, pattern):
+        try:
+            job = with_hash(job)
+        except OSError as exc:
+            summary.outcomes.append(_failed(job, f"cannot read: {exc.strerror or exc}"))
+            continue
+        if not analyzer.settings.force and store.known_versions(job.sha256) == current:
+            summary.outcomes.append(VideoOutcome(job, "unchanged"))
+        else:
+            pending.append(job)
+    bar = progress(len(pending)) if progress else Progress()
+    try:
+        for job, result, error in _analyse_all(pending, analyzer):
+            if result is not None:
+                try:
+                    store.save(result)
+                    outcome = VideoOutcome(job, "analysed", result.level)
+                except Exception as exc:  # a database fault must not lose the other videos
+                    outcome = _failed(job, f"could not store: {exc}")
+            else:
+                outcome = _failed(job, error)
+            summary.outcomes.append(outcome)
+            bar.advance(outcome)
+    finally:
+        bar.close()
+    return summary
+
+
+def _failed(job: VideoJob, reason: str) -> VideoOutcome:
+    log.warning("skipped %s: %s", job.path, reason)
+    return VideoOutcome(job, "failed", reason=reason)
+
+
+Analysed = tuple[VideoJob, SessionResult | None, str]
+
+
+def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]:
+    workers = max(1, analyzer.settings.workers)
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _analyse_one(analyzer, job)
+        return
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(analyzer.settings,),
+    ) as pool:
+        futures = {pool.submit(_analyse_in_worker, job): job for job in jobs}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # the worker process itself died
+                yield futures[future], None, f"worker failed: {_reason(exc)}"
+
+
+def _analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
+    try:
+        return job, analyzer.analyze(job), ""
+    except VideoReadError as exc:
+        return job, None, str(exc)
+    except MemoryError:
+        return job, None, "out of memory while analysing"
+    except Exception as exc:
+        log.debug("analysis of %s failed", job.path, exc_info=True)
+        return job, None, f"analysis failed: {type(exc).__name__}: {_reason(exc)}"
+
+
+_worker_analyzer: Analyzer | None = None
+
+
+def _init_worker(settings) -> None:  # type: ignore[no-untyped-def]
+    global _worker_analyzer
+    import cv2
+
+    cv2.setNumThreads(1)
+    _worker_analyzer = Analyzer.from_settings(settings.replace(workers=1), threads=1)
+
+
+def _analyse_in_worker(job: VideoJob) -> Analysed:
+    assert _worker_analyzer is not None
+    return _analyse_one(_worker_analyzer, job)
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

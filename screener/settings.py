@@ -1,0 +1,155 @@
+"""Every tunable of the pipeline in one typed object, loadable from TOML.
+
+The CLI builds a `Settings` from defaults, an optional `--config` TOML file and its own options,
+in that order of precedence, and hands it down; no stage reads constants of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from screener.resources import resource_path
+
+
+class SettingsError(ValueError):
+    """A configuration file or option the user gave is invalid."""
+
+
+@dataclass(frozen=True)
+class KeyframeSettings:
+    every_s: float = 1.0
+    """One representative frame per window of this many seconds inside each scene."""
+    cut_threshold: float = 27.0
+    """PySceneDetect ContentDetector threshold; higher finds fewer cuts."""
+    min_scene_s: float = 0.5
+    analysis_width: int = 256
+    """Frames are downscaled to about this width for cut detection and sharpness."""
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size_frac: float = 0.08
+    """Smallest face, as a fraction of the shorter frame side, that counts."""
+    detect_width: int = 640
+    """Frames wider than this are downscaled before detection (boxes map back)."""
+    offsets: tuple[int, int] = (20, 40)
+    """Horizontal and vertical crop margins in pixels, as the original demo used."""
+    keep_all: bool = False
+    """Analyse every face, not just the largest (the student)."""
+
+
+@dataclass(frozen=True)
+class EmotionSettings:
+    model_path: Path | None = None
+    """ONNX model; None means the one shipped with screener."""
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    emotions: EmotionSettings = field(default_factory=EmotionSettings)
+    rules: str = "default"
+    """A shipped rule set name (`default`, `seed`) or the path of a TOML rules file."""
+    db_url: str | None = None
+    """SQLAlchemy URL; None means $SCREENER_DB or a file in the user's data directory."""
+    workers: int = 1
+    force: bool = False
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def model_path(self) -> Path:
+        return self.emotions.model_path or resource_path("models") / DEFAULT_MODEL_FILE
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or os.environ.get("SCREENER_DB") or default_database_url()
+
+
+DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
+
+_SECTIONS = {"keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings}
+
+
+def default_database_url() -> str:
+    from platformdirs import user_data_path
+
+    return f"sqlite:///{user_data_path('screener') / 'screener.db'}"
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read a TOML file whose tables mirror the dataclasses; unknown keys are errors."""
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+    top: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: [{key}] must be a table")
+            top[key] = _build(_SECTIONS[key], value, f"{path}: [{key}]")
+        elif key in {f.name for f in dataclasses.fields(Settings)}:
+            top[key] = value
+        else:
+            raise SettingsError(f"{path}: unknown setting {key!r}")
+    return Settings(**top)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"{where}: unknown setting {key!r}")
+        default = getattr(cls(), key)
+        if isinstance(default, tuple):
+            value = tuple(value)
+        elif key == "model_path":
+            value = Path(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise SettingsError(f"{where}: {key} must be true or false")
+        elif isinstance(default, int | float) and not isinstance(value, int | float):
+            raise SettingsError(f"{where}: {key} must be a number")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of `screener train`; the defaults reproduce the shipped model."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    """Must be a multiple of 4: TensorFlow 2.21 on CPU can corrupt its heap otherwise."""
+    learning_rate: float = 1e-3
+    patience: int = 20
+    """Epochs without a better `val` accuracy before early stopping."""
+    lr_patience: int = 6
+    l2: float = 0.01
+    width: int = 1
+    """Multiplies every layer's filters: 1 is the original mini-Xception (~58k parameters)."""
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    augment: bool = True
+    seed: int = 1337
+
+    def validate(self) -> None:
+        if self.batch_size <= 0 or self.batch_size % 4:
+            raise SettingsError("batch size must be a positive multiple of 4")
+        if self.epochs <= 0:
+            raise SettingsError("epochs must be positive")

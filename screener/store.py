@@ -1,0 +1,290 @@
+"""Every analysed session, kept in a real database (SQLAlchemy Core; SQLite by default).
+
+One transaction per video, so an interrupted scan leaves whole sessions or none. A video is
+known by its content hash: re-scanning an unchanged video with the same model and rules is a
+no-op, and a changed model or rule set replaces the old session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from screener.domain import Box, Observation, SessionResult
+from screener.emotions import EMOTIONS
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "screener_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+students = sa.Table(
+    "students", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("student_id", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("student_pk", sa.Integer, sa.ForeignKey("students.id"), nullable=False,
+              index=True),
+    sa.Column("session_id", sa.Text, nullable=False),
+    sa.Column("video_path", sa.Text, nullable=False),
+    sa.Column("video_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("fps", sa.Float, nullable=False),
+    sa.Column("frames_analysed", sa.Integer, nullable=False),
+    sa.Column("faces_found", sa.Integer, nullable=False),
+    sa.Column("face_coverage", sa.Float, nullable=False),
+    sa.Column("negative_share", sa.Float, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("fired_rule", sa.Text, nullable=False),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("evidence_json", sa.Text, nullable=False),
+    sa.Column("metrics_json", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("rules_version", sa.Text, nullable=False),
+    sa.Column("processed_at", sa.DateTime, nullable=False),
+)
+
+observations = sa.Table(
+    "observations", metadata,
+    sa.Column("session_pk", sa.Integer, sa.ForeignKey("sessions.id"), nullable=False,
+              index=True),
+    sa.Column("t_s", sa.Float, nullable=False),
+    sa.Column("frame_index", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(16)),
+    sa.Column("smoothed_label", sa.String(16)),
+    *[sa.Column(f"p_{emotion}", sa.Float) for emotion in EMOTIONS],
+    sa.Column("x", sa.Integer), sa.Column("y", sa.Integer),
+    sa.Column("w", sa.Integer), sa.Column("h", sa.Integer),
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is not a screener database of a known version."""
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A session as read back for history and reports."""
+
+    pk: int
+    student_id: str
+    session_id: str
+    video_path: str
+    video_sha256: str
+    recorded_at: datetime
+    duration_s: float
+    frames_analysed: int
+    faces_found: int
+    face_coverage: float
+    negative_share: float
+    level: str
+    fired_rule: str
+    explanation: str
+    evidence: dict[str, float]
+    metrics: dict[str, Any]
+    model_version: str
+    rules_version: str
+    processed_at: datetime
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        try:
+            self.engine: Engine = sa.create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._prepare()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open database {self.safe_url}: {_reason(exc)}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def _prepare(self) -> None:
+        with self.engine.begin() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            if tables and "screener_meta" not in tables:
+                raise StoreError(f"{self.safe_url} is not a screener database")
+            metadata.create_all(conn)
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+            if row is None:
+                conn.execute(meta_table.insert().values(key="schema_version",
+                                                        value=str(SCHEMA_VERSION)))
+            elif int(row.value) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.safe_url} has schema version {row.value}, newer than this "
+                    f"screener understands ({SCHEMA_VERSION}); upgrade screener"
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def known_versions(self, sha256: str) -> tuple[str, str] | None:
+        """(model_version, rules_version) of the stored session of this video, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(sessions.c.model_version, sessions.c.rules_version).where(
+                    sessions.c.video_sha256 == sha256
+                )
+            ).first()
+        return (row.model_version, row.rules_version) if row else None
+
+    def save(self, result: SessionResult) -> int:
+        """Store one session and its observations atomically, replacing an older analysis."""
+        job, metrics = result.job, result.metrics
+        with self._transaction() as conn:
+            student_pk = self._student_pk(conn, job.student_id)
+            old = conn.execute(
+                sa.select(sessions.c.id).where(sessions.c.video_sha256 == job.sha256)
+            ).scalar()
+            if old is not None:
+                conn.execute(observations.delete().where(observations.c.session_pk == old))
+                conn.execute(sessions.delete().where(sessions.c.id == old))
+            pk = conn.execute(
+                sessions.insert().values(
+                    student_pk=student_pk,
+                    session_id=job.session_id,
+                    video_path=str(job.path),
+                    video_sha256=job.sha256,
+                    recorded_at=job.recorded_at,
+                    duration_s=result.info.duration_s,
+                    fps=result.info.fps,
+                    frames_analysed=int(metrics["frames_analysed"]),
+                    faces_found=int(metrics["faces_found"]),
+                    face_coverage=float(metrics["face_coverage"]),
+                    negative_share=float(metrics["negative_share"]),
+                    level=result.assessment.level,
+                    fired_rule=result.assessment.rule,
+                    explanation=result.assessment.explanation,
+                    evidence_json=json.dumps(result.assessment.evidence),
+                    metrics_json=json.dumps(metrics),
+                    model_version=result.model_version,
+                    rules_version=result.assessment.rules_version,
+                    processed_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+                )
+            ).inserted_primary_key[0]
+            rows = [_observation_row(pk, o) for o in result.observations]
+            if rows:
+                conn.execute(observations.insert(), rows)
+        return int(pk)
+
+    @staticmethod
+    def _student_pk(conn: Connection, student_id: str) -> int:
+        found = conn.execute(
+            sa.select(students.c.id).where(students.c.student_id == student_id)
+        ).scalar()
+        if found is not None:
+            return int(found)
+        return int(
+            conn.execute(
+                students.insert().values(student_id=student_id, created_at=datetime.now())
+            ).inserted_primary_key[0]
+        )
+
+    def student_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(students.c.student_id).order_by(students.c.student_id)
+            ).scalars())
+
+    def sessions_of(self, student_id: str) -> list[StoredSession]:
+        """The student's sessions, oldest recording first."""
+        query = (
+            sa.select(sessions, students.c.student_id)
+            .join(students, students.c.id == sessions.c.student_pk)
+            .where(students.c.student_id == student_id)
+            .order_by(sessions.c.recorded_at, sessions.c.session_id, sessions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_stored_session(row) for row in conn.execute(query)]
+
+    def observations_of(self, session_pk: int) -> list[Observation]:
+        query = (
+            sa.select(observations)
+            .where(observations.c.session_pk == session_pk)
+            .order_by(observations.c.t_s)
+        )
+        with self.engine.connect() as conn:
+            return [_observation(row) for row in conn.execute(query)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _observation_row(session_pk: int, o: Observation) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "session_pk": session_pk, "t_s": o.t_s, "frame_index": o.frame_index,
+        "label": o.label, "smoothed_label": o.smoothed_label,
+        "x": o.box.x if o.box else None, "y": o.box.y if o.box else None,
+        "w": o.box.w if o.box else None, "h": o.box.h if o.box else None,
+    }
+    for i, emotion in enumerate(EMOTIONS):
+        row[f"p_{emotion}"] = o.probabilities[i] if o.probabilities else None
+    return row
+
+
+def _observation(row: Any) -> Observation:
+    has_face = row.label is not None
+    return Observation(
+        t_s=row.t_s,
+        frame_index=row.frame_index,
+        box=Box(row.x, row.y, row.w, row.h) if row.x is not None else None,
+        probabilities=tuple(getattr(row, f"p_{e}") for e in EMOTIONS) if has_face else None,
+        label=row.label,
+        smoothed_label=row.smoothed_label,
+    )
+
+
+def _stored_session(row: Any) -> StoredSession:
+    return StoredSession(
+        pk=row.id, student_id=row.student_id, session_id=row.session_id,
+        video_path=row.video_path, video_sha256=row.video_sha256,
+        recorded_at=row.recorded_at, duration_s=row.duration_s,
+        frames_analysed=row.frames_analysed, faces_found=row.faces_found,
+        face_coverage=row.face_coverage, negative_share=row.negative_share,
+        level=row.level, fired_rule=row.fired_rule, explanation=row.explanation,
+        evidence=json.loads(row.evidence_json), metrics=json.loads(row.metrics_json),
+        model_version=row.model_version, rules_version=row.rules_version,
+        processed_at=row.processed_at,
+    )
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

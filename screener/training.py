@@ -1,0 +1,256 @@
+"""Train the mini-Xception emotion classifier (Arriaga et al. 2017) on FER2013 with Keras.
+
+TensorFlow is imported only inside these functions: it is an optional install (`.[train]`)
+that scanning never needs. Training resumes by itself from the checkpoint folder after an
+interruption; the best `val` epoch is kept and exported to ONNX for the scan path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from screener.emotions import EMOTIONS, INPUT_SIZE, preprocess
+from screener.evaluation import Evaluation, draw_confusion, evaluate_predictions
+from screener.fer_data import LabelledImages
+from screener.settings import TrainSettings
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    onnx_path: Path
+    epochs_run: int
+    best_epoch: int
+    wall_s: float
+    evaluation: Evaluation
+    parameters: int
+
+
+def build_mini_xception(settings: TrainSettings) -> Any:
+    """Four residual blocks of depthwise-separable convolutions, as in the original paper."""
+    import keras
+    from keras import layers, regularizers
+
+    reg = regularizers.l2(settings.l2)
+    w = settings.width
+    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="faces")
+    x = inputs
+    for _ in range(2):
+        x = layers.Conv2D(8 * w, 3, kernel_regularizer=reg, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    for filters in (16 * w, 32 * w, 64 * w, 128 * w):
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+        residual = layers.BatchNormalization()(residual)
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", depthwise_regularizer=reg,
+            pointwise_regularizer=reg, use_bias=False,
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(
+            filters, 3, padding="same", depthwise_regularizer=reg,
+            pointwise_regularizer=reg, use_bias=False,
+        )(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.add([x, residual])
+    x = layers.Conv2D(len(EMOTIONS), 3, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Activation("softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mini_xception")
+
+
+def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The original recipe: rotation 10 degrees, shifts and zoom of 10%, horizontal flips."""
+    out = np.empty_like(images)
+    centre = (INPUT_SIZE / 2, INPUT_SIZE / 2)
+    for i, image in enumerate(images):
+        angle = rng.uniform(-10, 10)
+        scale = rng.uniform(0.9, 1.1)
+        matrix = cv2.getRotationMatrix2D(centre, angle, scale)
+        matrix[:, 2] += rng.uniform(-0.1, 0.1, size=2) * INPUT_SIZE
+        warped = cv2.warpAffine(
+            image, matrix, (INPUT_SIZE, INPUT_SIZE), borderMode=cv2.BORDER_REFLECT_101
+        )
+        out[i] = warped[:, ::-1] if rng.random() < 0.5 else warped
+    return out
+
+
+def _batches_class(keras: Any) -> type:
+    class AugmentedBatches(keras.utils.PyDataset):
+        """Shuffled, augmented, one-hot batches; the last partial batch is dropped (see
+        `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly."""
+
+        def __init__(self, data: LabelledImages, settings: TrainSettings, weights: np.ndarray):
+            super().__init__()
+            self.data, self.settings, self.weights = data, settings, weights
+            self.epoch = 0
+            self._order = self._shuffle()
+
+        def _shuffle(self) -> np.ndarray:
+            rng = np.random.default_rng([self.settings.seed, self.epoch])
+            return rng.permutation(len(self.data))
+
+        def __len__(self) -> int:
+            return len(self.data) // self.settings.batch_size
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+            size = self.settings.batch_size
+            rows = self._order[index * size : (index + 1) * size]
+            images = self.data.images[rows]
+            if self.settings.augment:
+                rng = np.random.default_rng([self.settings.seed, self.epoch, index])
+                images = augment_batch(images, rng)
+            labels = self.data.labels[rows]
+            onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+            return preprocess(images), onehot, self.weights[labels]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._order = self._shuffle()
+
+    return AugmentedBatches
+
+
+def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
+    if not balanced:
+        return np.ones(len(EMOTIONS), dtype=np.float32)
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    weights = len(labels) / (len(EMOTIONS) * np.maximum(counts, 1))
+    return np.sqrt(weights).astype(np.float32)
+
+
+def train(
+    train_data: LabelledImages,
+    val_data: LabelledImages,
+    out_path: Path,
+    settings: TrainSettings,
+    checkpoint_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train, keep the best `val` epoch at `out_path` (.keras), and export it to ONNX beside it."""
+    settings.validate()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    checkpoint_dir = checkpoint_dir or out_path.with_name(out_path.stem + ".checkpoints")
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    best_path = checkpoint_dir / "best.keras"
+    state_path = checkpoint_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state:
+        log(f"resuming from {checkpoint_dir} (best val accuracy so far {state['best']:.4f})")
+
+    model = build_mini_xception(settings)
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+        metrics=["accuracy"],
+    )
+    batches = _batches_class(keras)(
+        train_data, settings, class_weights(train_data.labels, settings.class_weights)
+    )
+    val_x = preprocess(val_data.images)
+    val_y = np.eye(len(EMOTIONS), dtype=np.float32)[val_data.labels]
+
+    class KeepBest(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            accuracy = float((logs or {}).get("val_accuracy", 0.0))
+            if accuracy > state.get("best", -1.0):
+                state.update(best=accuracy, best_epoch=epoch + 1)
+                self.model.save(best_path)
+            state["epochs_run"] = epoch + 1
+            state_path.write_text(json.dumps(state))
+
+    started = time.perf_counter()
+    model.fit(
+        batches,
+        validation_data=(val_x, val_y),
+        epochs=settings.epochs,
+        verbose=2,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup")),
+            KeepBest(),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5
+            ),
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=settings.patience
+            ),
+        ],
+    )
+    wall_s = time.perf_counter() - started + state.get("wall_s_before", 0.0)
+    state["wall_s_before"] = wall_s
+    state_path.write_text(json.dumps(state))
+
+    best = keras.models.load_model(best_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    best.save(out_path)
+    onnx_path = out_path.with_suffix(".onnx")
+    export_onnx(best, onnx_path)
+    evaluation = evaluate_onnx(onnx_path, val_data)
+    draw_confusion(evaluation, out_path.with_name(out_path.stem + "_confusion.png"))
+    write_model_card_json(out_path, settings, evaluation, state, wall_s, best.count_params())
+    return TrainResult(
+        out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
+        evaluation, int(best.count_params()),
+    )
+
+
+def export_onnx(model: Any, path: Path) -> None:
+    """Convert the Keras model to ONNX so that scans run it with ONNX Runtime alone."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 1), tf.float32, name="faces"),)
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+
+
+def evaluate_onnx(onnx_path: Path, data: LabelledImages) -> Evaluation:
+    from screener.emotions import OnnxEmotionModel
+
+    probabilities = OnnxEmotionModel(onnx_path).predict(data.images)
+    return evaluate_predictions(data.labels, probabilities.argmax(axis=1))
+
+
+def write_model_card_json(
+    out_path: Path,
+    settings: TrainSettings,
+    evaluation: Evaluation,
+    state: dict[str, Any],
+    wall_s: float,
+    parameters: int,
+) -> None:
+    """Metadata the scan path reads (name, measured accuracy) without TensorFlow."""
+    meta = {
+        "name": out_path.stem,
+        "architecture": "mini-Xception (Arriaga et al. 2017)",
+        "parameters": int(parameters),
+        "classes": list(EMOTIONS),
+        "input": "48x48 grey, scaled to [-1, 1]",
+        "val_accuracy": round(evaluation.accuracy, 4),
+        "val_images": evaluation.count,
+        "epochs_run": int(state.get("epochs_run", 0)),
+        "best_epoch": int(state.get("best_epoch", 0)),
+        "train_wall_s": round(wall_s, 1),
+        "settings": asdict(settings),
+        "evaluation": evaluation.to_dict(),
+        "description": (
+            f"mini-Xception trained by screener on FER2013; accuracy {evaluation.accuracy:.1%} "
+            f"on the {evaluation.count} FER2013 PublicTest (val) images"
+        ),
+    }
+    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
