@@ -1,0 +1,114 @@
+"""Shared fixtures: generated videos, the astronaut face, and ../shared when it is present."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCREENER_SHARED", REPO.parent / "shared"))
+SAMPLE_VIDEOS = REPO / "sample_videos"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def shared_videos() -> Path:
+    folder = SHARED / "videos"
+    if not (folder / "WolfgangLanger_Pexels.mp4").is_file():
+        pytest.skip("../shared/videos is absent (a fresh clone): real-video tests skipped")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's public-domain photo of a smiling astronaut, as BGR."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    def make(name: str, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_video(path, frames, fps)
+
+    return make
+
+
+def face_frames(astronaut: np.ndarray, count: int, size: tuple[int, int] = (320, 240),
+                seed: int = 0) -> list[np.ndarray]:
+    """The astronaut's face, gently moving, as video frames."""
+    rng = np.random.default_rng(seed)
+    face = astronaut[20:300, 110:390]
+    frames = []
+    for i in range(count):
+        dx, dy = int(6 * np.sin(i / 5)), int(4 * np.cos(i / 7))
+        canvas = np.full((size[1], size[0], 3), 90, np.uint8)
+        crop = cv2.resize(face, (size[1] - 20, size[1] - 20))
+        x0, y0 = (size[0] - crop.shape[1]) // 2 + dx, 10 + dy
+        canvas[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        noise = rng.integers(0, 6, canvas.shape, dtype=np.uint8)
+        frames.append(cv2.add(canvas, noise))
+    return frames
+
+
+def plain_frames(count: int, colour: tuple[int, int, int], size: tuple[int, int] = (320, 240),
+                 seed: int = 1) -> list[np.ndarray]:
+    """A textured, faceless scene of one colour."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((size[1], size[0], 3), np.uint8)
+    base[:] = colour
+    texture = rng.integers(0, 40, base.shape, dtype=np.uint8)
+    return [cv2.add(base, np.roll(texture, i, axis=1)) for i in range(count)]
+
+
+def brightness_model(path: Path) -> Path:
+    """A real ONNX model whose answers are known: bright faces are happy, dark ones sad."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from screener.emotions import EMOTIONS
+
+    weights = np.full((1, len(EMOTIONS)), 0.0, np.float32)
+    bias = np.full(len(EMOTIONS), -100.0, np.float32)
+    weights[0, EMOTIONS.index("happy")], bias[EMOTIONS.index("happy")] = 10.0, 0.0
+    weights[0, EMOTIONS.index("sad")], bias[EMOTIONS.index("sad")] = -10.0, 0.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["faces"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
+            helper.make_node("MatMul", ["column", "w"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "brightness",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, [None, 48, 48, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
+        [
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten()),
+            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

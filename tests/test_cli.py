@@ -1,0 +1,255 @@
+"""End to end through the `screener` command (Typer's CliRunner), on generated and real videos."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from screener.cli import app
+from tests.conftest import SAMPLE_VIDEOS, face_frames, plain_frames
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/screener.db"
+
+
+@pytest.fixture(scope="module")
+def sample_scan(tmp_path_factory):
+    """One scan of the bundled sample videos, shared by the tests that only read its results."""
+    root = tmp_path_factory.mktemp("sample")
+    db = f"sqlite:///{root}/screener.db"
+    result = run("scan", SAMPLE_VIDEOS, "--out", root / "reports", "--db", db, "--quiet")
+    return root, db, result
+
+
+def test_scan_of_the_sample_videos_writes_reports_and_history(sample_scan):
+    root, db, result = sample_scan
+    assert result.exit_code == 0, result.output
+    videos = sorted(SAMPLE_VIDEOS.rglob("*.mp4"))
+    assert f"{len(videos)} analysed, 0 unchanged, 0 failed" in result.output
+    index = (root / "reports" / "index.html").read_text()
+    assert "alex" in index and "maria" in index
+    assert len(list((root / "reports").glob("*.html"))) == 3  # index + two students
+
+
+def test_history_lists_sessions_in_date_order(sample_scan):
+    _, db, _ = sample_scan
+    result = run("history", "alex", "--db", db, "--format", "json")
+    assert result.exit_code == 0, result.output
+    sessions = json.loads(result.output)["sessions"]
+    dates = [s["recorded_at"] for s in sessions]
+    assert len(dates) == 3 and dates == sorted(dates)
+    assert {s["level"] for s in sessions} <= {"insufficient", "low", "moderate", "high"}
+    table = run("history", "alex", "--db", db)
+    assert table.output.count("alex_2026-03") == 3
+    csv_out = run("history", "alex", "--db", db, "--format", "csv")
+    assert csv_out.output.splitlines()[0].startswith("recorded_at,session_id,level")
+    assert len(csv_out.output.splitlines()) == 4
+
+
+def test_second_scan_is_a_no_op_and_force_redoes_it(sample_scan):
+    root, db, _ = sample_scan
+    videos = len(list(SAMPLE_VIDEOS.rglob("*.mp4")))
+    again = run("scan", SAMPLE_VIDEOS, "--out", root / "reports", "--db", db)
+    assert again.exit_code == 0
+    assert f"0 analysed, {videos} unchanged, 0 failed" in again.output
+    single = SAMPLE_VIDEOS / "alex_2026-03-02.mp4"
+    forced = run("scan", single, "--out", root / "reports", "--db", db, "--force")
+    assert "1 analysed, 0 unchanged" in forced.output
+    assert len(json.loads(run("history", "alex", "--db", db, "--format", "json").output)
+               ["sessions"]) == 3
+
+
+def test_report_re_renders_from_the_database(sample_scan, tmp_path):
+    _, db, _ = sample_scan
+    result = run("report", "--out", tmp_path / "again", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again" / "index.html").is_file()
+    assert len(list((tmp_path / "again").glob("*.html"))) == 3
+    assert run("report", "nobody", "--out", tmp_path / "x", "--db", db).exit_code == 2
+
+
+def test_a_broken_video_is_reported_and_the_others_still_stored(tmp_path, db, astronaut,
+                                                               make_video):
+    folder = tmp_path / "videos"
+    make_video("videos/dana_2026-01-05.mp4", face_frames(astronaut, 30))
+    (folder / "dana_2026-01-06.mp4").write_text("not a video")
+    (folder / "empty_2026-01-07.mp4").write_bytes(b"")
+    result = run("scan", folder, "--out", tmp_path / "out", "--db", db, "--quiet")
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "dana_2026-01-06.mp4" in result.output
+    assert "empty_2026-01-07.mp4" in result.output
+    assert "1 analysed, 0 unchanged, 2 failed" in result.output
+    assert "Traceback" not in result.output
+    history = json.loads(run("history", "dana", "--db", db, "--format", "json").output)
+    assert [s["session_id"] for s in history["sessions"]] == ["dana_2026-01-05"]
+
+
+def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
+    make_video("v/class7-kim-2026.02.01.mp4", face_frames(astronaut, 12))
+    pattern = r"class7-(?P<student>[a-z]+)-"
+    result = run("scan", tmp_path / "v", "--out", tmp_path / "o", "--db", db, "--pattern", pattern)
+    assert result.exit_code == 0, result.output
+    assert run("history", "kim", "--db", db).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "/no/such/folder"],
+        ["scan", ".", "--pattern", "(unclosed"],
+        ["scan", ".", "--pattern", "no-named-group"],
+        ["scan", ".", "--rules", "no-such-ruleset"],
+        ["scan", ".", "--workers", "0"],
+        ["history", "x", "--format", "xml"],
+        ["train", "--data", "/no/such/data"],
+        ["train", "--data", ".", "--batch-size", "30"],
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args, db):
+    result = runner.invoke(app, [*args, "--db", db] if args[0] in {"scan", "history"} else args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_student_is_a_clear_error(sample_scan):
+    _, db, _ = sample_scan
+    result = run("history", "nobody", "--db", db)
+    assert result.exit_code == 2
+    assert "no sessions for student 'nobody'" in result.output and "alex" in result.output
+
+
+def test_analyze_json_has_frames_metrics_and_level(tmp_path, astronaut, make_video):
+    video = make_video("erin_2026-04-01.mp4", face_frames(astronaut, 20) + plain_frames(20, (0, 0, 200)))
+    result = run("analyze", video, "--json", "--every", "0.5")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["student"] == "erin" and doc["level"] in {"insufficient", "low", "moderate", "high"}
+    frames = doc["frames"]
+    assert len(frames) == doc["metrics"]["frames_analysed"] == 8
+    with_face = [f for f in frames if f["box"]]
+    assert 3 <= len(with_face) <= 5
+    assert all(abs(sum(f["probabilities"].values()) - 1) < 1e-3 for f in with_face)
+    assert all(f["t_s"] >= 1.9 for f in frames if not f["box"])
+    assert 0.0 <= doc["metrics"]["negative_share"] <= 1.0
+
+
+def test_analyze_writes_per_frame_csv(tmp_path, astronaut, make_video):
+    video = make_video("fay.mp4", face_frames(astronaut, 30))
+    out = tmp_path / "frames.csv"
+    result = run("analyze", video, "--csv", out)
+    assert result.exit_code == 0, result.output
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("t_s,frame_index,x,y,w,h,label,smoothed_label,p_angry")
+    assert len(rows) == 1 + 3
+    assert "a screening aid, not a diagnosis" in result.output
+
+
+def test_analyze_a_broken_file_exits_1(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("text")
+    result = run("analyze", bad)
+    assert result.exit_code == 1
+    assert "bad.mp4" in result.output and "Traceback" not in result.output
+
+
+# Real recordings from ../shared (skipped in a fresh clone).
+
+def analyze_json(path: Path) -> dict:
+    result = run("analyze", path, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_real_clip_finds_a_face_in_most_key_frames(shared_videos):
+    doc = analyze_json(shared_videos / "WolfgangLanger_Pexels.mp4")
+    assert doc["metrics"]["frames_analysed"] >= 15
+    assert doc["metrics"]["face_coverage"] >= 0.8
+
+
+def test_clip_without_a_face_is_insufficient(shared_videos):
+    doc = analyze_json(shared_videos / "no_face.mp4")
+    assert doc["level"] == "insufficient"
+    assert doc["metrics"]["faces_found"] == 0
+
+
+def test_face_leaving_lowers_coverage(shared_videos):
+    leaving = analyze_json(shared_videos / "face_noface.mov")["metrics"]["face_coverage"]
+    staying = analyze_json(shared_videos / "single_face.mp4")["metrics"]["face_coverage"]
+    assert leaving < staying
+
+
+def test_scan_of_real_clips_stores_each_as_a_session(shared_videos, tmp_path, db):
+    folder = tmp_path / "lee"
+    folder.mkdir()
+    for name in ("single_face.mp4", "no_face.mp4", "face_noface.mov"):
+        shutil.copy(shared_videos / name, folder / name)
+    result = run("scan", tmp_path, "--out", tmp_path / "out", "--db", db, "--quiet")
+    assert result.exit_code == 0, result.output
+    history = json.loads(run("history", "lee", "--db", db, "--format", "json").output)
+    assert len(history["sessions"]) == 3
+
+
+def _write_grey(path: Path, value: int) -> None:
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((48, 48), value, np.uint8))
+
+
+def test_evaluate_reports_hand_computed_metrics(tmp_path):
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    data = tmp_path / "faces"
+    # The model says happy for bright images and sad for dark ones.
+    for name, value in [("happy/1.png", 220), ("happy/2.png", 200), ("happy/3.png", 30),
+                        ("sad/1.png", 20), ("sad/2.png", 40), ("angry/1.png", 230)]:
+        _write_grey(data / name, value)
+    result = run("evaluate", "--data", data, "--model", model, "--json",
+                 "--confusion", tmp_path / "c.png")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["accuracy"] == pytest.approx(4 / 6)
+    assert doc["per_class"]["happy"]["precision"] == pytest.approx(2 / 3)
+    assert doc["per_class"]["happy"]["recall"] == pytest.approx(2 / 3)
+    assert doc["per_class"]["sad"]["precision"] == pytest.approx(2 / 3)
+    assert doc["per_class"]["sad"]["recall"] == pytest.approx(1.0)
+    assert doc["per_class"]["sad"]["f1"] == pytest.approx(0.8)
+    assert doc["per_class"]["angry"]["recall"] == 0.0
+    angry, happy, sad = 0, 3, 4
+    assert doc["confusion"][happy][sad] == 1 and doc["confusion"][angry][happy] == 1
+    assert (tmp_path / "c.png").is_file()
+
+
+def test_evaluate_reads_the_fer_csv(tmp_path):
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    bright, dark = " ".join(["210"] * 2304), " ".join(["10"] * 2304)
+    (tmp_path / "fer.csv").write_text(
+        "emotion,pixels,Usage\n"
+        f"3,{bright},PublicTest\n4,{dark},PublicTest\n4,{bright},PublicTest\n"
+        f"3,{dark},Training\n"
+    )
+    result = run("evaluate", "--data", tmp_path / "fer.csv", "--model", model, "--json")
+    doc = json.loads(result.output)
+    assert doc["count"] == 3
+    assert doc["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
+    _write_grey(tmp_path / "faces" / "smiling" / "1.png", 100)
+    result = run("evaluate", "--data", tmp_path / "faces")
+    assert result.exit_code == 2
+    assert "smiling" in result.output

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from screener.keyframes import KeyframeReader, VideoReadError, sharpness
+from screener.settings import KeyframeSettings
+from tests.conftest import plain_frames
+
+
+def test_a_cut_splits_scenes_and_windows_restart_at_the_cut(make_video):
+    frames = plain_frames(25, (40, 40, 200)) + plain_frames(25, (200, 200, 40), seed=2)
+    video = make_video("cut.mp4", frames, fps=10)
+    reader = KeyframeReader(video, KeyframeSettings(every_s=1.0))
+    keyframes = list(reader)
+    assert reader.info.scenes == 2
+    assert reader.info.frame_count == 50
+    assert reader.info.fps == pytest.approx(10.0)
+    first = [f for f in keyframes if f.scene == 0]
+    second = [f for f in keyframes if f.scene == 1]
+    assert [f.index < 25 for f in first] == [True] * len(first)
+    assert all(f.index >= 25 for f in second)
+    assert len(first) == 3 and len(second) == 3  # windows of 1 s: 0-1, 1-2, 2-2.5 s per scene
+
+
+def test_one_shot_video_is_one_scene_with_a_frame_per_window(make_video):
+    video = make_video("still.mp4", plain_frames(40, (90, 120, 60)), fps=10)
+    reader = KeyframeReader(video, KeyframeSettings(every_s=0.5))
+    keyframes = list(reader)
+    assert reader.info.scenes == 1
+    assert len(keyframes) == 8
+    times = [f.t_s for f in keyframes]
+    assert times == sorted(times)
+    assert all(int(f.t_s // 0.5) == i for i, f in enumerate(keyframes))
+
+
+def test_sharpest_frame_of_each_window_is_chosen(make_video):
+    rng = np.random.default_rng(3)
+    sharp = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(sharp, (31, 31), 10)
+    frames = [blurred.copy() for _ in range(20)]
+    frames[6] = sharp
+    frames[13] = sharp
+    video = make_video("sharp.mp4", frames, fps=10)
+    keyframes = list(KeyframeReader(video, KeyframeSettings(every_s=1.0, cut_threshold=255)))
+    assert [f.index for f in keyframes] == [6, 13]
+
+
+def test_sharpness_prefers_detail():
+    rng = np.random.default_rng(0)
+    detail = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    assert sharpness(detail) > sharpness(cv2.GaussianBlur(detail, (9, 9), 4)) * 5
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video\n" * 50])
+def test_files_that_are_not_videos_raise_a_clear_error(tmp_path: Path, content: bytes):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoReadError):
+        list(KeyframeReader(path, KeyframeSettings()))
+
+
+def test_real_webcam_style_clip_is_one_scene(shared_videos: Path):
+    reader = KeyframeReader(shared_videos / "WolfgangLanger_Pexels.mp4", KeyframeSettings())
+    keyframes = list(reader)
+    assert reader.info.scenes == 1
+    assert abs(len(keyframes) - reader.info.duration_s) <= 1

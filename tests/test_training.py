@@ -1,0 +1,95 @@
+"""A few real training steps on tiny generated data (the full FER2013 run is a benchmark)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
+from screener.fer_data import LabelledImages  # noqa: E402
+from screener.settings import SettingsError, TrainSettings  # noqa: E402
+from screener.training import augment_batch, build_mini_xception, train  # noqa: E402
+
+
+def stripes(count: int, seed: int) -> LabelledImages:
+    """Horizontal stripes are 'happy', vertical ones 'sad': learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for i in range(count):
+        period = rng.integers(4, 9)
+        wave = (np.sin(np.arange(48) * 2 * np.pi / period) > 0).astype(np.uint8) * 200 + 20
+        image = np.tile(wave[:, None], (1, 48)) if i % 2 else np.tile(wave[None, :], (48, 1))
+        images.append(np.clip(image + rng.integers(0, 30, (48, 48)), 0, 255).astype(np.uint8))
+        labels.append(EMOTIONS.index("happy") if i % 2 else EMOTIONS.index("sad"))
+    return LabelledImages(np.stack(images), np.array(labels), [str(i) for i in range(count)])
+
+
+def test_mini_xception_has_the_papers_size():
+    model = build_mini_xception(TrainSettings())
+    assert model.output_shape == (None, len(EMOTIONS))
+    assert 50_000 <= model.count_params() <= 70_000
+    wider = build_mini_xception(TrainSettings(width=2))
+    assert wider.count_params() > 2 * model.count_params()
+
+
+def test_augmentation_keeps_shape_and_changes_pixels():
+    data = stripes(8, 0).images
+    out = augment_batch(data, np.random.default_rng(0))
+    assert out.shape == data.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, data)
+    assert np.array_equal(out, augment_batch(data, np.random.default_rng(0)))
+
+
+def test_batch_sizes_must_be_multiples_of_four():
+    with pytest.raises(SettingsError):
+        TrainSettings(batch_size=30).validate()
+
+
+def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
+    settings = TrainSettings(epochs=4, batch_size=16, learning_rate=3e-3, augment=False,
+                             patience=10, l2=0.0)
+    out = tmp_path / "model.keras"
+    checkpoints = tmp_path / "ckpt"
+    result = train(stripes(160, 1), stripes(40, 2), out, settings, checkpoints, log=lambda _: None)
+    for path in (out, out.with_suffix(".onnx"), out.with_suffix(".json"),
+                 tmp_path / "model_confusion.png", checkpoints / "best.keras"):
+        assert path.is_file(), path
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["val_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-4)
+    assert meta["epochs_run"] == 4
+    val = stripes(40, 2)
+    predicted = OnnxEmotionModel(out.with_suffix(".onnx")).predict(val.images).argmax(axis=1)
+    assert result.evaluation.accuracy == pytest.approx(float((predicted == val.labels).mean()))
+
+    import keras
+
+    keras_model = keras.models.load_model(out)
+    probabilities = OnnxEmotionModel(out.with_suffix(".onnx")).predict(stripes(8, 3).images)
+    keras_probabilities = keras_model.predict(
+        stripes(8, 3).images[..., None] / 127.5 - 1.0, verbose=0
+    )
+    assert np.allclose(probabilities, keras_probabilities, atol=1e-4)
+
+    messages: list[str] = []
+    resumed = train(stripes(160, 1), stripes(40, 2), out,
+                    TrainSettings(**{**vars(settings), "epochs": 5}), checkpoints,
+                    log=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert resumed.epochs_run == 5
+
+
+def test_loss_falls_over_a_few_steps():
+    import keras
+
+    from screener.emotions import preprocess
+
+    model = build_mini_xception(TrainSettings(l2=0.0))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy")
+    data = stripes(64, 4)
+    x, y = preprocess(data.images), np.eye(len(EMOTIONS))[data.labels]
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
