@@ -3,7 +3,7 @@
 Why this exists: the screener needs small, redistributable example videos for demos, docs
 and smoke tests, but real student recordings can never be shipped.  These clips are built
 only from images that scikit-image bundles (the public-domain NASA portrait of astronaut
-Eileen Collins for the "student" face; CC0 / public-domain coffee, rocket and cat photos for
+Eileen Collins for the "student" face; CC0 coffee and public-domain rocket photos for
 stretches with no face).  The still photos are animated with a slow pan / zoom / small
 rotation and brightness drift, with hard cuts between images, so the pipeline sees frames
 that change, scene cuts, and stretches without a face.  Expressions never change: it is one
@@ -17,6 +17,7 @@ Everything is deterministic (fixed seeds), so the files can be regenerated with:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ SIZE = (480, 360)  # width, height; mp4v via OpenCV has no bitrate knob, so this
 # Haar-cascade face box in skimage.data.astronaut() is about x 177-272, y 66-161.
 FACE_CENTRE = (224.0, 140.0)  # slightly below the eyes so the crop keeps the chin and hair
 BLUR_SIGMA = 2.0  # output pixels: webcam-like softness, and much smaller mp4v files
-FACE_CROP_H = 270.0  # source pixels shown vertically at zoom 1.0 (face ~35-45% of height)
+FACE_CROP_H = 270.0  # source pixels shown vertically at zoom 1.0 (Haar box ~30-45% of height)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ CLIPS: tuple[Clip, ...] = (
     Clip(
         "alex_2026-03-16.mp4",
         ALEX,
-        (Segment("chelsea", 4), Segment("face", 10), Segment("rocket", 5), Segment("face", 5)),
+        (Segment("coffee", 4), Segment("face", 10), Segment("rocket", 5), Segment("face", 5)),
         seed=3,
     ),
     Clip("maria/maria_2026-03-03.mp4", MARIA, (Segment("rocket", 6), Segment("face", 16)), seed=4),
@@ -85,12 +86,8 @@ CLIPS: tuple[Clip, ...] = (
 
 def source_image(name: str, look: Look, rng: np.random.Generator) -> np.ndarray:
     """Load a scikit-image picture as float32 BGR with the student's look applied."""
-    pictures = {
-        "face": data.astronaut,
-        "coffee": data.coffee,
-        "rocket": data.rocket,
-        "chelsea": data.chelsea,
-    }
+    # skimage's chelsea (a cat) is not used: the Haar cascade finds her face when zoomed in.
+    pictures = {"face": data.astronaut, "coffee": data.coffee, "rocket": data.rocket}
     img = cv2.cvtColor(pictures[name](), cv2.COLOR_RGB2BGR).astype(np.float32)
     if look.flip:
         img = img[:, ::-1].copy()
@@ -108,19 +105,18 @@ def view(name: str, img: np.ndarray, look: Look) -> tuple[tuple[float, float], f
         if look.flip:
             cx = w - 1 - cx
         return (cx, cy), SIZE[1] / FACE_CROP_H * look.zoom
-    # no-face pictures: fill the frame with a little margin for the pan
-    return (w / 2, h / 2), 1.1 * max(SIZE[0] / w, SIZE[1] / h)
+    # no-face pictures: fill the frame with margin for pan, zoom-out and rotation
+    return (w / 2, h / 2), 1.3 * max(SIZE[0] / w, SIZE[1] / h)
 
 
 def render_segment(
     name: str, img: np.ndarray, look: Look, n_frames: int, rng: np.random.Generator
-) -> list[np.ndarray]:
+) -> Iterator[np.ndarray]:
     """Slow Ken-Burns motion: pan, zoom, a few degrees of rotation and brightness drift."""
     (cx, cy), base = view(name, img, look)
     phases = rng.uniform(0, 2 * np.pi, size=5)
     periods = rng.uniform(6.0, 12.0, size=5) * FPS  # frames per oscillation
     pan = 10.0 if name == "face" else 20.0  # source pixels
-    frames = []
     for i in range(n_frames):
         wave = np.sin(2 * np.pi * i / periods + phases)
         scale = base * (1.0 + 0.06 * wave[0])
@@ -132,8 +128,7 @@ def render_segment(
             img, m, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
         )
         frame = cv2.GaussianBlur(frame, (0, 0), BLUR_SIGMA) * (1.0 + 0.10 * wave[4])
-        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
-    return frames
+        yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def write_clip(clip: Clip, out_dir: Path) -> Path:
