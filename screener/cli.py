@@ -225,10 +225,12 @@ def _tqdm_progress(total: int):  # -> scan.Progress
 
 def write_reports(store, out: Path, settings, student_ids=None) -> list[Path]:  # noqa: ANN001
     from screener.emotions import ModelCard
-    from screener.report import render_reports
+    from screener.report import ReportError, render_reports
 
     try:
         return render_reports(store, out, ModelCard.for_model(settings.model_path), student_ids)
+    except ReportError as exc:
+        raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"cannot write reports to {out}: {exc.strerror or exc}", EXIT_FAILURES) from None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from screener.domain import VideoJob
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-_NAMED_DATE = re.compile(r"^(?P<student>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:\b.*)?$")
+_NAMED_DATE = re.compile(r"^(?P<student>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:\D.*)?$")
 _ANY_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")
 
 

@@ -112,8 +112,8 @@ def _load_csv(path: Path, usages: tuple[str, ...]) -> LabelledImages:
                 continue
             try:
                 label = int(row["emotion"])
-                pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-            except ValueError as exc:
+                pixels = np.array((row["pixels"] or "").split(), dtype=np.uint8)
+            except (ValueError, OverflowError, TypeError) as exc:
                 raise DatasetError(f"{path}:{row_number}: {exc}") from exc
             if not 0 <= label < len(EMOTIONS) or pixels.size != INPUT_SIZE * INPUT_SIZE:
                 raise DatasetError(

@@ -113,7 +113,10 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     for key in data:
         if key not in known_top:
             raise RulesError(f"{where.at(key)}: unknown key {key!r}")
-    negative = tuple(data.get("negative", ("angry", "sad", "fear")))
+    raw_negative = data.get("negative", ["angry", "sad", "fear"])
+    if not isinstance(raw_negative, list):
+        raise RulesError(f"{where.at('negative')}: negative must be a list of emotions")
+    negative = tuple(raw_negative)
     bad = [e for e in negative if e not in EMOTIONS]
     if bad:
         raise RulesError(f"{where.at('negative')}: not emotions: {', '.join(map(str, bad))}")
@@ -143,30 +146,31 @@ def _parse_rule(raw: Any, number: int, known: set[str], where: _Locator) -> Rule
     name = str(raw.get("name", f"rule-{number}"))
     unknown = set(raw) - {"name", "level", "explain", "when"}
     if unknown:
-        raise RulesError(f"{where.at(sorted(unknown)[0])}: unknown key in rule {name!r}")
+        key = sorted(unknown)[0]
+        raise RulesError(f"{where.at(key, rule=number)}: unknown key {key!r} in rule {name!r}")
     level = raw.get("level")
     if level not in LEVELS:
         raise RulesError(
-            f"{where.at('level', number)}: rule {name!r} level must be one of {', '.join(LEVELS)}"
+            f"{where.at('level', rule=number)}: rule {name!r} level must be one of "
+            f"{', '.join(LEVELS)}"
         )
     when = raw.get("when", {})
     if not isinstance(when, dict):
-        raise RulesError(f"{where.at('when', number)}: `when` must be a table")
+        raise RulesError(f"{where.at('when', rule=number)}: `when` must be a table")
     conditions = []
     for metric, condition in when.items():
+        line = where.at(metric, rule=number)
         if metric not in known:
-            raise RulesError(
-                f"{where.at(metric)}: unknown metric {metric!r} in rule {name!r}"
-            )
+            raise RulesError(f"{line}: unknown metric {metric!r} in rule {name!r}")
         if isinstance(condition, bool) or not isinstance(condition, str | int | float):
-            raise RulesError(f"{where.at(metric)}: condition on {metric} must be a string")
+            raise RulesError(f"{line}: condition on {metric} must be a string")
         match = _CONDITION.match(str(condition)) if isinstance(condition, str) else None
         if isinstance(condition, int | float):
             conditions.append(Condition(metric, "==", float(condition)))
             continue
         if not match:
             raise RulesError(
-                f"{where.at(metric)}: bad condition {condition!r} on {metric}; "
+                f"{line}: bad condition {condition!r} on {metric}; "
                 "write an operator (<, <=, >, >=, ==, !=) and a number, e.g. \">= 0.5\""
             )
         conditions.append(Condition(metric, match.group(1), float(match.group(2))))
@@ -185,12 +189,18 @@ class _Locator:
     def __init__(self, text: str, source: str) -> None:
         self.lines, self.source = text.splitlines(), source
 
-    def at(self, key: str, occurrence: int = 1) -> str:
-        pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
-        seen = 0
-        for number, line in enumerate(self.lines, start=1):
-            if pattern.search(line):
-                seen += 1
-                if seen >= occurrence:
-                    return f"{self.source}:{number}"
+    def at(self, key: str, rule: int | None = None) -> str:
+        """`source:line` of `key` (an assignment or a table header), searched from the start
+        of the `rule`-th `[[rule]]` table when given."""
+        start = 0
+        if rule is not None:
+            headers = [i for i, line in enumerate(self.lines)
+                       if re.match(r"^\s*\[\[\s*rule\s*\]\]", line)]
+            if len(headers) >= rule:
+                start = headers[rule - 1]
+        k = re.escape(key)
+        pattern = re.compile(rf"(^|[\s{{,]){k}\s*=|^\s*\[\[?\s*{k}\s*\]")
+        for number in range(start, len(self.lines)):
+            if pattern.search(self.lines[number]):
+                return f"{self.source}:{number + 1}"
         return self.source

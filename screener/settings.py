@@ -93,8 +93,8 @@ def load_settings(path: Path | None) -> Settings:
         return Settings()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"cannot read config {path}: {exc.strerror}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read config {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
     top: dict[str, Any] = {}
@@ -103,30 +103,53 @@ def load_settings(path: Path | None) -> Settings:
             if not isinstance(value, dict):
                 raise SettingsError(f"{path}: [{key}] must be a table")
             top[key] = _build(_SECTIONS[key], value, f"{path}: [{key}]")
-        elif key in {f.name for f in dataclasses.fields(Settings)}:
-            top[key] = value
+        elif key in _TOP_LEVEL_TYPES:
+            top[key] = _checked(key, value, Settings(), f"{path}:")
         else:
             raise SettingsError(f"{path}: unknown setting {key!r}")
     return Settings(**top)
 
 
+_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "force"}
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    known = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise SettingsError(f"{where}: unknown setting {key!r}")
-        default = getattr(cls(), key)
-        if isinstance(default, tuple):
-            value = tuple(value)
-        elif key == "model_path":
-            value = Path(value)
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            raise SettingsError(f"{where}: {key} must be true or false")
-        elif isinstance(default, int | float) and not isinstance(value, int | float):
-            raise SettingsError(f"{where}: {key} must be a number")
-        kwargs[key] = value
+            raise SettingsError(f"{where} unknown setting {key!r}")
+        kwargs[key] = _checked(key, value, defaults, where)
     return cls(**kwargs)
+
+
+def _checked(key: str, value: Any, defaults: Any, where: str) -> Any:
+    """The value converted to the type of the field's default, or a SettingsError."""
+    default = getattr(defaults, key)
+    if key in ("model_path", "db_url"):
+        if not isinstance(value, str):
+            raise SettingsError(f"{where} {key} must be a string")
+        return Path(value) if key == "model_path" else value
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or len(value) != len(default) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise SettingsError(f"{where} {key} must be a list of {len(default)} whole numbers")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where} {key} must be true or false")
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(f"{where} {key} must be a number")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise SettingsError(f"{where} {key} must be a whole number")
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        raise SettingsError(f"{where} {key} must be a string")
+    return value
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def sample_scan(tmp_path_factory):
     """One scan of the bundled sample videos, shared by the tests that only read its results."""
     root = tmp_path_factory.mktemp("sample")
     db = f"sqlite:///{root}/screener.db"
-    result = run("scan", SAMPLE_VIDEOS, "--out", root / "reports", "--db", db, "--quiet")
+    result = run("scan", SAMPLE_VIDEOS, "--out", root / "reports", "--db", db)
     return root, db, result
 
 
@@ -129,7 +129,8 @@ def test_unknown_student_is_a_clear_error(sample_scan):
 
 
 def test_analyze_json_has_frames_metrics_and_level(tmp_path, astronaut, make_video):
-    video = make_video("erin_2026-04-01.mp4", face_frames(astronaut, 20) + plain_frames(20, (0, 0, 200)))
+    frames = face_frames(astronaut, 20) + plain_frames(20, (0, 0, 200))
+    video = make_video("erin_2026-04-01.mp4", frames)
     result = run("analyze", video, "--json", "--every", "0.5")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)

@@ -1,0 +1,292 @@
+"""Self-contained HTML reports for the counsellor: one page per student and an index.
+
+Reports hold sensitive data about children, so they are written atomically (a reader never sees
+half a page), readable by the owner only, and they load nothing from the network: CSS and SVG are
+inline. Every string that came from a path, a database or a rules file goes through Jinja's
+autoescaping; the charts are built from numbers in `screener.charts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+import screener
+from screener import charts
+from screener.emotions import EMOTIONS, NEGATIVE_EMOTIONS, ModelCard
+from screener.resources import resource_path
+from screener.rules import LEVELS
+from screener.store import Store, StoredSession
+
+COVERAGE_WARNING = 0.5
+"""Below this face coverage the page warns that the level rests on a thin part of the video."""
+DISCLAIMER_TITLE = "This is a screening aid, not a diagnosis."
+DISCLAIMER = (
+    " A level says how much negative facial expression an automatic model saw in the recording;"
+    " it is not a clinical assessment. Review the recording and talk with the student before"
+    " drawing any conclusion."
+)
+MODEL_CAVEAT = (
+    "Faces in classroom recordings (lighting, angle, glasses, partly hidden faces) are harder"
+    " than the validation faces, so the model is likely wrong more often here."
+)
+_SLUG_MAX = 40
+_FILE_MODE = 0o600
+
+
+class ReportError(LookupError):
+    """A report was asked for a student who has no stored sessions."""
+
+
+def student_slug(student_id: str) -> str:
+    """Safe, unique file-name stem for a student id.
+
+    The readable part helps a person find a file; the hash keeps ids that differ only in case,
+    punctuation or non-ASCII letters apart, and keeps reserved names ("con", "..") impossible.
+    """
+    ascii_text = unicodedata.normalize("NFKD", student_id).encode("ascii", "ignore").decode()
+    readable = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    readable = readable[:_SLUG_MAX].strip("-") or "student"
+    return f"{readable}-{_id_hash(student_id)}"
+
+
+def _id_hash(student_id: str) -> str:
+    # Ids from file names may carry surrogate escapes; a lone surrogate outside the escape range
+    # cannot round-trip that way, and a slug must exist for any str.
+    try:
+        raw = student_id.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = student_id.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """One line of the index: a student's latest session against the one before."""
+
+    student_id: str
+    slug: str
+    sessions: int
+    latest: StoredSession
+    change_pp: float | None
+
+    @property
+    def concern(self) -> int:
+        return LEVELS.index(self.latest.level) if self.latest.level in LEVELS else -1
+
+
+def render_reports(
+    store: Store,
+    out_dir: Path,
+    model: ModelCard,
+    student_ids: Sequence[str] | None = None,
+) -> list[Path]:
+    """Write `<slug>.html` for the given students (all when None), then `index.html` of all.
+
+    Raises `ReportError` before writing anything when a requested student has no sessions, so
+    a typo never produces an empty page. The index always covers every student in the store,
+    since a partial re-render must not drop others from the counsellor's overview.
+    """
+    env = _environment()
+    all_ids = store.student_ids()
+    wanted = list(dict.fromkeys(all_ids if student_ids is None else student_ids))
+    histories = {sid: store.sessions_of(sid) for sid in dict.fromkeys([*all_ids, *wanted])}
+    missing = [sid for sid in wanted if not histories[sid]]
+    if missing:
+        raise ReportError(f"no sessions stored for student(s): {', '.join(map(repr, missing))}")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    common = _common_context(model)
+    written: list[Path] = []
+    for sid in wanted:
+        sessions = histories[sid]
+        context = _student_context(store, sid, sessions)
+        html = env.get_template("student.html.j2").render(**common, **context)
+        written.append(_write_atomic(out_dir / f"{student_slug(sid)}.html", html))
+    rows = sorted(
+        (_index_row(sid, histories[sid]) for sid in all_ids if histories[sid]),
+        key=lambda r: (-r.concern, -r.latest.negative_share, r.student_id),
+    )
+    html = env.get_template("index.html.j2").render(
+        **common, rows=rows, level_counts=_level_counts(r.latest.level for r in rows),
+        session_count=sum(r.sessions for r in rows),
+    )
+    written.append(_write_atomic(out_dir / "index.html", html))
+    return written
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(resource_path("templates")),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
+        metric=format_metric, basename=_basename,
+    )
+    return env
+
+
+def _common_context(model: ModelCard) -> dict[str, Any]:
+    return {
+        "disclaimer_title": DISCLAIMER_TITLE,
+        "disclaimer": DISCLAIMER,
+        "model_caveat": MODEL_CAVEAT if model.val_accuracy is not None else "",
+        "coverage_warning": COVERAGE_WARNING,
+        "model_sentence": model_reliability(model),
+        "version": screener.__version__,
+        "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
+        "level_colours": charts.LEVEL_COLOURS,
+        "levels": tuple(reversed(LEVELS)),
+    }
+
+
+def _student_context(
+    store: Store, student_id: str, sessions: list[StoredSession]
+) -> dict[str, Any]:
+    latest = sessions[-1]
+    observations = store.observations_of(latest.pk)
+    shares = {e: float(latest.metrics.get(f"share_{e}", 0.0) or 0.0) for e in EMOTIONS}
+    bar_rows, bar_area, bar_height = charts.bars(shares)
+    trend = charts.trend([(s.recorded_at, s.negative_share, s.level, s.session_id)
+                          for s in sessions])
+    versions = {(s.model_version, s.rules_version) for s in sessions}
+    return {
+        "student_id": student_id,
+        "sessions": sessions,
+        "latest": latest,
+        "observation_count": len(observations),
+        "timeline": charts.timeline(observations, latest.duration_s) if observations else None,
+        "bars": bar_rows, "bar_area": bar_area, "bar_height": bar_height,
+        "trend": trend,
+        "trend_summary": trend_summary(sessions),
+        "quality_warnings": quality_warnings(latest),
+        "mixed_versions": len(versions) > 1,
+        "emotions": [(e, charts.EMOTION_COLOURS[e], e in NEGATIVE_EMOTIONS) for e in EMOTIONS],
+    }
+
+
+def _index_row(student_id: str, sessions: list[StoredSession]) -> StudentRow:
+    latest = sessions[-1]
+    change = None
+    if len(sessions) > 1:
+        change = (latest.negative_share - sessions[-2].negative_share) * 100
+    return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change)
+
+
+def _level_counts(levels: Iterable[str]) -> list[tuple[str, int]]:
+    found = list(levels)
+    return [(level, found.count(level)) for level in reversed(LEVELS) if level in found]
+
+
+def model_reliability(model: ModelCard) -> str:
+    """Accuracy in words a non-statistician can weigh: how often the model is simply wrong."""
+    accuracy = model.val_accuracy
+    if accuracy is None:
+        return (f"The accuracy of the emotion model ({model.name}) is unknown: no validation "
+                "result was recorded with it, so treat its labels with extra caution.")
+    if accuracy > 1:  # a percentage written into the model's metadata
+        accuracy /= 100
+    accuracy = min(max(accuracy, 0.0), 1.0)
+    sentence = (f"The emotion model ({model.name}) labels {accuracy:.0%} of FER2013 validation "
+                "faces correctly")
+    if accuracy >= 1:
+        return sentence + "."
+    return sentence + f"; it is wrong about one time in {max(1, round(1 / (1 - accuracy)))}."
+
+
+def trend_summary(sessions: Sequence[StoredSession]) -> str | None:
+    if len(sessions) < 2:
+        return None
+    first, last = round(sessions[0].negative_share * 100), round(sessions[-1].negative_share * 100)
+    if first == last:
+        return f"negative share stayed at {first}% over {len(sessions)} sessions"
+    verb = "rose" if last > first else "fell"
+    return f"negative share {verb} from {first}% to {last}% over {len(sessions)} sessions"
+
+
+def quality_warnings(session: StoredSession) -> list[str]:
+    warnings = []
+    if session.frames_analysed == 0:
+        warnings.append("No frames could be analysed in this recording.")
+    elif session.face_coverage < COVERAGE_WARNING:
+        warnings.append(
+            f"A face was found in only {session.face_coverage:.0%} of the analysed frames: the "
+            "result rests on a small part of the recording."
+        )
+    if session.level == "insufficient":
+        warnings.append("Too little of the face was visible to judge this session; the level "
+                        "says nothing about the student's mood.")
+    return warnings
+
+
+def format_metric(value: Any, name: str) -> str:
+    """Evidence values in the unit a reader expects from the metric's name."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if "share" in name or "coverage" in name or "probability" in name or name.startswith("mean_p"):
+        return f"{value:.0%}"
+    if name.endswith("_s"):
+        return f"{value:.1f} s"
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def _pp(value: float | None) -> str:
+    """Change in percentage points, signed, with a true minus sign and no "-0"."""
+    if value is None:
+        return "—"
+    rounded = round(value)
+    if rounded == 0:
+        return "±0 pp"
+    return f"+{rounded} pp" if rounded > 0 else f"\u2212{-rounded} pp"
+
+
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _when(value: datetime, with_time: bool = True) -> str:
+    if with_time and (value.hour or value.minute):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d")
+
+
+def _level_class(level: str) -> str:
+    """A CSS class from a closed set, whatever the database holds."""
+    return f"level-{level}" if level in LEVELS else "level-unknown"
+
+
+def _basename(path: str) -> str:
+    # Stored paths may come from another OS; show neither folder names nor drive letters.
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write via a temporary file in the same folder and rename, so a page is whole or absent."""
+    data = text.encode("utf-8", "backslashreplace")
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):  # file systems without POSIX modes
+            os.chmod(temp_name, _FILE_MODE)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path

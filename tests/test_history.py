@@ -1,0 +1,112 @@
+import csv
+import io
+import json
+from datetime import datetime
+
+from screener.history import HISTORY_FORMATS, format_history, history_rows
+from screener.store import StoredSession
+
+COLUMNS = [
+    "recorded_at", "session_id", "level", "negative_share", "face_coverage",
+    "frames_analysed", "faces_found", "fired_rule", "video_path",
+]
+
+
+def stored(pk: int, session_id: str, recorded_at: datetime, level: str, negative_share: float,
+           face_coverage: float, frames: int, faces: int, rule: str) -> StoredSession:
+    return StoredSession(
+        pk=pk, student_id="alex", session_id=session_id,
+        video_path=f"/videos/{session_id}.mp4", video_sha256=f"{pk:064x}",
+        recorded_at=recorded_at, duration_s=60.0, frames_analysed=frames, faces_found=faces,
+        face_coverage=face_coverage, negative_share=negative_share, level=level,
+        fired_rule=rule, explanation="because", evidence={}, metrics={},
+        model_version="m@1", rules_version="default@1", processed_at=datetime(2026, 4, 1),
+    )
+
+
+# Deliberately not in date order: the output keeps the order it is given.
+SESSIONS = [
+    stored(2, "alex_2026-03-09", datetime(2026, 3, 9, 14, 30), "high", 0.61234567, 0.5, 20, 10,
+           "sustained-negative"),
+    stored(1, "alex_2026-03-02", datetime(2026, 3, 2), "low", 0.25, 0.9, 40, 36, "otherwise"),
+]
+
+
+def test_formats():
+    assert set(HISTORY_FORMATS) == {"table", "json", "csv"}
+
+
+def test_json_keeps_order_and_values():
+    data = json.loads(format_history(SESSIONS, "json"))
+    assert data["student"] == "alex"
+    assert [s["session_id"] for s in data["sessions"]] == ["alex_2026-03-09", "alex_2026-03-02"]
+    first, second = data["sessions"]
+    assert first == {
+        "recorded_at": "2026-03-09 14:30:00",
+        "session_id": "alex_2026-03-09",
+        "level": "high",
+        "negative_share": 0.6123,
+        "face_coverage": 0.5,
+        "frames_analysed": 20,
+        "faces_found": 10,
+        "fired_rule": "sustained-negative",
+        "video_path": "/videos/alex_2026-03-09.mp4",
+    }
+    assert second["recorded_at"] == "2026-03-02"  # midnight: the date alone
+    assert second["level"] == "low"
+    assert second["negative_share"] == 0.25
+    assert second["faces_found"] == 36
+
+
+def test_json_of_no_sessions():
+    assert json.loads(format_history([], "json")) == {"student": None, "sessions": []}
+
+
+def test_csv_has_the_header_and_one_row_per_session():
+    text = format_history(SESSIONS, "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == COLUMNS
+    assert len(rows) == 1 + len(SESSIONS)
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert [r["level"] for r in records] == ["high", "low"]
+    assert records[0]["negative_share"] == "0.6123"
+    assert records[1]["frames_analysed"] == "40"
+    assert records[1]["recorded_at"] == "2026-03-02"
+
+
+def test_csv_quotes_awkward_values():
+    awkward = stored(3, 'odd, "quoted" id', datetime(2026, 1, 1), "moderate", 0.4, 1.0, 5, 5,
+                     "mostly-negative")
+    records = list(csv.DictReader(io.StringIO(format_history([awkward], "csv"))))
+    assert len(records) == 1
+    assert records[0]["session_id"] == 'odd, "quoted" id'
+
+
+def test_table_shows_levels_and_percentages_in_aligned_columns():
+    text = format_history(SESSIONS, "table")
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) == 2 + len(SESSIONS)  # header, rule, one line per session
+    header = lines[0]
+    assert header.split() == ["date", "session", "level", "negative", "faces", "frames", "rule"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    first, second = lines[2], lines[3]
+    for token in ("2026-03-09 14:30:00", "high", "61%", "50%", "20", "sustained-negative"):
+        assert token in first
+    for token in ("2026-03-02", "low", "25%", "90%", "40", "otherwise"):
+        assert token in second
+    level_column = header.index("level")
+    assert first[level_column:].startswith("high")
+    assert second[level_column:].startswith("low")
+    assert not any(line.endswith(" ") for line in lines)
+
+
+def test_history_rows_round_shares_to_four_places():
+    rows = history_rows(SESSIONS)
+    assert rows[0]["negative_share"] == 0.6123
+    assert rows[1]["face_coverage"] == 0.9
+
+
+def test_table_of_no_sessions_is_just_the_header():
+    lines = format_history([], "table").rstrip("\n").split("\n")
+    assert lines[0].split()[0] == "date"
+    assert len(lines) == 2

@@ -1,0 +1,210 @@
+"""The HTML reports: safe file names, escaping, no network references, order and content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from screener.aggregate import session_metrics, with_smoothing
+from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
+from screener.emotions import EMOTIONS, ModelCard
+from screener.report import DISCLAIMER_TITLE, render_reports, student_slug
+from screener.store import Store
+
+MODEL = ModelCard(name="mini-xception-test", val_accuracy=0.66)
+HOSTILE = "<script>alert(1)</script>"
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)""", re.IGNORECASE)
+_counter = iter(range(1_000_000))
+
+
+def make_result(
+    student: str,
+    day: int,
+    labels: list[str | None],
+    *,
+    level: str = "low",
+    rule: str = "otherwise",
+    session_id: str | None = None,
+    path: str | None = None,
+    step_s: float = 1.0,
+) -> SessionResult:
+    """A session with real metrics from per-frame labels (None: no face in that frame)."""
+    observations = []
+    for i, label in enumerate(labels):
+        if label is None:
+            observations.append(Observation(i * step_s, i, None, None, None))
+            continue
+        probs = [0.3 / (len(EMOTIONS) - 1)] * len(EMOTIONS)
+        probs[EMOTIONS.index(label)] = 0.7
+        observations.append(Observation(i * step_s, i, Box(10, 10, 50, 50), tuple(probs), label))
+    observations = with_smoothing(observations, 10)
+    duration = len(labels) * step_s
+    metrics = session_metrics(observations, ("angry", "sad", "fear"), 5, step_s, duration)
+    recorded = datetime(2026, 3, 1) + timedelta(days=day)
+    session_id = session_id or f"{student}-{recorded:%Y-%m-%d}"
+    job = VideoJob(
+        path=Path(path or f"/videos/{student}/{session_id}.mp4"),
+        student_id=student,
+        session_id=session_id,
+        recorded_at=recorded,
+        sha256=hashlib.sha256(f"video-{next(_counter)}".encode()).hexdigest(),
+    )
+    info = VideoInfo(fps=25.0, frame_count=int(duration * 25), duration_s=duration,
+                     width=640, height=480, scenes=1)
+    evidence = {"negative_share": float(metrics["negative_share"])}  # type: ignore[arg-type]
+    assessment = Assessment(level, rule, f"Because of {rule}.", evidence, "default@abc123")
+    return SessionResult(job, info, observations, metrics, assessment, "model@1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path}/t.db")
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_slug_is_deterministic_and_readable() -> None:
+    assert student_slug("Alex Smith") == student_slug("Alex Smith")
+    assert re.fullmatch(r"alex-smith-[0-9a-f]{8}", student_slug("Alex Smith"))
+
+
+@pytest.mark.parametrize(
+    "student_id", ["../x", "a/b", HOSTILE, "Zoë Ångström", "学生", "", "..", "con", "a\\b",
+                   "x" * 200, "bad\udcff"],
+)
+def test_slug_is_safe(student_id: str) -> None:
+    slug = student_slug(student_id)
+    assert re.fullmatch(r"[a-z0-9][a-z0-9-]*-[0-9a-f]{8}", slug)
+    assert "/" not in slug and ".." not in slug
+    assert len(slug) <= 40 + 9
+    if not re.search(r"[A-Za-z0-9]", student_id):
+        assert slug.startswith("student-")
+
+
+def test_slug_separates_ids_differing_in_case_or_punctuation() -> None:
+    ids = ["alex", "Alex", "ALEX", "a-lex", "a_lex", "a.lex", "alex ", "Zoë", "Zoe", ""]
+    assert len({student_slug(i) for i in ids}) == len(ids)
+
+
+def test_hostile_ids_and_paths_are_escaped(store: Store, tmp_path: Path) -> None:
+    store.save(make_result(HOSTILE, 1, ["sad"] * 20, session_id=f"s{HOSTILE}",
+                           path=f"/videos/{HOSTILE}.mp4", rule=HOSTILE))
+    out = tmp_path / "out"
+    written = render_reports(store, out, ModelCard(name=HOSTILE, val_accuracy=None))
+    assert {p.name for p in written} == {f"{student_slug(HOSTILE)}.html", "index.html"}
+    for path in written:
+        html = read(path)
+        assert "<script" not in html.lower()
+        assert "&lt;script&gt;" in html
+        assert HOSTILE not in html
+    assert "s&lt;script&gt;alert(1)&lt;/script&gt;" in read(written[0])
+
+
+def test_no_external_references(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("alex", 1, ["sad", None, "happy"] * 10))
+    store.save(make_result("alex", 8, ["angry"] * 30, level="high", rule="sustained-negative"))
+    for path in render_reports(store, tmp_path / "out", MODEL):
+        html = read(path)
+        assert not EXTERNAL.search(html), path.name
+        assert "http://" not in html and "https://" not in html
+        assert "@import" not in html and "url(" not in html
+
+
+def test_index_orders_by_concern(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("a-low", 1, ["happy"] * 20, level="low"))
+    store.save(make_result("b-insufficient", 1, ["sad"] * 3, level="insufficient"))
+    store.save(make_result("c-high", 1, ["sad"] * 20, level="high"))
+    store.save(make_result("d-moderate", 1, ["sad", "happy"] * 10, level="moderate"))
+    # An earlier high does not count: only the latest session orders the index.
+    store.save(make_result("e-was-high", 1, ["sad"] * 20, level="high"))
+    store.save(make_result("e-was-high", 5, ["happy"] * 20, level="low"))
+    render_reports(store, tmp_path, MODEL)
+    html = read(tmp_path / "index.html")
+    order = re.findall(r'<a href="[a-z0-9-]+\.html">([^<]+)</a>', html)
+    assert order == ["c-high", "d-moderate", "a-low", "e-was-high", "b-insufficient"]
+    assert "−100 pp" in html  # e-was-high fell from 100% to 0%
+
+
+def test_student_page_content(store: Store, tmp_path: Path) -> None:
+    days = [10, 3, 20]  # saved out of order: the page must sort by recording date
+    for day, level in zip(days, ["moderate", "low", "high"], strict=True):
+        store.save(make_result("maria", day, ["fear", "neutral"] * 15, level=level,
+                               rule=f"rule-{level}"))
+    render_reports(store, tmp_path, MODEL)
+    html = read(tmp_path / f"{student_slug('maria')}.html")
+    assert DISCLAIMER_TITLE in html and "not a clinical assessment" in html
+    latest = html[html.index('id="latest"'):html.index('id="distribution"')]
+    assert ">high<" in latest and "rule-high" in latest
+    assert "66%" in html and "one time in 3" in html
+    rows = re.findall(r'<tr class="session[^"]*">\s*<td[^>]*>([^<]+)</td>', html)
+    assert rows == ["2026-03-04", "2026-03-11", "2026-03-21"]
+    assert "3 sessions" in html
+    assert 'href="index.html"' in html
+
+
+def test_trend_summary_and_unknown_accuracy(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("kim", 1, ["sad"] + ["happy"] * 9))
+    store.save(make_result("kim", 2, ["sad"] * 5 + ["happy"] * 5))
+    render_reports(store, tmp_path, ModelCard(name="m", val_accuracy=None))
+    html = read(tmp_path / f"{student_slug('kim')}.html")
+    assert "negative share rose from 10% to 50% over 2 sessions" in html
+    assert "accuracy of the emotion model (m) is unknown" in html
+
+
+def test_session_without_frames_and_low_coverage(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("empty", 1, [], level="insufficient", rule="too-few-faces"))
+    store.save(make_result("hidden", 1, [None] * 8 + ["sad"] * 2, level="insufficient"))
+    render_reports(store, tmp_path, MODEL)
+    empty = read(tmp_path / f"{student_slug('empty')}.html")
+    assert "No frames analysed" in empty and "No frames could be analysed" in empty
+    hidden = read(tmp_path / f"{student_slug('hidden')}.html")
+    assert "a face was found in only 20%" in hidden.lower()
+    assert "no face" in hidden
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_files_are_private_and_no_temp_files_remain(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("alex", 1, ["sad"] * 20))
+    store.save(make_result("maria", 1, ["happy"] * 20))
+    out = tmp_path / "reports" / "nested"
+    written = render_reports(store, out, MODEL)
+    assert len(written) == 3
+    for path in written:
+        assert path.parent == out
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+    render_reports(store, out, MODEL)  # replacing existing files leaves nothing behind either
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+
+
+def test_selected_students_only(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("alex", 1, ["sad"] * 20))
+    store.save(make_result("maria", 1, ["happy"] * 20))
+    written = render_reports(store, tmp_path, MODEL, student_ids=["maria"])
+    assert [p.name for p in written] == [f"{student_slug('maria')}.html", "index.html"]
+    assert {p.name for p in tmp_path.iterdir() if p.suffix == ".html"} == {
+        f"{student_slug('maria')}.html", "index.html"}
+    index = read(tmp_path / "index.html")
+    assert ">alex<" in index and ">maria<" in index
+
+
+def test_unknown_student_is_an_error_before_writing(store: Store, tmp_path: Path) -> None:
+    store.save(make_result("alex", 1, ["sad"] * 20))
+    with pytest.raises(LookupError, match="nobody"):
+        render_reports(store, tmp_path / "out", MODEL, student_ids=["nobody"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_store_writes_an_index(store: Store, tmp_path: Path) -> None:
+    written = render_reports(store, tmp_path / "out", MODEL)
+    assert [p.name for p in written] == ["index.html"]
+    html = read(written[0])
+    assert "No sessions yet" in html
+    assert DISCLAIMER_TITLE in html

@@ -1,0 +1,193 @@
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from screener.resources import resource_path
+from screener.settings import (
+    DEFAULT_MODEL_FILE,
+    Settings,
+    SettingsError,
+    TrainSettings,
+    default_database_url,
+    load_settings,
+)
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "screener.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def settings_error(tmp_path: Path, text: str) -> tuple[str, Path]:
+    path = config(tmp_path, text)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    return str(info.value), path
+
+
+def test_defaults():
+    s = Settings()
+    assert s.keyframes.every_s == 1.0
+    assert s.keyframes.cut_threshold == 27.0
+    assert s.faces.offsets == (20, 40)
+    assert s.faces.min_neighbors == 5
+    assert s.faces.keep_all is False
+    assert s.emotions.model_path is None
+    assert s.emotions.batch_size == 256
+    assert s.rules == "default"
+    assert s.db_url is None
+    assert (s.workers, s.force) == (1, False)
+    assert load_settings(None) == s
+
+
+def test_model_path_defaults_to_the_shipped_model_unless_set():
+    assert Settings().model_path == resource_path("models") / DEFAULT_MODEL_FILE
+    custom = Settings().replace(emotions=dataclasses.replace(Settings().emotions,
+                                                             model_path=Path("/m/x.onnx")))
+    assert custom.model_path == Path("/m/x.onnx")
+
+
+def test_settings_are_immutable_and_replace_returns_a_copy():
+    s = Settings()
+    changed = s.replace(workers=4)
+    assert (s.workers, changed.workers) == (1, 4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.workers = 2  # type: ignore[misc]
+
+
+def test_load_settings_reads_sections_and_top_level_keys(tmp_path):
+    path = config(
+        tmp_path,
+        """
+rules = "seed"
+workers = 3
+force = true
+db_url = "sqlite:///elsewhere.db"
+
+[keyframes]
+every_s = 2.5
+cut_threshold = 30
+
+[faces]
+offsets = [10, 30]
+keep_all = true
+
+[emotions]
+model_path = "models/mine.onnx"
+batch_size = 64
+""",
+    )
+    s = load_settings(path)
+    assert (s.rules, s.workers, s.force, s.db_url) == ("seed", 3, True, "sqlite:///elsewhere.db")
+    assert s.keyframes.every_s == 2.5
+    assert s.keyframes.cut_threshold == 30
+    assert s.keyframes.min_scene_s == 0.5  # untouched keys keep their defaults
+    assert s.faces.offsets == (10, 30)
+    assert isinstance(s.faces.offsets, tuple)
+    assert s.faces.keep_all is True
+    assert s.faces.min_neighbors == 5
+    assert s.emotions.model_path == Path("models/mine.onnx")
+    assert s.emotions.batch_size == 64
+    assert s.model_path == Path("models/mine.onnx")
+
+
+def test_empty_file_gives_the_defaults(tmp_path):
+    assert load_settings(config(tmp_path, "# nothing\n")) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("colour = 1\n", "colour"),
+        ("[keyframes]\nevery = 2\n", "every"),
+        ("[display]\nwidth = 3\n", "display"),
+    ],
+)
+def test_unknown_keys_are_errors_naming_the_file(tmp_path, text, words):
+    message, path = settings_error(tmp_path, text)
+    assert str(path) in message
+    assert words in message
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[keyframes]\nevery_s = "fast"\n', "every_s must be a number"),
+        ("[faces]\nmin_neighbors = [5]\n", "min_neighbors must be a number"),
+        ('[faces]\nkeep_all = "yes"\n', "keep_all must be true or false"),
+        ("[faces]\nkeep_all = 1\n", "keep_all must be true or false"),
+        ("keyframes = 3\n", "[keyframes] must be a table"),
+    ],
+)
+def test_wrong_types_are_errors_naming_the_file(tmp_path, text, words):
+    message, path = settings_error(tmp_path, text)
+    assert str(path) in message
+    assert words in message
+
+
+@pytest.mark.parametrize("text", ['workers = "two"\n', "rules = 5\n", 'force = "no"\n'])
+def test_wrong_top_level_types_are_errors(tmp_path, text):
+    settings_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ["[faces]\noffsets = 20\n", "[emotions]\nmodel_path = 3\n"])
+def test_wrong_types_of_tuple_and_path_keys_are_settings_errors(tmp_path, text):
+    settings_error(tmp_path, text)
+
+
+def test_a_bool_for_a_number_is_an_error(tmp_path):
+    settings_error(tmp_path, "[faces]\nmin_neighbors = true\n")
+
+
+def test_invalid_toml_is_an_error_naming_the_file(tmp_path):
+    message, path = settings_error(tmp_path, "[keyframes\nevery_s = 1\n")
+    assert str(path) in message
+    assert "invalid TOML" in message
+
+
+def test_missing_file_is_an_error_naming_it(tmp_path):
+    missing = tmp_path / "absent.toml"
+    with pytest.raises(SettingsError) as info:
+        load_settings(missing)
+    assert str(missing) in str(info.value)
+
+
+@pytest.mark.parametrize("batch_size", [4, 8, 64, 256])
+def test_train_settings_accept_batch_sizes_that_are_multiples_of_four(batch_size):
+    TrainSettings(batch_size=batch_size).validate()  # raises on failure
+    assert TrainSettings(batch_size=batch_size).batch_size % 4 == 0
+
+
+@pytest.mark.parametrize("batch_size", [0, -4, 1, 6, 30, 65])
+def test_train_settings_reject_other_batch_sizes(batch_size):
+    with pytest.raises(SettingsError, match="multiple of 4"):
+        TrainSettings(batch_size=batch_size).validate()
+
+
+def test_train_settings_reject_non_positive_epochs():
+    with pytest.raises(SettingsError, match="epochs"):
+        TrainSettings(epochs=0).validate()
+
+
+def test_database_url_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("SCREENER_DB", "sqlite:///from-env.db")
+    assert Settings(db_url="postgresql://h/db").database_url == "postgresql://h/db"
+    assert Settings().database_url == "sqlite:///from-env.db"
+    monkeypatch.delenv("SCREENER_DB")
+    assert Settings().database_url == default_database_url()
+    monkeypatch.setenv("SCREENER_DB", "")  # an empty variable does not count
+    assert Settings().database_url == default_database_url()
+
+
+def test_default_database_is_a_sqlite_file_in_the_user_data_dir(tmp_path, monkeypatch):
+    from platformdirs import user_data_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    url = default_database_url()
+    assert url == f"sqlite:///{user_data_path('screener') / 'screener.db'}"
+    if sys.platform.startswith("linux"):
+        assert url == f"sqlite:///{tmp_path / 'data' / 'screener' / 'screener.db'}"
