@@ -308,13 +308,13 @@ def analyze(
     if _show_progress(quiet) and not (as_json or csv_path == Path("-")):
         from tqdm import tqdm
 
-        bar = tqdm(unit="key frame", desc=video.name, dynamic_ncols=True)
+        bar = tqdm(unit=" key frames", desc=video.name, dynamic_ncols=True)
     try:
-        result = analyzer.analyze(job, (lambda n: bar.update(1)) if bar else None)
+        result = analyzer.analyze(job, (lambda n: bar.update(1)) if bar is not None else None)
     except VideoReadError as exc:
         raise fail(f"{video}: {exc}", EXIT_FAILURES) from None
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     if csv_path == Path("-"):
         typer.echo(frames_csv(result), nl=False)

@@ -254,3 +254,58 @@ def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
     result = run("evaluate", "--data", tmp_path / "faces")
     assert result.exit_code == 2
     assert "smiling" in result.output
+
+
+def test_two_workers_store_the_same_sessions_as_one(sample_scan, tmp_path):
+    _, single_db, _ = sample_scan
+    parallel_db = f"sqlite:///{tmp_path}/parallel.db"
+    result = run("scan", SAMPLE_VIDEOS, "--out", tmp_path / "r", "--db", parallel_db,
+                 "--workers", "2")
+    assert result.exit_code == 0, result.output
+
+    def sessions(db: str, student: str) -> list[tuple]:
+        doc = json.loads(run("history", student, "--db", db, "--format", "json").output)
+        return [(s["session_id"], s["level"], s["negative_share"], s["frames_analysed"],
+                 s["faces_found"]) for s in doc["sessions"]]
+
+    for student in ("alex", "maria"):
+        assert sessions(parallel_db, student) == sessions(single_db, student)
+
+
+def _run_on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `python -m screener ...` with a pseudo-terminal as its stdout and stderr."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "screener", *args], stdin=follower,
+                               stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
+    video = make_video("gil_2026-05-05.mp4", face_frames(astronaut, 30))
+    code, output = _run_on_a_terminal("analyze", str(video))
+    assert code == 0, output
+    assert "3 key frames" in output and "Traceback" not in output
+    code, output = _run_on_a_terminal("scan", str(tmp_path), "--out", str(tmp_path / "r"),
+                                      "--db", f"sqlite:///{tmp_path}/t.db")
+    assert code == 0, output
+    assert "1/1" in output and "video" in output
