@@ -1,0 +1,128 @@
+"""The model commands of `screener`: `train` and `evaluate` the emotion classifier.
+
+Kept apart from the scan commands because they deal with labelled images and TensorFlow, not
+videos; they register themselves on the same Typer app.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from screener.cli import app, fail
+
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="FER2013 folder (train/, val/, <emotion>/*.jpg) or CSV (emotion,pixels,Usage).",
+    ),
+]
+
+
+@app.command()
+def train(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the .keras model.")] = Path(
+        "models/emotion_minixception.keras"
+    ),
+    epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = 100,
+    batch_size: Annotated[int, typer.Option(help="Batch size, a multiple of 4.")] = 64,
+    patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
+    class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
+    augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
+    ] = None,
+) -> None:
+    """Train the mini-Xception emotion model on FER2013 (needs the "train" extra, TensorFlow).
+
+    Keeps the epoch with the best `val` accuracy, exports it to ONNX beside the .keras file and
+    writes its metrics (.json) and confusion matrix (_confusion.png). Interrupted runs resume
+    from the checkpoint folder when started again with the same command.
+    """
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import SettingsError, TrainSettings
+
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
+        width=width, label_smoothing=label_smoothing, class_weights=class_weights,
+        augment=augment, seed=seed,
+    )
+    try:
+        settings.validate()
+        train_data = load_split(data, "train")
+        val_data = load_split(data, "val")
+    except (SettingsError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    try:
+        from screener.training import train as run_training
+    except ImportError:
+        raise fail("training needs TensorFlow: pip install '.[train]'") from None
+    typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
+    result = run_training(train_data, val_data, out, settings, checkpoints)
+    typer.echo(
+        f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
+        f"{result.evaluation.accuracy:.4f}; wrote {result.model_path} and {result.onnx_path} "
+        f"in {result.wall_s / 60:.1f} min"
+    )
+
+
+@app.command()
+def evaluate(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to read from a CSV or split folder.")] = "val",
+    detect_faces: Annotated[
+        bool, typer.Option(help="Crop each image with the face detector first (portraits).")
+    ] = False,
+    confusion_png: Annotated[
+        Path | None, typer.Option("--confusion", help="Write the confusion matrix as a PNG.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled images."""
+    from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
+    from screener.evaluation import draw_confusion, evaluate_predictions
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import Settings
+
+    settings = Settings()
+    if split not in ("train", "val", "test"):
+        raise fail("--split must be train, val or test")
+    try:
+        classifier = OnnxEmotionModel(model or settings.model_path)
+        cropper = None
+        if detect_faces:
+            from screener.faces import HaarFaceDetector, largest_face_crop
+
+            detector = HaarFaceDetector(settings.faces)
+            def cropper(grey):  # noqa: E306
+                return largest_face_crop(detector, grey, settings.faces)
+        data_set = load_split(data, split, cropper)
+    except (ModelError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    probabilities = classifier.predict(data_set.images)
+    result = evaluate_predictions(data_set.labels, probabilities.argmax(axis=1))
+    if confusion_png:
+        draw_confusion(result, confusion_png)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name in EMOTIONS:
+        m = result.per_class[name]
+        typer.echo(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
+    typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
+    for name, row in zip(EMOTIONS, result.confusion, strict=True):
+        typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
