@@ -21,9 +21,15 @@ app = typer.Typer(
         "Offline screening of recorded student videos for sustained negative facial affect "
         "(sadness, anger, fear). A screening aid for a counsellor, never a diagnosis."
     ),
+    epilog=(
+        "Examples:\n\n\b\n  screener scan videos/ --out reports/   # analyse new videos, write "
+        "reports\n  screener history student42            # one student's sessions over time"
+        "\n  screener analyze lesson.mp4 --json     # one video, no database"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
