@@ -36,7 +36,10 @@ class Analyzer:
         return cls(
             settings=settings,
             detector=HaarFaceDetector(settings.faces),
-            model=OnnxEmotionModel(settings.model_path, settings.emotions.batch_size, threads),
+            model=OnnxEmotionModel(
+                settings.model_path, settings.emotions.batch_size, threads,
+                settings.emotions.flip_average,
+            ),
             rules=load_rules(settings.rules),
         )
 

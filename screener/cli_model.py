@@ -88,6 +88,9 @@ def evaluate(
     confusion_png: Annotated[
         Path | None, typer.Option("--confusion", help="Write the confusion matrix as a PNG.")
     ] = None,
+    flip_average: Annotated[
+        bool, typer.Option(help="Average each face with its mirror image (twice the cost).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled images."""
@@ -100,7 +103,7 @@ def evaluate(
     if split not in ("train", "val", "test"):
         raise fail("--split must be train, val or test")
     try:
-        classifier = OnnxEmotionModel(model or settings.model_path)
+        classifier = OnnxEmotionModel(model or settings.model_path, flip_average=flip_average)
         cropper = None
         if detect_faces:
             from screener.faces import HaarFaceDetector, largest_face_crop

@@ -74,7 +74,13 @@ def _file_digest(path: Path) -> str:
 class OnnxEmotionModel:
     """The exported mini-Xception run by ONNX Runtime on the CPU, in batches."""
 
-    def __init__(self, path: Path, batch_size: int = 256, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        batch_size: int = 256,
+        threads: int | None = None,
+        flip_average: bool = False,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - a dependency of the package
@@ -93,6 +99,7 @@ class OnnxEmotionModel:
             raise ModelError(f"cannot load emotion model {path}: {exc}") from exc
         self._input = self._session.get_inputs()[0].name
         self._batch_size = batch_size
+        self._flip_average = flip_average
         self.card = ModelCard.for_model(path)
         self.name = f"{self.card.name}@{_file_digest(path)}"
 
@@ -100,8 +107,15 @@ class OnnxEmotionModel:
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         batch = preprocess(crops)
+        probabilities = self._run(batch)
+        if self._flip_average:
+            probabilities = (probabilities + self._run(batch[:, :, ::-1])) / 2
+        return probabilities
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        size = self._batch_size
         outputs = [
-            self._session.run(None, {self._input: batch[i : i + self._batch_size]})[0]
-            for i in range(0, len(batch), self._batch_size)
+            self._session.run(None, {self._input: np.ascontiguousarray(batch[i : i + size])})[0]
+            for i in range(0, len(batch), size)
         ]
         return np.concatenate(outputs).astype(np.float32)

@@ -50,6 +50,9 @@ class EmotionSettings:
     model_path: Path | None = None
     """ONNX model; None means the one shipped with screener."""
     batch_size: int = 256
+    flip_average: bool = False
+    """Average each face's probabilities with its mirror image's (test-time augmentation):
+    twice the inference cost; see models/README.md for what it buys."""
 
 
 @dataclass(frozen=True)

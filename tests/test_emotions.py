@@ -81,3 +81,16 @@ def test_scan_path_never_imports_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror(shipped_model):
+    rng = np.random.default_rng(2)
+    crops = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    averaged = OnnxEmotionModel(Settings().model_path, flip_average=True).predict(crops)
+    expected = (shipped_model.predict(crops) + shipped_model.predict(crops[:, :, ::-1])) / 2
+    assert np.allclose(averaged, expected, atol=1e-6)
+    symmetric = np.concatenate([crops[:, :, :24], crops[:, :, :24][:, :, ::-1]], axis=2)
+    assert np.allclose(
+        OnnxEmotionModel(Settings().model_path, flip_average=True).predict(symmetric),
+        shipped_model.predict(symmetric), atol=1e-5,
+    )
