@@ -195,7 +195,8 @@ def scan(
         summary = run_scan(paths, analyzer, store, path_pattern, progress)
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
-    changed = sorted({o.job.student_id for o in summary.outcomes if o.status == "analysed"})
+    analysed = {o.job.student_id for o in summary.outcomes if o.status == "analysed"}
+    changed = sorted(analysed & set(store.student_ids()))
     if changed or not (out / "index.html").exists():
         write_reports(store, out, settings, changed)
     for outcome in summary.failed:

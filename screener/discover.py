@@ -94,10 +94,24 @@ def job_for(video: Path, root: Path, pattern: PathPattern | None = None) -> Vide
         date_text = found.group(1) if found else None
     return VideoJob(
         path=video,
-        student_id=student,
-        session_id=session,
+        student_id=displayable(student),
+        session_id=displayable(session),
         recorded_at=_recorded_at(video, date_text),
     )
+
+
+def displayable(text: str) -> str:
+    """Text from a file name as valid Unicode: bytes that are not UTF-8 (kept by Python as
+    surrogate escapes) become U+FFFD, so ids can be stored, printed and rendered."""
+    return os.fsencode(text).decode("utf-8", "replace") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _recorded_at(video: Path, date_text: str | None) -> datetime:

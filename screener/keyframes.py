@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -40,8 +43,13 @@ class KeyframeReader:
         from scenedetect.detectors import ContentDetector
 
         self.path, self.settings = path, settings
+        if not path.is_file():
+            raise VideoReadError("not a readable file")
         try:
-            self._video = open_video(str(path), backend="opencv")
+            with _opencv_safe_path(path) as safe:
+                self._video = open_video(str(safe), backend="opencv")
+        except OSError as exc:
+            raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
         except Exception as exc:
             raise VideoReadError(f"cannot open as a video: {_reason(exc)}") from exc
         fps = float(self._video.frame_rate or 0)
@@ -98,6 +106,22 @@ class KeyframeReader:
             height=self.info.height,
             scenes=scene + 1,
         )
+
+
+@contextmanager
+def _opencv_safe_path(path: Path) -> Iterator[Path]:
+    """A path OpenCV can take. OpenCV crashes the process on a str that is not valid UTF-8
+    (a file name with non-UTF-8 bytes), so such a file is opened through a temporary symlink;
+    the link can go once the file is open."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="screener-") as folder:
+            link = Path(folder) / f"video{path.suffix.encode('ascii', 'ignore').decode()}"
+            os.symlink(os.fsencode(path.resolve()), os.fsencode(link))
+            yield link
+    else:
+        yield path
 
 
 def _downscale(image: np.ndarray, width: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from screener.discover import displayable
 from screener.domain import Box, Observation, SessionResult
 from screener.emotions import EMOTIONS
 
@@ -166,16 +167,20 @@ class Store:
         with self._transaction() as conn:
             student_pk = self._student_pk(conn, job.student_id)
             old = conn.execute(
-                sa.select(sessions.c.id).where(sessions.c.video_sha256 == job.sha256)
-            ).scalar()
+                sa.select(sessions.c.id, sessions.c.student_pk).where(
+                    sessions.c.video_sha256 == job.sha256
+                )
+            ).first()
             if old is not None:
-                conn.execute(observations.delete().where(observations.c.session_pk == old))
-                conn.execute(sessions.delete().where(sessions.c.id == old))
+                conn.execute(observations.delete().where(observations.c.session_pk == old.id))
+                conn.execute(sessions.delete().where(sessions.c.id == old.id))
+                if old.student_pk != student_pk:  # the same video now filed under another name
+                    _delete_if_empty(conn, old.student_pk)
             pk = conn.execute(
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=str(job.path),
+                    video_path=displayable(str(job.path)),
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,
@@ -237,6 +242,14 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [_observation(row) for row in conn.execute(query)]
+
+
+def _delete_if_empty(conn: Connection, student_pk: int) -> None:
+    left = conn.execute(
+        sa.select(sa.func.count()).where(sessions.c.student_pk == student_pk)
+    ).scalar()
+    if not left:
+        conn.execute(students.delete().where(students.c.id == student_pk))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -309,3 +309,19 @@ def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
                                       "--db", f"sqlite:///{tmp_path}/t.db")
     assert code == 0, output
     assert "1/1" in output and "video" in output
+
+
+def test_odd_and_hostile_file_names_are_analysed_and_escaped(tmp_path, db, astronaut,
+                                                             make_video):
+    import os
+
+    folder = tmp_path / "v"
+    make_video("v/plain.mp4", face_frames(astronaut, 12))
+    (folder / "plain.mp4").rename(Path(os.fsdecode(bytes(folder) + b"/b\xe9a_2026-01-01.mp4")))
+    make_video("v/<script>alert(1)<_script>_2026-01-02.mp4", face_frames(astronaut, 12, seed=5))
+    result = run("scan", folder, "--out", tmp_path / "r", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "2 analysed" in result.output
+    assert run("history", "b\ufffda", "--db", db).exit_code == 0
+    index = (tmp_path / "r" / "index.html").read_text()
+    assert "<script>alert" not in index and "&lt;script&gt;alert(1)&lt;_script&gt;" in index

@@ -96,3 +96,10 @@ def test_foreign_or_corrupt_databases_are_clear_errors(tmp_path: Path):
     corrupt.write_bytes(b"garbage" * 1000)
     with pytest.raises(StoreError, match="cannot open"):
         Store(f"sqlite:///{corrupt}")
+
+
+def test_a_video_renamed_to_another_student_moves_and_leaves_no_empty_student(store):
+    store.save(make_result("ana", 3, "a" * 64, ["sad"]))
+    store.save(make_result("bo", 3, "a" * 64, ["sad"]))
+    assert store.student_ids() == ["bo"]
+    assert len(store.sessions_of("bo")) == 1
