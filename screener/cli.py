@@ -180,6 +180,7 @@ def scan(
     """
     _configure_logging(debug, quiet)
     from screener.discover import DiscoveryError, PathPattern
+    from screener.locking import LockTimeout, exclusive_scan
     from screener.scan import scan as run_scan
 
     settings = build_settings(config, db, rules, every, model, all_faces,
@@ -192,9 +193,13 @@ def scan(
     store = open_store(settings)
     progress = _tqdm_progress if _show_progress(quiet) else None
     try:
-        summary = run_scan(paths, analyzer, store, path_pattern, progress)
+        with exclusive_scan(settings.database_url, settings.lock_timeout_s,
+                            lambda message: typer.echo(message, err=True)):
+            summary = run_scan(paths, analyzer, store, path_pattern, progress)
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
+    except LockTimeout as exc:
+        raise fail(str(exc), EXIT_FAILURES) from None
     analysed = {o.job.student_id for o in summary.outcomes if o.status == "analysed"}
     changed = sorted(analysed & set(store.student_ids()))
     if changed or not (out / "index.html").exists():

@@ -66,6 +66,8 @@ class Settings:
     """SQLAlchemy URL; None means $SCREENER_DB or a file in the user's data directory."""
     workers: int = 1
     force: bool = False
+    lock_timeout_s: float = 3600.0
+    """How long a scan waits for another scan of the same database to finish."""
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -113,7 +115,7 @@ def load_settings(path: Path | None) -> Settings:
     return Settings(**top)
 
 
-_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "force"}
+_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "force", "lock_timeout_s"}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -325,3 +325,22 @@ def test_odd_and_hostile_file_names_are_analysed_and_escaped(tmp_path, db, astro
     assert run("history", "b\ufffda", "--db", db).exit_code == 0
     index = (tmp_path / "r" / "index.html").read_text()
     assert "<script>alert" not in index and "&lt;script&gt;alert(1)&lt;_script&gt;" in index
+
+
+def test_a_scan_that_cannot_get_the_database_exits_1_with_a_message(tmp_path, db, astronaut,
+                                                                     make_video):
+    from tests.test_locking import hold_lock
+
+    make_video("v/hal_2026-01-01.mp4", face_frames(astronaut, 12))
+    config = tmp_path / "settings.toml"
+    config.write_text("lock_timeout_s = 0.3\n")
+    holder = hold_lock(db, 5)
+    try:
+        result = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db,
+                     "--config", config)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1
+    assert "another scan" in result.output and "still holds" in result.output
+    assert run("history", "hal", "--db", db).exit_code == 2  # nothing was analysed

@@ -1,0 +1,69 @@
+"""One scan at a time per database, so overlapping cron runs queue instead of racing.
+
+SQLite itself would serialise the writes, but two scans would analyse the same new videos
+twice; an advisory lock on a file beside the database makes the second scan wait for the first
+(and then find nothing left to do). Databases that are not local files are left to their
+server's own transactions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+
+class LockTimeout(RuntimeError):
+    """Another scan held the database for longer than we were willing to wait."""
+
+
+def lock_path_for(db_url: str) -> Path | None:
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().with_name(Path(url.database).name + ".lock")
+
+
+@contextmanager
+def exclusive_scan(
+    db_url: str, timeout_s: float, on_wait: Callable[[str], None] = lambda _: None
+) -> Iterator[None]:
+    path = lock_path_for(db_url)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        if not _try_lock(handle):
+            holder = path.read_text().strip() or "another process"
+            on_wait(f"another scan ({holder}) is using {db_url}; waiting up to {timeout_s:g} s")
+            deadline = time.monotonic() + timeout_s
+            while not _try_lock(handle):
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"another scan ({holder}) still holds {db_url} after {timeout_s:g} s"
+                    )
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_lock(handle) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

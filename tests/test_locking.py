@@ -1,0 +1,60 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from screener.locking import LockTimeout, exclusive_scan, lock_path_for
+
+HOLD = """
+import sys, time
+from screener.locking import exclusive_scan
+with exclusive_scan(sys.argv[1], 5):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(url: str, seconds: float) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", HOLD, url, str(seconds)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+def test_lock_file_sits_beside_a_sqlite_database(tmp_path: Path):
+    assert lock_path_for(f"sqlite:///{tmp_path}/a.db") == tmp_path / "a.db.lock"
+    assert lock_path_for("sqlite:///:memory:") is None
+    assert lock_path_for("postgresql://u@h/db") is None
+
+
+def test_a_second_scan_waits_for_the_first(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/a.db"
+    holder = hold_lock(url, 1.5)
+    messages: list[str] = []
+    started = time.monotonic()
+    with exclusive_scan(url, 30, messages.append):
+        waited = time.monotonic() - started
+    holder.wait()
+    assert waited >= 0.5
+    assert messages and "waiting" in messages[0] and "pid" in messages[0]
+
+
+def test_waiting_too_long_is_a_clear_error(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/a.db"
+    holder = hold_lock(url, 5)
+    try:
+        with pytest.raises(LockTimeout, match="still holds"), exclusive_scan(url, 0.3):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_lock_is_free_again_after_a_scan(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/a.db"
+    with exclusive_scan(url, 1):
+        pass
+    with exclusive_scan(url, 0):
+        pass
