@@ -344,3 +344,14 @@ def test_a_scan_that_cannot_get_the_database_exits_1_with_a_message(tmp_path, db
     assert result.exit_code == 1
     assert "another scan" in result.output and "still holds" in result.output
     assert run("history", "hal", "--db", db).exit_code == 2  # nothing was analysed
+
+
+def test_an_unusable_report_folder_is_a_clear_error_and_keeps_the_sessions(tmp_path, db,
+                                                                         astronaut, make_video):
+    make_video("v/ivy_2026-01-01.mp4", face_frames(astronaut, 12))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the report folder should be")
+    result = run("scan", tmp_path / "v", "--out", blocker, "--db", db)
+    assert result.exit_code == 1
+    assert "cannot write reports" in result.output and "Traceback" not in result.output
+    assert run("history", "ivy", "--db", db).exit_code == 0
