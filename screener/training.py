@@ -194,13 +194,26 @@ def train(
     state["wall_s_before"] = wall_s
     state_path.write_text(json.dumps(state))
 
-    best = keras.models.load_model(best_path)
+    return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
+
+
+def ship_checkpoint(
+    checkpoint_dir: Path, out_path: Path, val_data: LabelledImages, settings: TrainSettings
+) -> TrainResult:
+    """Copy the best epoch so far to `out_path`, export it to ONNX, and measure it on `val`.
+
+    Also usable on a run still in progress, to ship its best checkpoint."""
+    import keras
+
+    state = json.loads((checkpoint_dir / "state.json").read_text())
+    best = keras.models.load_model(checkpoint_dir / "best.keras")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     best.save(out_path)
     onnx_path = out_path.with_suffix(".onnx")
     export_onnx(best, onnx_path)
     evaluation = evaluate_onnx(onnx_path, val_data)
     draw_confusion(evaluation, out_path.with_name(out_path.stem + "_confusion.png"))
+    wall_s = float(state.get("wall_s_before", 0.0))
     write_model_card_json(out_path, settings, evaluation, state, wall_s, best.count_params())
     return TrainResult(
         out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
