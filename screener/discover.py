@@ -11,9 +11,11 @@ The recording date is a `YYYY-MM-DD` in the file name when there is one, else it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -54,11 +56,20 @@ def discover(paths: Iterable[Path], pattern: PathPattern | None = None) -> list[
         if not root.exists():
             raise DiscoveryError(f"no such file or folder: {root}")
         if root.is_file():
-            jobs.setdefault(root.resolve(), job_for(root, root.parent, pattern))
+            jobs.setdefault(_real(root), job_for(root, root.parent, pattern))
             continue
         for video in _walk_videos(root):
-            jobs.setdefault(video.resolve(), job_for(video, root, pattern))
+            jobs.setdefault(_real(video), job_for(video, root, pattern))
     return sorted(jobs.values(), key=lambda j: (j.student_id, j.recorded_at, str(j.path)))
+
+
+def _real(path: Path) -> Path:
+    """The path with links resolved, so a video reached twice counts once; a link that loops
+    stays as it is (it is reported when the scan reads it)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python < 3.13 raises RuntimeError on a loop
+        return path.absolute()
 
 
 def _walk_videos(root: Path) -> Iterable[Path]:
@@ -120,7 +131,25 @@ def _recorded_at(video: Path, date_text: str | None) -> datetime:
             return datetime.strptime(date_text, "%Y-%m-%d")
         except ValueError:
             pass
-    return datetime.fromtimestamp(video.stat().st_mtime).replace(microsecond=0)
+    try:
+        mtime = video.stat().st_mtime
+    except OSError:  # a broken or looping link: the link's own time; the scan reports it
+        mtime = video.lstat().st_mtime
+    return datetime.fromtimestamp(mtime).replace(microsecond=0)
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why `path` is not a regular file that can be read, or None. Asked before any read:
+    opening a named pipe would block the scan forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if not path.is_symlink():
+            return f"cannot read: {exc.strerror or exc}"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return "broken symbolic link (its target does not exist)"
+    return None if stat.S_ISREG(mode) else "not a regular file (a pipe, socket or device)"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

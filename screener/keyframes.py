@@ -23,8 +23,6 @@ import numpy as np
 from screener.domain import Frame, VideoInfo
 from screener.settings import KeyframeSettings
 
-logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
-
 
 class VideoReadError(RuntimeError):
     """The file cannot be decoded as a video."""
@@ -41,20 +39,29 @@ class KeyframeReader:
         from scenedetect import open_video
         from scenedetect.detector import FlashFilter
         from scenedetect.detectors import ContentDetector
+        from scenedetect.video_stream import FrameRateUnavailable, VideoOpenFailure
 
+        # Importing scenedetect resets its logger; our own reason says why a file failed.
+        logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
         self.path, self.settings = path, settings
         if not path.is_file():
             raise VideoReadError("not a readable file")
+        _refuse_known_non_video(path)
         try:
             with _opencv_safe_path(path) as safe:
                 self._video = open_video(str(safe), backend="opencv")
         except OSError as exc:
             raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
+        except FrameRateUnavailable as exc:
+            raise VideoReadError("no frame rate in the file's metadata") from exc
+        except VideoOpenFailure as exc:
+            raise VideoReadError("cannot be opened as a video (not a video file, no video "
+                                 "track, or damaged or truncated)") from exc
         except Exception as exc:
             raise VideoReadError(f"cannot open as a video: {_reason(exc)}") from exc
         fps = float(self._video.frame_rate or 0)
         if not math.isfinite(fps) or fps <= 0 or fps > 1000:
-            raise VideoReadError(f"unusable frame rate {fps!r} in the file's metadata")
+            raise VideoReadError(f"implausible frame rate ({fps:g} fps) in the file's metadata")
         self.fps = fps
         self._detector = ContentDetector(
             threshold=settings.cut_threshold,
@@ -106,6 +113,35 @@ class KeyframeReader:
             height=self.info.height,
             scenes=scene + 1,
         )
+
+
+_NOT_VIDEO_SIGNATURES = (
+    # (offset, bytes, what the file is). OpenCV would open any of these images as a one-frame
+    # "video"; audio and archives only get a clearer reason than "cannot be opened".
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"BM", "a BMP image"),
+    (0, b"II*\0", "a TIFF image"),
+    (0, b"MM\0*", "a TIFF image"),
+    (8, b"WEBP", "a WebP image"),
+    (8, b"WAVE", "WAV audio"),
+    (0, b"PK\x03\x04", "a ZIP archive"),
+)
+
+
+def _refuse_known_non_video(path: Path) -> None:
+    """A clear reason for files that are obviously not videos, whatever their name says."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise VideoReadError(f"cannot read: {exc.strerror or exc}") from exc
+    if not head:
+        raise VideoReadError("empty file (0 bytes)")
+    for offset, magic, kind in _NOT_VIDEO_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            raise VideoReadError(f"not a video: the file is {kind}")
 
 
 @contextmanager

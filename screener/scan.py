@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from screener.analysis import Analyzer
-from screener.discover import PathPattern, discover, with_hash
+from screener.discover import PathPattern, discover, unreadable_reason, with_hash
 from screener.domain import SessionResult, VideoJob
 from screener.keyframes import VideoReadError
 from screener.store import Store
@@ -67,10 +67,14 @@ def scan(
     pending: list[VideoJob] = []
     current = (analyzer.model.name, analyzer.rules.name + "@" + analyzer.rules.version)
     for job in discover(paths, pattern):
-        try:
-            job = with_hash(job)
-        except OSError as exc:
-            summary.outcomes.append(_failed(job, f"cannot read: {exc.strerror or exc}"))
+        reason = unreadable_reason(job.path)
+        if reason is None:
+            try:
+                job = with_hash(job)
+            except OSError as exc:
+                reason = f"cannot read: {exc.strerror or exc}"
+        if reason is not None:
+            summary.outcomes.append(_failed(job, reason))
             continue
         if not analyzer.settings.force and store.known_versions(job.sha256) == current:
             summary.outcomes.append(VideoOutcome(job, "unchanged"))
@@ -112,7 +116,7 @@ def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]
         max_workers=min(workers, len(jobs)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(analyzer.settings,),
+        initargs=(analyzer.settings, logging.getLogger("screener").getEffectiveLevel()),
     ) as pool:
         futures = {pool.submit(_analyse_in_worker, job): job for job in jobs}
         for future in as_completed(futures):
@@ -137,10 +141,13 @@ def _analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
 _worker_analyzer: Analyzer | None = None
 
 
-def _init_worker(settings) -> None:  # type: ignore[no-untyped-def]
+def _init_worker(settings, log_level: int) -> None:  # type: ignore[no-untyped-def]
     global _worker_analyzer
     import cv2
 
+    # A spawned process starts with no logging set up: --debug tracebacks would be lost.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("screener").setLevel(log_level)
     cv2.setNumThreads(1)
     _worker_analyzer = Analyzer.from_settings(settings.replace(workers=1), threads=1)
 
