@@ -1,11 +1,21 @@
 import hashlib
 import os
-from datetime import datetime
+import re
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from screener.discover import DiscoveryError, PathPattern, discover, file_sha256, with_hash
+from screener.discover import (
+    DiscoveryError,
+    PathPattern,
+    discover,
+    file_sha256,
+    job_for,
+    with_hash,
+)
 
 
 def touch(path: Path, content: bytes = b"not really a video") -> Path:
@@ -210,3 +220,27 @@ def test_with_hash_fills_in_the_digest_and_keeps_the_rest(tmp_path):
     assert (hashed.path, hashed.student_id, hashed.recorded_at) == (
         path, "alex", datetime(2026, 3, 2)
     )
+
+
+# Property-based: any reasonable student name and date survive the round trip through a path.
+_names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\0"),
+    min_size=1, max_size=30,
+).filter(lambda s: s.strip(". ") == s and re.search(r"\d{4}-\d{2}-\d{2}", s) is None)
+
+
+@given(student=_names, date=st.dates(min_value=date(1990, 1, 1), max_value=date(2090, 12, 31)),
+       tail=st.sampled_from(["", "_morning", "-2", " take 2"]))
+def test_named_date_files_give_student_and_date(student, date, tail):
+    video = Path("/videos") / f"{student}_{date.isoformat()}{tail}.mp4"
+    job = job_for(video, Path("/videos"))
+    assert job.student_id == student
+    assert job.recorded_at.date() == date
+
+
+@given(student=_names, stem=_names, day=st.dates(min_value=date(2000, 1, 1)))
+def test_a_folder_names_the_student_when_the_file_is_not_student_date(student, stem, day):
+    video = Path("/videos") / student / f"{stem} {day.isoformat()}.mov"
+    job = job_for(video, Path("/videos"))
+    assert job.student_id == student
+    assert job.recorded_at.date() == day
