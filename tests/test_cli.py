@@ -355,3 +355,23 @@ def test_an_unusable_report_folder_is_a_clear_error_and_keeps_the_sessions(tmp_p
     assert result.exit_code == 1
     assert "cannot write reports" in result.output and "Traceback" not in result.output
     assert run("history", "ivy", "--db", db).exit_code == 0
+
+
+def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astronaut, make_video,
+                                                            monkeypatch):
+    import errno
+    import os
+
+    make_video("v/jo_2026-01-01.mp4", face_frames(astronaut, 12))
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("screener.report.os.replace", no_space)
+    result = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db)
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert not list((tmp_path / "r").glob(".report-*"))
+    monkeypatch.undo()
+    assert run("history", "jo", "--db", db).exit_code == 0
+    assert run("report", "--out", tmp_path / "r", "--db", db).exit_code == 0
