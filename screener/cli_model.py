@@ -7,6 +7,7 @@ videos; they register themselves on the same Typer app.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -108,9 +109,9 @@ def evaluate(
         if detect_faces:
             from screener.faces import HaarFaceDetector, largest_face_crop
 
-            detector = HaarFaceDetector(settings.faces)
-            def cropper(grey):  # noqa: E306
-                return largest_face_crop(detector, grey, settings.faces)
+            cropper = partial(
+                largest_face_crop, HaarFaceDetector(settings.faces), settings=settings.faces
+            )
         data_set = load_split(data, split, cropper)
     except (ModelError, DatasetError) as exc:
         raise fail(str(exc)) from None

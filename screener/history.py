@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from datetime import time
 from typing import Any
 
 from screener.store import StoredSession
@@ -21,7 +22,7 @@ def history_rows(sessions: Sequence[StoredSession]) -> list[dict[str, Any]]:
     return [
         {
             "recorded_at": s.recorded_at.date().isoformat()
-            if s.recorded_at.time() == s.recorded_at.min.time()
+            if s.recorded_at.time() == time()
             else s.recorded_at.isoformat(sep=" "),
             "session_id": s.session_id,
             "level": s.level,

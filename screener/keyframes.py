@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from screener.domain import Frame, VideoInfo
+from screener.errors import first_line
 from screener.settings import KeyframeSettings
 
 
@@ -58,7 +59,7 @@ class KeyframeReader:
             raise VideoReadError("cannot be opened as a video (not a video file, no video "
                                  "track, or damaged or truncated)") from exc
         except Exception as exc:
-            raise VideoReadError(f"cannot open as a video: {_reason(exc)}") from exc
+            raise VideoReadError(f"cannot open as a video: {first_line(exc)}") from exc
         fps = float(self._video.frame_rate or 0)
         if not math.isfinite(fps) or fps <= 0 or fps > 1000:
             raise VideoReadError(f"implausible frame rate ({fps:g} fps) in the file's metadata")
@@ -82,7 +83,7 @@ class KeyframeReader:
                 image = self._video.read()
             except Exception as exc:
                 raise VideoReadError(f"decoding failed after {frames_read} frames: "
-                                     f"{_reason(exc)}") from exc
+                                     f"{first_line(exc)}") from exc
             if image is False or image is None:
                 break
             position = self._video.position
@@ -165,8 +166,3 @@ def _downscale(image: np.ndarray, width: int) -> np.ndarray:
         return image
     height = max(1, round(image.shape[0] * width / image.shape[1]))
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

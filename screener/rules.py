@@ -162,12 +162,12 @@ def _parse_rule(raw: Any, number: int, known: set[str], where: _Locator) -> Rule
         line = where.at(metric, rule=number)
         if metric not in known:
             raise RulesError(f"{line}: unknown metric {metric!r} in rule {name!r}")
-        if isinstance(condition, bool) or not isinstance(condition, str | int | float):
-            raise RulesError(f"{line}: condition on {metric} must be a string")
-        match = _CONDITION.match(str(condition)) if isinstance(condition, str) else None
-        if isinstance(condition, int | float):
+        if isinstance(condition, int | float) and not isinstance(condition, bool):
             conditions.append(Condition(metric, "==", float(condition)))
             continue
+        if not isinstance(condition, str):
+            raise RulesError(f"{line}: condition on {metric} must be a string")
+        match = _CONDITION.match(condition)
         if not match:
             raise RulesError(
                 f"{line}: bad condition {condition!r} on {metric}; "

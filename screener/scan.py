@@ -16,6 +16,7 @@ from pathlib import Path
 from screener.analysis import Analyzer
 from screener.discover import PathPattern, discover, unreadable_reason, with_hash
 from screener.domain import SessionResult, VideoJob
+from screener.errors import first_line
 from screener.keyframes import VideoReadError
 from screener.store import Store
 
@@ -123,7 +124,7 @@ def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]
             try:
                 yield future.result()
             except Exception as exc:  # the worker process itself died
-                yield futures[future], None, f"worker failed: {_reason(exc)}"
+                yield futures[future], None, f"worker failed: {first_line(exc)}"
 
 
 def _analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
@@ -135,7 +136,7 @@ def _analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
         return job, None, "out of memory while analysing"
     except Exception as exc:
         log.debug("analysis of %s failed", job.path, exc_info=True)
-        return job, None, f"analysis failed: {type(exc).__name__}: {_reason(exc)}"
+        return job, None, f"analysis failed: {type(exc).__name__}: {first_line(exc)}"
 
 
 _worker_analyzer: Analyzer | None = None
@@ -155,8 +156,3 @@ def _init_worker(settings, log_level: int) -> None:  # type: ignore[no-untyped-d
 def _analyse_in_worker(job: VideoJob) -> Analysed:
     assert _worker_analyzer is not None
     return _analyse_one(_worker_analyzer, job)
-
-
-def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

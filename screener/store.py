@@ -8,8 +8,6 @@ no-op, and a changed model or rule set replaces the old session.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from screener.discover import displayable
 from screener.domain import Box, Observation, SessionResult
 from screener.emotions import EMOTIONS
+from screener.errors import first_line
 
 SCHEMA_VERSION = 1
 
@@ -122,7 +121,7 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open database {self.safe_url}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot open database {self.safe_url}: {first_line(exc)}") from exc
 
     @property
     def safe_url(self) -> str:
@@ -146,11 +145,6 @@ class Store:
                     f"screener understands ({SCHEMA_VERSION}); upgrade screener"
                 )
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
-
     def known_versions(self, sha256: str) -> tuple[str, str] | None:
         """(model_version, rules_version) of the stored session of this video, if any."""
         with self.engine.connect() as conn:
@@ -164,7 +158,7 @@ class Store:
     def save(self, result: SessionResult) -> int:
         """Store one session and its observations atomically, replacing an older analysis."""
         job, metrics = result.job, result.metrics
-        with self._transaction() as conn:
+        with self.engine.begin() as conn:
             student_pk = self._student_pk(conn, job.student_id)
             old = conn.execute(
                 sa.select(sessions.c.id, sessions.c.student_pk).where(
@@ -296,8 +290,3 @@ def _stored_session(row: Any) -> StoredSession:
         model_version=row.model_version, rules_version=row.rules_version,
         processed_at=row.processed_at,
     )
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
