@@ -35,6 +35,13 @@ def train(
     patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
+    blocks: Annotated[
+        str, typer.Option(help="Filters of the residual blocks, comma-separated.")
+    ] = "16,32,64,128",
+    l2: Annotated[float, typer.Option(help="L2 weight decay of the convolutions.")] = 0.01,
+    schedule: Annotated[
+        str, typer.Option(help='"plateau" (halve on a stalled val loss) or "cosine".')
+    ] = "plateau",
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
     class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
     augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
@@ -52,10 +59,14 @@ def train(
     from screener.fer_data import DatasetError, load_split
     from screener.settings import SettingsError, TrainSettings
 
+    try:
+        block_filters = tuple(int(f) for f in blocks.split(","))
+    except ValueError:
+        raise fail(f"--blocks must be comma-separated integers, not {blocks!r}") from None
     settings = TrainSettings(
         epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
-        width=width, label_smoothing=label_smoothing, class_weights=class_weights,
-        augment=augment, seed=seed,
+        width=width, blocks=block_filters, l2=l2, schedule=schedule,
+        label_smoothing=label_smoothing, class_weights=class_weights, augment=augment, seed=seed,
     )
     try:
         settings.validate()

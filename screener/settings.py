@@ -171,6 +171,12 @@ class TrainSettings:
     l2: float = 0.01
     width: int = 1
     """Multiplies every layer's filters: 1 is the original mini-Xception (~58k parameters)."""
+    blocks: tuple[int, ...] = (16, 32, 64, 128)
+    """Filters of the residual blocks; widening only the late, low-resolution blocks adds
+    capacity for little inference time (see models/README.md)."""
+    schedule: str = "plateau"
+    """"plateau" halves the learning rate when `val` loss stalls (the original recipe);
+    "cosine" decays it to zero over `epochs`, which suits a fixed budget."""
     label_smoothing: float = 0.0
     class_weights: bool = False
     augment: bool = True
@@ -181,3 +187,7 @@ class TrainSettings:
             raise SettingsError("batch size must be a positive multiple of 4")
         if self.epochs <= 0:
             raise SettingsError("epochs must be positive")
+        if not self.blocks or any(f <= 0 for f in self.blocks):
+            raise SettingsError("blocks must be one or more positive filter counts")
+        if self.schedule not in ("plateau", "cosine"):
+            raise SettingsError('schedule must be "plateau" or "cosine"')

@@ -48,7 +48,7 @@ def build_mini_xception(settings: TrainSettings) -> Any:
         x = layers.Conv2D(8 * w, 3, kernel_regularizer=reg, use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
-    for filters in (16 * w, 32 * w, 64 * w, 128 * w):
+    for filters in (f * w for f in settings.blocks):
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
         residual = layers.BatchNormalization()(residual)
         x = layers.SeparableConv2D(
@@ -130,6 +130,29 @@ def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
     return np.sqrt(weights).astype(np.float32)
 
 
+def learning_rate(settings: TrainSettings, steps_per_epoch: int) -> Any:
+    """A number for the plateau schedule (a callback changes it), else a cosine decay; the
+    decay counts optimizer steps, which BackupAndRestore restores, so a resumed run goes on
+    where it stopped."""
+    if settings.schedule == "plateau":
+        return settings.learning_rate
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(
+        settings.learning_rate, decay_steps=settings.epochs * steps_per_epoch
+    )
+
+
+def plateau_callbacks(keras: Any, settings: TrainSettings) -> list[Any]:
+    if settings.schedule != "plateau":
+        return []
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5
+        )
+    ]
+
+
 def train(
     train_data: LabelledImages,
     val_data: LabelledImages,
@@ -153,13 +176,13 @@ def train(
         log(f"resuming from {checkpoint_dir} (best val accuracy so far {state['best']:.4f})")
 
     model = build_mini_xception(settings)
-    model.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-        metrics=["accuracy"],
-    )
     batches = _batches_class(keras)(
         train_data, settings, class_weights(train_data.labels, settings.class_weights)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate(settings, len(batches))),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+        metrics=["accuracy"],
     )
     val_x = preprocess(val_data.images)
     val_y = np.eye(len(EMOTIONS), dtype=np.float32)[val_data.labels]
@@ -182,9 +205,7 @@ def train(
         callbacks=[
             keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup")),
             KeepBest(),
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.5, patience=settings.lr_patience, min_lr=1e-5
-            ),
+            *plateau_callbacks(keras, settings),
             keras.callbacks.EarlyStopping(
                 monitor="val_accuracy", mode="max", patience=settings.patience
             ),
@@ -248,7 +269,8 @@ def write_model_card_json(
     """Metadata the scan path reads (name, measured accuracy) without TensorFlow."""
     meta = {
         "name": out_path.stem,
-        "architecture": "mini-Xception (Arriaga et al. 2017)",
+        "architecture": f"mini-Xception (Arriaga et al. 2017), blocks {list(settings.blocks)}"
+        f" x{settings.width}",
         "parameters": int(parameters),
         "classes": list(EMOTIONS),
         "input": "48x48 grey, scaled to [-1, 1]",

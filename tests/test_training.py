@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
 from screener.settings import SettingsError, TrainSettings  # noqa: E402
-from screener.training import augment_batch, build_mini_xception, train  # noqa: E402
+from screener.training import augment_batch, build_mini_xception, learning_rate, train  # noqa: E402
 
 
 def stripes(count: int, seed: int) -> LabelledImages:
@@ -46,6 +46,33 @@ def test_augmentation_keeps_shape_and_changes_pixels():
 def test_batch_sizes_must_be_multiples_of_four():
     with pytest.raises(SettingsError):
         TrainSettings(batch_size=30).validate()
+
+
+def test_wider_late_blocks_change_only_the_low_resolution_layers():
+    base = build_mini_xception(TrainSettings())
+    wide = build_mini_xception(TrainSettings(blocks=(16, 48, 128, 256)))
+    assert wide.count_params() > 3 * base.count_params()
+    def first_block(model):
+        return next(layer for layer in model.layers if "separable" in layer.name)
+
+    assert first_block(base).output.shape == first_block(wide).output.shape
+    assert wide.output_shape == (None, len(EMOTIONS))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}]
+)
+def test_bad_architecture_or_schedule_is_refused(bad):
+    with pytest.raises(SettingsError):
+        TrainSettings(**bad).validate()
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run_and_plateau_is_a_constant():
+    cosine = learning_rate(TrainSettings(schedule="cosine", epochs=10, learning_rate=1e-3), 50)
+    assert float(cosine(0)) == pytest.approx(1e-3)
+    assert float(cosine(250)) == pytest.approx(5e-4, rel=1e-3)
+    assert float(cosine(500)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(TrainSettings(learning_rate=2e-3), 50) == 2e-3
 
 
 def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
