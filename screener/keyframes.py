@@ -69,6 +69,7 @@ class KeyframeReader:
             min_scene_len=max(1, round(settings.min_scene_s * fps)),
             filter_mode=FlashFilter.Mode.SUPPRESS,
         )
+        self._declared_s = float(self._video.duration.get_seconds() or 0.0)
         width, height = self._video.frame_size
         self.info = VideoInfo(fps=fps, frame_count=0, duration_s=0.0, width=width,
                               height=height, scenes=0)
@@ -106,15 +107,28 @@ class KeyframeReader:
             yield best
         if frames_read == 0:
             raise VideoReadError("no frame could be decoded")
+        decoded_s = last_t + 1.0 / self.fps
+        if decoded_s < self._declared_s * _SHORTEST_COMPLETE_SHARE:
+            # An mp4 with its index first ("faststart") opens fine when cut short, e.g. while
+            # still being copied; storing it would file a partial session under a hash that
+            # the complete file will not have, so it is refused and retried next scan.
+            raise VideoReadError(
+                f"truncated or still being copied: decoded {decoded_s:.1f} s of the "
+                f"{self._declared_s:.1f} s its index declares"
+            )
         self.info = VideoInfo(
             fps=self.fps,
             frame_count=frames_read,
-            duration_s=round(last_t + 1.0 / self.fps, 3),
+            duration_s=round(decoded_s, 3),
             width=self.info.width,
             height=self.info.height,
             scenes=scene + 1,
         )
 
+
+_SHORTEST_COMPLETE_SHARE = 0.9
+"""Below this share of the duration a container declares, a video is taken as cut short; above
+it, the gap is a container's rounding (edit lists, variable frame rates)."""
 
 _NOT_VIDEO_SIGNATURES = (
     # (offset, bytes, what the file is). OpenCV would open any of these images as a one-frame

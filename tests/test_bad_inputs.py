@@ -322,12 +322,13 @@ def test_an_avi_without_a_frame_rate_is_analysed(folder, astronaut):
 
 
 def encode_with_pyav(path: Path, frames: list[np.ndarray], codec: str,
-                     times_ms: list[int] | None = None) -> Path:
+                     times_ms: list[int] | None = None,
+                     container_options: dict[str, str] | None = None) -> Path:
     """Encode `frames` with PyAV; `times_ms` gives each frame's time (a variable frame rate)."""
     av = pytest.importorskip("av", reason="PyAV is not installed: cannot encode this video")
     from fractions import Fraction
 
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=10)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
@@ -353,6 +354,30 @@ def test_a_variable_frame_rate_webm_is_analysed_on_its_real_times(folder, astron
                      "libvpx", times)
     [stored] = assert_analysed(folder, scan(folder), "vfr")
     assert stored["frames_analysed"] == 4  # one per second of real time: 0-1, 1-2, 2-3, 3-4 s
+
+
+def test_a_half_copied_mp4_with_its_index_first_is_refused_and_the_complete_one_stored(
+    folder, astronaut
+):
+    """Cron may run while a file is still being copied. A "faststart" mp4 (index first, as
+    web tools write them) then opens and decodes, but only partly: it must not be filed."""
+    complete = encode_with_pyav(folder / "staging.mp4", face_frames(astronaut, 40), "libx264",
+                                container_options={"movflags": "faststart"})
+    data = complete.read_bytes()
+    complete.unlink()
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")
+    copying = folder / "copying_2026-01-02.mp4"
+    copying.write_bytes(data[: len(data) * 3 // 4])  # the I-frame is most of the first half
+    assert cv2.VideoCapture(str(copying)).read()[0]  # opens, and decodes some frames
+    assert_only_failure(scan(folder), copying.name, "still being copied", "of the 4.0 s")
+    history = run("history", "copying", "--db", db_url(folder.parent))
+    assert history.exit_code == 2 and "no sessions for student 'copying'" in history.output
+    assert_good_video_stored(folder.parent)
+    copying.write_bytes(data)
+    result = scan(folder)
+    assert result.exit_code == 0 and "1 analysed, 1 unchanged, 0 failed" in result.output
+    [stored] = sessions(folder.parent, "copying")
+    assert stored["frames_analysed"] == 4  # 40 frames at 10 fps, one key frame a second
 
 
 def test_an_hevc_video_is_analysed(folder, astronaut):
