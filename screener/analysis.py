@@ -86,4 +86,5 @@ class Analyzer:
             metrics=metrics,
             assessment=self.rules.assess(metrics),
             model_version=self.model.name,
+            model_accuracy=self.model.card.val_accuracy,
         )

@@ -99,6 +99,7 @@ class SessionResult:
     metrics: dict[str, Any]
     assessment: Assessment
     model_version: str
+    model_accuracy: float | None = None
 
     @property
     def level(self) -> str:

@@ -39,6 +39,7 @@ class EmotionModel(Protocol):
     """Anything that turns grey 48x48 face crops into probabilities over `EMOTIONS`."""
 
     name: str
+    card: ModelCard
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Return an (N, 7) float array of class probabilities."""

@@ -111,7 +111,8 @@ def render_reports(
     for sid in wanted:
         sessions = histories[sid]
         context = _student_context(store, sid, sessions)
-        html = env.get_template("student.html.j2").render(**common, **context)
+        context = {**common, **context, **_model_context(analysed_by(sessions[-1], model))}
+        html = env.get_template("student.html.j2").render(**context)
         written.append(_write_atomic(out_dir / f"{student_slug(sid)}.html", html))
     rows = sorted(
         (_index_row(sid, histories[sid]) for sid in all_ids if histories[sid]),
@@ -140,13 +141,27 @@ def _environment() -> Environment:
     return env
 
 
+def analysed_by(session: StoredSession, installed: ModelCard) -> ModelCard:
+    """The model whose reliability a student's page states: the one that analysed the latest
+    session, as stored with it; the installed one for sessions stored before schema 2."""
+    if session.model_accuracy is None:
+        return installed
+    return ModelCard(name=session.model_version, val_accuracy=session.model_accuracy)
+
+
+def _model_context(model: ModelCard) -> dict[str, str]:
+    return {
+        "model_caveat": MODEL_CAVEAT if model.val_accuracy is not None else "",
+        "model_sentence": model_reliability(model),
+    }
+
+
 def _common_context(model: ModelCard) -> dict[str, Any]:
     return {
         "disclaimer_title": DISCLAIMER_TITLE,
         "disclaimer": DISCLAIMER,
-        "model_caveat": MODEL_CAVEAT if model.val_accuracy is not None else "",
+        **_model_context(model),
         "coverage_warning": COVERAGE_WARNING,
-        "model_sentence": model_reliability(model),
         "version": screener.__version__,
         "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
         "level_colours": charts.LEVEL_COLOURS,

@@ -8,6 +8,8 @@ no-op, and a changed model or rule set replaces the old session.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,11 @@ from screener.domain import Box, Observation, SessionResult
 from screener.emotions import EMOTIONS
 from screener.errors import first_line
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+"""1: the first release. 2: sessions.model_accuracy, so a report states the accuracy of the
+model that analysed a session, not of whichever model is installed now."""
 
 metadata = sa.MetaData()
 
@@ -59,6 +65,7 @@ sessions = sa.Table(
     sa.Column("evidence_json", sa.Text, nullable=False),
     sa.Column("metrics_json", sa.Text, nullable=False),
     sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("model_accuracy", sa.Float),
     sa.Column("rules_version", sa.Text, nullable=False),
     sa.Column("processed_at", sa.DateTime, nullable=False),
 )
@@ -104,6 +111,9 @@ class StoredSession:
     model_version: str
     rules_version: str
     processed_at: datetime
+    model_accuracy: float | None = None
+    """`val` accuracy of the model that analysed the session; None for sessions stored before
+    schema 2."""
 
 
 class Store:
@@ -117,6 +127,7 @@ class Store:
             self.engine: Engine = sa.create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+                sa.event.listen(self.engine, "begin", _sqlite_begin)
             self._prepare()
         except StoreError:
             raise
@@ -128,22 +139,42 @@ class Store:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
     def _prepare(self) -> None:
+        """Create a new database, or bring an older one forward, in one transaction: a failed
+        migration leaves the database at its old version."""
         with self.engine.begin() as conn:
             tables = set(sa.inspect(conn).get_table_names())
             if tables and "screener_meta" not in tables:
                 raise StoreError(f"{self.safe_url} is not a screener database")
-            metadata.create_all(conn)
-            row = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            ).first()
-            if row is None:
+            version = self.schema_version(conn)
+            if version is None:
+                metadata.create_all(conn)
                 conn.execute(meta_table.insert().values(key="schema_version",
                                                         value=str(SCHEMA_VERSION)))
-            elif int(row.value) > SCHEMA_VERSION:
+                return
+            if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.safe_url} has schema version {row.value}, newer than this "
+                    f"{self.safe_url} has schema version {version}, newer than this "
                     f"screener understands ({SCHEMA_VERSION}); upgrade screener"
                 )
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](conn)
+                log.info("migrated %s from schema %d to %d", self.safe_url, step, step + 1)
+            conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                         .values(value=str(SCHEMA_VERSION)))
+
+    @staticmethod
+    def schema_version(conn: Connection) -> int | None:
+        if "screener_meta" not in sa.inspect(conn).get_table_names():
+            return None
+        row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).first()
+        if row is None:
+            return None
+        try:
+            return int(row.value)
+        except ValueError:
+            raise StoreError(f"unreadable schema version {row.value!r}") from None
 
     def known_versions(self, sha256: str) -> tuple[str, str] | None:
         """(model_version, rules_version) of the stored session of this video, if any."""
@@ -189,6 +220,7 @@ class Store:
                     evidence_json=json.dumps(result.assessment.evidence),
                     metrics_json=json.dumps(metrics),
                     model_version=result.model_version,
+                    model_accuracy=result.model_accuracy,
                     rules_version=result.assessment.rules_version,
                     processed_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
                 )
@@ -238,6 +270,14 @@ class Store:
             return [_observation(row) for row in conn.execute(query)]
 
 
+def _add_model_accuracy(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE sessions ADD COLUMN model_accuracy FLOAT"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_model_accuracy}
+"""Schema version -> the step that brings a database from it to the next version."""
+
+
 def _delete_if_empty(conn: Connection, student_pk: int) -> None:
     left = conn.execute(
         sa.select(sa.func.count()).where(sessions.c.student_pk == student_pk)
@@ -247,11 +287,18 @@ def _delete_if_empty(conn: Connection, student_pk: int) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would otherwise open transactions only before INSERT/UPDATE/DELETE, leaving
+    # a migration's ALTER TABLE outside it; _sqlite_begin opens every transaction instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def _observation_row(session_pk: int, o: Observation) -> dict[str, Any]:
@@ -288,5 +335,5 @@ def _stored_session(row: Any) -> StoredSession:
         level=row.level, fired_rule=row.fired_rule, explanation=row.explanation,
         evidence=json.loads(row.evidence_json), metrics=json.loads(row.metrics_json),
         model_version=row.model_version, rules_version=row.rules_version,
-        processed_at=row.processed_at,
+        processed_at=row.processed_at, model_accuracy=row.model_accuracy,
     )

@@ -208,3 +208,18 @@ def test_empty_store_writes_an_index(store: Store, tmp_path: Path) -> None:
     html = read(written[0])
     assert "No sessions yet" in html
     assert DISCLAIMER_TITLE in html
+
+
+def test_a_page_states_the_accuracy_of_the_model_that_analysed_the_session(
+    store: Store, tmp_path: Path
+) -> None:
+    older = make_result("lee", 1, ["sad"] * 10)
+    older.model_version, older.model_accuracy = "old-model@1", 0.5
+    store.save(older)
+    store.save(make_result("kim", 1, ["sad"] * 10))  # stored before schema 2: no accuracy
+    render_reports(store, tmp_path, MODEL)
+    lee = read(tmp_path / f"{student_slug('lee')}.html")
+    assert "(old-model@1) labels 50%" in lee and "one time in 2" in lee and "66%" not in lee
+    kim = read(tmp_path / f"{student_slug('kim')}.html")
+    assert "(mini-xception-test) labels 66%" in kim
+    assert "(mini-xception-test) labels 66%" in read(tmp_path / "index.html")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from screener import store as store_module
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
 from screener.store import SCHEMA_VERSION, Store, StoreError
@@ -84,6 +85,56 @@ def test_a_newer_schema_is_refused(tmp_path: Path):
                      (str(SCHEMA_VERSION + 1),))
     with pytest.raises(StoreError, match="newer"):
         Store(f"sqlite:///{path}")
+
+
+def downgrade_to_v1(path: Path) -> None:
+    """Turn a current database into what schema 1 wrote: no sessions.model_accuracy."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE sessions DROP COLUMN model_accuracy")
+        conn.execute("UPDATE screener_meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def columns(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+
+
+def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(tmp_path: Path):
+    path = tmp_path / "screener.db"
+    Store(f"sqlite:///{path}").save(make_result("ana", 3, "a" * 64, ["sad", "happy"]))
+    downgrade_to_v1(path)
+    assert "model_accuracy" not in columns(path)
+
+    store = Store(f"sqlite:///{path}")
+    assert "model_accuracy" in columns(path)
+    with store.engine.connect() as conn:
+        assert Store.schema_version(conn) == SCHEMA_VERSION == 2
+    [old] = store.sessions_of("ana")
+    assert old.model_accuracy is None and old.level == "low"
+    assert len(store.observations_of(old.pk)) == 2
+    new = make_result("ana", 4, "b" * 64, ["sad"])
+    new.model_accuracy = 0.61
+    store.save(new)
+    assert [s.model_accuracy for s in store.sessions_of("ana")] == [None, 0.61]
+
+
+def test_a_failed_migration_leaves_the_database_at_its_old_version(tmp_path: Path, monkeypatch):
+    path = tmp_path / "screener.db"
+    Store(f"sqlite:///{path}").save(make_result("ana", 3, "a" * 64, ["sad"]))
+    downgrade_to_v1(path)
+
+    def half_done(conn):
+        store_module._add_model_accuracy(conn)
+        raise RuntimeError("power cut")
+
+    monkeypatch.setitem(store_module.MIGRATIONS, 1, half_done)
+    with pytest.raises(StoreError, match="power cut"):
+        Store(f"sqlite:///{path}")
+    assert "model_accuracy" not in columns(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM screener_meta").fetchone() == ("1",)
+    monkeypatch.undo()
+    assert Store(f"sqlite:///{path}").sessions_of("ana")[0].session_id == "ana-3"
 
 
 def test_foreign_or_corrupt_databases_are_clear_errors(tmp_path: Path):
