@@ -1,24 +1,48 @@
 """One video in, one `SessionResult` out: key frames -> faces -> emotions -> metrics -> level.
 
-This touches no database and no report, so it can run in worker processes (or, later, on a
+This touches no database and no report, so it can run in worker processes (or on a
 cluster) while a single writer stores the results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from screener.aggregate import session_metrics, with_smoothing
-from screener.domain import Face, Observation, SessionResult, VideoJob
+from screener.domain import Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
 from screener.faces import FaceDetector, HaarFaceDetector, faces_in_frame
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
 from screener.settings import Settings
 
+_MAX_QUEUED_FRAMES = 4
+
 FrameProgress = Callable[[int], None]
 """Called with the number of key frames analysed so far."""
+
+
+@dataclass
+class StageClock:
+    """Seconds spent per pipeline stage, for `--debug` logs and the scan benchmark. Stages
+    that overlap (faces run beside key frames) each count their own time."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -44,16 +68,71 @@ class Analyzer:
         )
 
     def analyze(self, job: VideoJob, progress: FrameProgress | None = None) -> SessionResult:
+        clock = StageClock()
         reader = KeyframeReader(job.path, self.settings.keyframes)
+        frames, faces = self._key_frames_and_faces(reader, clock, progress)
+        with clock("emotions"):
+            probabilities = self.model.predict([face.crop for face in faces])
+        with clock("aggregate"):
+            observations = self._observations(frames, faces, probabilities)
+            metrics = session_metrics(
+                observations,
+                negative=self.rules.negative,
+                min_run=self.rules.min_run,
+                step_s=self.settings.keyframes.every_s,
+                duration_s=reader.info.duration_s,
+                scenes=reader.info.scenes,
+            )
+            assessment = self.rules.assess(metrics)
+        return SessionResult(
+            job=job,
+            info=reader.info,
+            observations=observations,
+            metrics=metrics,
+            assessment=assessment,
+            model_version=self.model.name,
+            model_accuracy=self.model.card.val_accuracy,
+            stage_seconds=clock.seconds,
+        )
+
+    def _key_frames_and_faces(
+        self, reader: KeyframeReader, clock: StageClock, progress: FrameProgress | None
+    ) -> tuple[list[tuple[float, int]], list[Face]]:
+        """Face detection runs in a thread beside decoding (both release the GIL); a short
+        queue keeps at most a few full-size key frames in memory."""
         faces: list[Face] = []
         frames: list[tuple[float, int]] = []
-        for count, frame in enumerate(reader, start=1):
-            frames.append((frame.t_s, frame.index))
-            faces.extend(faces_in_frame(frame, self.detector, self.settings.faces))
-            frame.image = None  # type: ignore[assignment]  # keep memory flat
-            if progress:
-                progress(count)
-        probabilities = self.model.predict([face.crop for face in faces])
+
+        def detect(frame: Frame) -> list[Face]:
+            with clock("faces"):
+                found = faces_in_frame(frame, self.detector, self.settings.faces)
+            frame.image = None  # type: ignore[assignment]  # the crops are all that is needed
+            return found
+
+        key_frames = iter(reader)
+        with ThreadPoolExecutor(max_workers=1) as detection:
+            pending: deque[Future[list[Face]]] = deque()
+            while True:
+                with clock("key frames"):
+                    frame = next(key_frames, None)
+                if frame is None:
+                    break
+                frames.append((frame.t_s, frame.index))
+                pending.append(detection.submit(detect, frame))
+                while pending and (len(pending) > _MAX_QUEUED_FRAMES or pending[0].done()):
+                    faces.extend(pending.popleft().result())
+                    if progress:
+                        progress(len(frames) - len(pending))
+            for future in pending:
+                faces.extend(future.result())
+        if progress:
+            progress(len(frames))
+        return frames, faces
+
+    def _observations(
+        self, frames: list[tuple[float, int]], faces: list[Face], probabilities: np.ndarray
+    ) -> list[Observation]:
+        """One observation per face, and an empty one for each key frame without a face."""
         by_frame: dict[int, list[Observation]] = {}
         for face, probs in zip(faces, probabilities, strict=True):
             by_frame.setdefault(face.frame.index, []).append(
@@ -70,21 +149,4 @@ class Analyzer:
             observations.extend(
                 by_frame.get(index) or [Observation(round(t_s, 3), index, None, None, None)]
             )
-        observations = with_smoothing(observations, self.rules.smoothing_window)
-        metrics = session_metrics(
-            observations,
-            negative=self.rules.negative,
-            min_run=self.rules.min_run,
-            step_s=self.settings.keyframes.every_s,
-            duration_s=reader.info.duration_s,
-            scenes=reader.info.scenes,
-        )
-        return SessionResult(
-            job=job,
-            info=reader.info,
-            observations=observations,
-            metrics=metrics,
-            assessment=self.rules.assess(metrics),
-            model_version=self.model.name,
-            model_accuracy=self.model.card.val_accuracy,
-        )
+        return with_smoothing(observations, self.rules.smoothing_window)

@@ -100,6 +100,8 @@ class SessionResult:
     assessment: Assessment
     model_version: str
     model_accuracy: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Where the analysis time went (not stored)."""
 
     @property
     def level(self) -> str:

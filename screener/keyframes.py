@@ -64,6 +64,9 @@ class KeyframeReader:
         if not math.isfinite(fps) or fps <= 0 or fps > 1000:
             raise VideoReadError(f"implausible frame rate ({fps:g} fps) in the file's metadata")
         self.fps = fps
+        self.stride = max(1, round(fps / settings.analysis_fps))
+        """Every frame is decoded, but only every `stride`-th is converted to BGR and
+        analysed: the conversion costs about as much as the decoding (docs/benchmarks.md)."""
         self._detector = ContentDetector(
             threshold=settings.cut_threshold,
             min_scene_len=max(1, round(settings.min_scene_s * fps)),
@@ -80,8 +83,9 @@ class KeyframeReader:
         window: tuple[int, int] | None = None
         best: Frame | None = None
         while True:
+            analyse = frames_read % self.stride == 0
             try:
-                image = self._video.read()
+                image = self._video.read(decode=analyse)
             except Exception as exc:
                 raise VideoReadError(f"decoding failed after {frames_read} frames: "
                                      f"{first_line(exc)}") from exc
@@ -92,6 +96,8 @@ class KeyframeReader:
             index = frames_read
             frames_read += 1
             last_t = t
+            if not analyse:
+                continue
             small = _downscale(image, self.settings.analysis_width)
             if self._detector.process_frame(position, small) and index > 0:
                 scene, scene_start = scene + 1, t
@@ -179,4 +185,4 @@ def _downscale(image: np.ndarray, width: int) -> np.ndarray:
     if image.shape[1] <= width:
         return image
     height = max(1, round(image.shape[0] * width / image.shape[1]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
