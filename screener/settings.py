@@ -29,6 +29,13 @@ class KeyframeSettings:
     min_scene_s: float = 0.5
     analysis_width: int = 256
     """Frames are downscaled to about this width for cut detection and sharpness."""
+    analysis_fps: float = 10.0
+    """Frames per second looked at for cuts and sharpness; the others are decoded only."""
+
+    def __post_init__(self) -> None:
+        for name in ("every_s", "min_scene_s", "analysis_width", "analysis_fps"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"keyframes.{name} must be positive")
 
 
 @dataclass(frozen=True)
