@@ -86,8 +86,10 @@ def session_metrics(
     negative_set = set(negative)
     negative_share = sum(labels[e] for e in negative_set) / n if n else 0.0
     metrics["negative_share"] = negative_share
+    # In a fixed order: a set's order changes with each process's hash seed, and so would the
+    # float sum, making a video analysed in a worker differ from one analysed here.
     metrics["negative_probability"] = float(
-        sum(means[EMOTIONS.index(e)] for e in negative_set)
+        sum(means[EMOTIONS.index(e)] for e in sorted(negative_set))
     )
     metrics["positive_share"] = metrics["share_happy"]
     metrics["valence"] = float(metrics["share_happy"]) - negative_share  # type: ignore[arg-type]

@@ -219,3 +219,26 @@ def test_shares_sum_to_one_and_negative_share_is_a_fraction(labels, negative, mi
     assert m["negative_share"] == pytest.approx(sum(m[f"share_{e}"] for e in negative))
     assert m["faces_found"] == len(labels)
     assert m["longest_negative_run_s"] <= len(labels)
+
+
+def test_negative_probability_does_not_change_with_the_process_hash_seed():
+    """Worker processes (--workers, --cluster) have other hash seeds than the scanning process;
+    these probabilities sum to a different float in a different order."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from screener.aggregate import session_metrics\n"
+        "from screener.domain import Box, Observation\n"
+        "o = Observation(0, 0, Box(0, 0, 9, 9), (0.02663, 0, 0.05952, 0.78943, 0.12442, 0, 0),"
+        " 'happy')\n"
+        "print(repr(session_metrics([o], negative=('angry', 'sad', 'fear'), min_run=5,"
+        " step_s=1.0, duration_s=1.0, scenes=1)['negative_probability']))\n"
+    )
+    values = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+        for seed in range(8)
+    }
+    assert values == {"0.21057"}
