@@ -1,0 +1,343 @@
+"""Scan speed against decoding, stage by stage; memory; workers; the original per-frame approach.
+
+    python benchmarks/scan_benchmark.py                 # full run, rewrites docs/benchmarks.md
+    python benchmarks/scan_benchmark.py --smoke         # a short run that checks it all works
+
+Everything is measured side by side in one run, because this machine is shared and noisy:
+absolute times mean little, ratios hold. The default video is a 720p 30 fps H.264 clip made
+from ../shared/videos/WolfgangLanger_Pexels.mp4 (scaled, then looped without re-encoding);
+`--video` measures another one. Generated clips are cached in benchmarks/.cache/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from screener.analysis import Analyzer
+from screener.discover import file_sha256
+from screener.domain import Box, VideoJob
+from screener.emotions import OnnxEmotionModel
+from screener.faces import crop_face
+from screener.report import render_reports
+from screener.settings import FaceSettings, KeyframeSettings, Settings
+from screener.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+SOURCE = ROOT.parent / "shared" / "videos" / "WolfgangLanger_Pexels.mp4"
+MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+# Test clips --------------------------------------------------------------------------------
+
+def encode_unit(
+    source: Path, out: Path, size: tuple[int, int] = (1280, 720), fps: int = 30
+) -> Path:
+    """The source re-encoded once as H.264 at `size` and `fps` (every frame kept, re-timed)."""
+    import av
+
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for i, frame in enumerate(src.decode(video=0)):
+            image = cv2.resize(frame.to_ndarray(format="bgr24"), size)
+            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+            picture.pts, picture.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(picture):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out
+
+
+def looped(unit: Path, seconds: float, out: Path, tag: int = 0) -> Path:
+    """`unit` repeated to last about `seconds`, remuxed without re-encoding (fast at any length).
+
+    `tag` > 0 appends an mp4 `free` box of that many bytes: a distinct file hash for the same
+    pictures, so that the workers benchmark has 8 different videos."""
+    import av
+
+    if out.is_file():
+        return out
+    with av.open(str(unit)) as src:
+        packets = [p for p in src.demux(video=0) if p.dts is not None]
+        span = max(p.pts + p.duration for p in packets) - min(p.pts for p in packets)
+        repeats = max(1, round(seconds / float(span * packets[0].time_base)))
+        with av.open(str(out), "w") as dst:
+            stream = dst.add_stream_from_template(src.streams.video[0])
+            for k in range(repeats):
+                for p in packets:
+                    copy = av.Packet(bytes(p))
+                    copy.pts, copy.dts = p.pts + k * span, p.dts + k * span
+                    copy.duration, copy.time_base = p.duration, p.time_base
+                    copy.is_keyframe, copy.stream = p.is_keyframe, stream
+                    dst.mux(copy)
+    if tag:
+        with out.open("ab") as f:
+            f.write((8 + tag).to_bytes(4, "big") + b"free" + bytes(tag))
+    return out
+
+
+# Measurements ------------------------------------------------------------------------------
+
+def decode_all(path: Path) -> tuple[int, float]:
+    """Frames and seconds for OpenCV to read (decode and convert to BGR) every frame."""
+    capture = cv2.VideoCapture(str(path))
+    started, frames = time.perf_counter(), 0
+    while capture.read()[0]:
+        frames += 1
+    return frames, time.perf_counter() - started
+
+
+def analyse_in_process(path: Path, settings: Settings) -> tuple[float, dict[str, float], int]:
+    """Wall seconds of one analysis, its stage seconds (report included) and its faces."""
+    analyzer = Analyzer.from_settings(settings)
+    job = VideoJob(path, "bench", "bench", datetime(2026, 1, 1), file_sha256(path))
+    started = time.perf_counter()
+    result = analyzer.analyze(job)
+    wall = time.perf_counter() - started
+    stages = dict(result.stage_seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        store = Store(f"sqlite:///{tmp}/bench.db")
+        store.save(result)
+        render_reports(store, Path(tmp) / "reports", analyzer.model.card)
+        stages["store + report"] = time.perf_counter() - started
+    return wall, stages, int(result.metrics["faces_found"])
+
+
+def scan_process(folder: Path, workers: int = 1) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of `screener scan` in a fresh process, start-up included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "screener", "scan", str(folder), "--out",
+                   f"{tmp}/reports", "--db", f"sqlite:///{tmp}/bench.db", "--quiet",
+                   "--workers", str(workers)]
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"scan failed: {process.stderr.read().decode()[-2000:]}")
+    # ru_maxrss is the largest child; with --workers it is one worker, not their sum.
+    return wall, usage.ru_maxrss / 1024
+
+
+def classifier_faces_per_s(model: OnnxEmotionModel, count: int = 4096) -> float:
+    crops = np.random.default_rng(0).integers(0, 256, (count, 48, 48), np.uint8)
+    model.predict(crops[:256])
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(crops)
+        best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def original_per_frame(path: Path, seconds: float, model: OnnxEmotionModel) -> float:
+    """Frames/s of the original demo's loop: Haar on every full frame (scale 1.3, 5
+    neighbours), then each face classified on its own. ONNX instead of Keras per face flatters
+    it; measured on the first `seconds` and compared per frame."""
+    cascade = cv2.CascadeClassifier(
+        str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    capture = cv2.VideoCapture(str(path))
+    limit = int(seconds * (capture.get(cv2.CAP_PROP_FPS) or 30))
+    started, frames = time.perf_counter(), 0
+    while frames < limit:
+        ok, image = capture.read()
+        if not ok:
+            break
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        for x, y, w, h in cascade.detectMultiScale(grey, 1.3, 5):
+            model.predict(crop_face(grey, Box(int(x), int(y), int(w), int(h)), (20, 40))[None])
+        frames += 1
+    return frames / (time.perf_counter() - started)
+
+
+@dataclass
+class Choice:
+    name: str
+    settings: Settings
+
+
+def choices() -> list[Choice]:
+    """The defaults against the alternatives they were chosen over (docs/benchmarks.md)."""
+    base = Settings()
+    return [
+        Choice("defaults (analyse 10 frames/s, detect at 640 px, scale 1.1)", base),
+        Choice("analyse every frame", base.replace(
+            keyframes=KeyframeSettings(analysis_fps=1000.0))),
+        Choice("analyse 5 frames/s", base.replace(keyframes=KeyframeSettings(analysis_fps=5.0))),
+        Choice("detect at 480 px, scale 1.15", base.replace(
+            faces=FaceSettings(detect_width=480, scale_factor=1.15))),
+    ]
+
+
+def key_frames_of(path: Path, settings: Settings) -> tuple[int, list[float]]:
+    from screener.keyframes import KeyframeReader
+
+    reader = KeyframeReader(path, settings.keyframes)
+    times = [frame.t_s for frame in reader]
+    return reader.info.scenes, times
+
+
+# The report --------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        model = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = model[1] if model else cpu
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()}, "
+            f"Python {platform.python_version()}, OpenCV {cv2.__version__}")
+
+
+def run(args: argparse.Namespace) -> str:
+    work = CACHE if not args.smoke else Path(tempfile.mkdtemp(prefix="screener-bench-"))
+    unit = args.video or encode_unit(SOURCE, CACHE / "unit_720p30.mp4")
+    minutes = 0.25 if args.smoke else args.minutes
+    video = args.video or looped(unit, minutes * 60, work / f"clip_{minutes:g}min.mp4")
+    settings = Settings()
+    model = OnnxEmotionModel(settings.model_path)
+    lines = [f"Machine: {machine()}.", "",
+             f"Video: `{video.name}`, {datetime.now():%Y-%m-%d %H:%M}.", ""]
+
+    frames, decode_s = decode_all(video)
+    wall, stages, faces = analyse_in_process(video, settings)
+    folder = work / "one"
+    folder.mkdir(exist_ok=True)
+    linked = folder / video.name
+    if not linked.exists():
+        linked.symlink_to(video.resolve())
+    scan_s, rss = scan_process(folder)
+    per_frame_fps = original_per_frame(video, 5 if args.smoke else 20, model)
+    duration = frames / (cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30)
+    rows = [
+        ("OpenCV decoding every frame (the yardstick)", decode_s, 1.0),
+        *((f"stage: {name}", seconds, decode_s / seconds) for name, seconds in stages.items()),
+        ("analysis of the video, in process (stages overlap)", wall, decode_s / wall),
+        ("whole `screener scan`, fresh process (start-up, DB, report)", scan_s, decode_s / scan_s),
+        ("original approach: Haar + classifier on every frame", frames / per_frame_fps,
+         decode_s / (frames / per_frame_fps)),
+    ]
+    lines += [f"{frames} frames, {duration:.0f} s of video, {faces} faces found.", "",
+              "| what | seconds | speed vs decoding |", "|---|---|---|"]
+    lines += [f"| {name} | {seconds:.2f} | {ratio:.2f}x |" for name, seconds, ratio in rows]
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    speedup = (frames / per_frame_fps) / wall
+    fps = classifier_faces_per_s(model)
+    lines += [
+        f"| scan at least 1.0x decoding | analysis {decode_s / wall:.2f}x, whole scan "
+        f"{decode_s / scan_s:.2f}x | {'yes' if decode_s / wall >= 1 else 'no'} |",
+        f"| at least 30x the original per-frame approach | {speedup:.0f}x | "
+        f"{'yes' if speedup >= 30 else 'no'} |",
+        f"| classifier at least 5,000 faces/s batched | {fps:,.0f} | "
+        f"{'yes' if fps >= 5000 else 'no'} |",
+    ]
+    if not args.smoke:
+        long_name = f"clip_{args.long_minutes:g}min.mp4"
+        long_video = looped(unit, args.long_minutes * 60, work / long_name)
+        long_folder = work / "long"
+        long_folder.mkdir(exist_ok=True)
+        if not (long_folder / long_video.name).exists():
+            (long_folder / long_video.name).symlink_to(long_video.resolve())
+        long_s, long_rss = scan_process(long_folder)
+        growth = long_rss / rss - 1
+        lines.append(f"| peak memory flat in length, under 1 GiB | {minutes:g} min: {rss:.0f} "
+                     f"MiB, {args.long_minutes:g} min: {long_rss:.0f} MiB ({growth:+.0%}); "
+                     f"{args.long_minutes:g} min scanned in {long_s:.0f} s | "
+                     f"{'yes' if abs(growth) <= 0.10 and long_rss < 1024 else 'no'} |")
+    else:
+        lines.append(f"| peak memory under 1 GiB | {rss:.0f} MiB | "
+                     f"{'yes' if rss < 1024 else 'no'} |")
+    count = 2 if args.smoke else 8
+    many = work / f"many{count}"
+    many.mkdir(exist_ok=True)
+    for i in range(count):
+        looped(unit, 5 if args.smoke else 30, many / f"student{i}_2026-01-0{i + 1}.mp4", tag=i + 1)
+    one_s, _ = scan_process(many, workers=1)
+    two_s, _ = scan_process(many, workers=2)
+    lines.append(f"| `--workers 2` at least 1.6x one worker ({count} videos) | "
+                 f"{one_s:.1f} s / {two_s:.1f} s = {one_s / two_s:.2f}x | "
+                 f"{'yes' if one_s / two_s >= 1.6 else 'no'} |")
+    lines += ["", "Choices, on the same video (speed) and on the sample videos and ../shared clips "
+              "(cuts and key frames against analysing every frame):", "",
+              "| choice | analysis seconds | speed vs decoding | scenes found | key frames | "
+              "same key-frame times | faces found |", "|---|---|---|---|---|---|---|"]
+    lines += choice_rows(video, decode_s, args.smoke)
+    if args.smoke:
+        shutil.rmtree(work, ignore_errors=True)
+    return "\n".join(lines)
+
+
+def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
+    clips = sorted((ROOT / "sample_videos").rglob("*.mp4"))
+    if SOURCE.parent.is_dir():
+        clips += sorted(SOURCE.parent.glob("*.mp4")) + sorted(SOURCE.parent.glob("*.mov"))
+    if smoke:
+        clips = clips[:2]
+    reference = {clip: key_frames_of(clip, choices()[1].settings) for clip in clips}
+    rows = []
+    for choice in choices():
+        wall, _, faces = analyse_in_process(video, choice.settings)
+        scenes, total, same = 0, 0, 0
+        for clip in clips:
+            found_scenes, times = key_frames_of(clip, choice.settings)
+            ref_times = reference[clip][1]
+            scenes += found_scenes
+            total += len(times)
+            same += sum(1 for a, b in zip(times, ref_times, strict=False) if abs(a - b) < 0.15)
+        ref_scenes = sum(r[0] for r in reference.values())
+        rows.append(f"| {choice.name} | {wall:.2f} | {decode_s / wall:.2f}x | {scenes} "
+                    f"(reference {ref_scenes}) | {total} | {same}/{total} | {faces} |")
+    return rows
+
+
+def write_results(table: str, out: Path) -> None:
+    """Replace the results between the markers, keeping the hand-written analysis around them."""
+    text = out.read_text(encoding="utf-8") if out.is_file() else "\n".join(MARKERS) + "\n"
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    out.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, help="measure this video instead")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--long-minutes", type=float, default=30.0)
+    parser.add_argument("--smoke", action="store_true", help="short clips; writes nothing "
+                        "unless --out is given")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.video is None and not SOURCE.is_file():
+        parser.error(f"{SOURCE} is missing: pass --video PATH")
+    table = run(args)
+    print(table)
+    out = args.out or (None if args.smoke else ROOT / "docs" / "benchmarks.md")
+    if out:
+        write_results(table, out)
+
+
+if __name__ == "__main__":
+    main()
