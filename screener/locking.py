@@ -2,8 +2,10 @@
 
 SQLite itself would serialise the writes, but two scans would analyse the same new videos
 twice; an advisory lock on a file beside the database makes the second scan wait for the first
-(and then find nothing left to do). Databases that are not local files are left to their
-server's own transactions.
+(and then find nothing left to do). Databases that are not local files take no lock: a
+PostgreSQL server is meant to be shared, so scans from several machines may run into it at
+once. Each session is saved in one transaction keyed by the video's hash (retried when it loses
+a race, see store.py), so the worst an overlap costs is a video analysed twice, stored once.
 """
 
 from __future__ import annotations

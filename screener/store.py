@@ -1,8 +1,10 @@
-"""Every analysed session, kept in a real database (SQLAlchemy Core; SQLite by default).
+"""Every analysed session, kept in a real database (SQLAlchemy Core; SQLite by default,
+PostgreSQL for several machines).
 
 One transaction per video, so an interrupted scan leaves whole sessions or none. A video is
 known by its content hash: re-scanning an unchanged video with the same model and rules is a
-no-op, and a changed model or rule set replaces the old session.
+no-op, and a changed model or rule set replaces the old session. Clients writing at once are
+made to take turns (`database.py`), so each video and student is stored exactly once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from screener.database import (
+    create_engine,
+    lock_schema,
+    normalize_url,
+    retry_conflicts,
+    write_transaction,
+)
 from screener.discover import displayable
 from screener.domain import Box, Observation, SessionResult
 from screener.emotions import EMOTIONS
@@ -118,17 +127,14 @@ class StoredSession:
 
 class Store:
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = url = normalize_url(url)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
             )
         try:
-            self.engine: Engine = sa.create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-                sa.event.listen(self.engine, "begin", _sqlite_begin)
-            self._prepare()
+            self.engine: Engine = create_engine(url)
+            retry_conflicts(self._prepare)
         except StoreError:
             raise
         except Exception as exc:
@@ -141,7 +147,8 @@ class Store:
     def _prepare(self) -> None:
         """Create a new database, or bring an older one forward, in one transaction: a failed
         migration leaves the database at its old version."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
+            lock_schema(conn)
             tables = set(sa.inspect(conn).get_table_names())
             if tables and "screener_meta" not in tables:
                 raise StoreError(f"{self.safe_url} is not a screener database")
@@ -187,9 +194,16 @@ class Store:
         return (row.model_version, row.rules_version) if row else None
 
     def save(self, result: SessionResult) -> int:
-        """Store one session and its observations atomically, replacing an older analysis."""
+        """Store one session and its observations atomically, replacing an older analysis.
+
+        Another client saving the same video or a session of the same new student at the same
+        time makes one transaction fail on a unique key; it is run again and then sees the
+        other's rows, so the video and the student end up stored once."""
+        return retry_conflicts(lambda: self._save(result))
+
+    def _save(self, result: SessionResult) -> int:
         job, metrics = result.job, result.metrics
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             student_pk = self._student_pk(conn, job.student_id)
             old = conn.execute(
                 sa.select(sessions.c.id, sessions.c.student_pk).where(
@@ -244,21 +258,22 @@ class Store:
         )
 
     def student_ids(self) -> list[str]:
+        # Sorted here, not by the server: PostgreSQL's order follows its locale, SQLite's
+        # and Python's the code points.
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                sa.select(students.c.student_id).order_by(students.c.student_id)
-            ).scalars())
+            return sorted(conn.execute(sa.select(students.c.student_id)).scalars())
 
     def sessions_of(self, student_id: str) -> list[StoredSession]:
-        """The student's sessions, oldest recording first."""
+        """The student's sessions, oldest recording first (ties in code-point order of the
+        session id, whatever the server's locale)."""
         query = (
             sa.select(sessions, students.c.student_id)
             .join(students, students.c.id == sessions.c.student_pk)
             .where(students.c.student_id == student_id)
-            .order_by(sessions.c.recorded_at, sessions.c.session_id, sessions.c.id)
         )
         with self.engine.connect() as conn:
-            return [_stored_session(row) for row in conn.execute(query)]
+            found = [_stored_session(row) for row in conn.execute(query)]
+        return sorted(found, key=lambda s: (s.recorded_at, s.session_id, s.pk))
 
     def observations_of(self, session_pk: int) -> list[Observation]:
         query = (
@@ -284,21 +299,6 @@ def _delete_if_empty(conn: Connection, student_pk: int) -> None:
     ).scalar()
     if not left:
         conn.execute(students.delete().where(students.c.id == student_pk))
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # The driver would otherwise open transactions only before INSERT/UPDATE/DELETE, leaving
-    # a migration's ALTER TABLE outside it; _sqlite_begin opens every transaction instead.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
 
 
 def _observation_row(session_pk: int, o: Observation) -> dict[str, Any]:

@@ -1,14 +1,18 @@
-"""Shared fixtures: generated videos, the astronaut face, and ../shared when it is present."""
+"""Shared fixtures: generated videos, the astronaut face, ../shared when it is present, and a
+database URL for each backend (SQLite, and a throwaway PostgreSQL server when one can be
+started; with SCREENER_REQUIRE_POSTGRES=1 its absence fails the run instead of skipping)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from tests.pg_server import PostgresServer, Unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCREENER_SHARED", REPO.parent / "shared"))
@@ -23,6 +27,37 @@ def shared_videos() -> Path:
     if not (folder / "WolfgangLanger_Pexels.mp4").is_file():
         pytest.skip("../shared/videos is absent (a fresh clone): real-video tests skipped")
     return folder
+
+
+_postgres_missing: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer()
+    except Unavailable as exc:
+        _postgres_missing.append(str(exc))
+    if _postgres_missing:
+        if os.environ.get("SCREENER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"SCREENER_REQUIRE_POSTGRES=1 but {_postgres_missing[0]}", pytrace=False)
+        pytest.skip(f"PostgreSQL unavailable: {_postgres_missing[0]}")
+    yield server
+    server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once, even without -rs, why the PostgreSQL cases were skipped or failed."""
+    if _postgres_missing:
+        terminalreporter.write_line(f"PostgreSQL tests did not run: {_postgres_missing[0]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend, as a `--db` URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/screener.db"
+    return request.getfixturevalue("postgres_server").new_database()
 
 
 @pytest.fixture(scope="session")

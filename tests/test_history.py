@@ -1,10 +1,12 @@
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import datetime
 
 from screener.history import HISTORY_FORMATS, format_history, history_rows
-from screener.store import StoredSession
+from screener.store import Store, StoredSession
+from tests.test_store import make_result
 
 COLUMNS = [
     "recorded_at", "session_id", "level", "negative_share", "face_coverage",
@@ -110,3 +112,20 @@ def test_table_of_no_sessions_is_just_the_header():
     lines = format_history([], "table").rstrip("\n").split("\n")
     assert lines[0].split()[0] == "date"
     assert len(lines) == 2
+
+
+def test_history_read_back_from_either_backend_is_the_same(db_url):
+    store = Store(db_url)
+    later = make_result("alex", 9, "b" * 64, ["sad", "sad", "happy"], level="high")
+    later.job = replace(later.job, recorded_at=datetime(2026, 3, 9, 14, 30))
+    store.save(later)
+    store.save(make_result("alex", 2, "a" * 64, ["happy", None]))
+    data = json.loads(format_history(store.sessions_of("alex"), "json"))
+    assert data["student"] == "alex"
+    assert [(s["recorded_at"], s["session_id"], s["level"]) for s in data["sessions"]] == [
+        ("2026-03-02", "alex-2", "low"), ("2026-03-09 14:30:00", "alex-9", "high")]
+    assert [(s["negative_share"], s["face_coverage"], s["frames_analysed"], s["faces_found"])
+            for s in data["sessions"]] == [(0.0, 0.5, 2, 1), (0.6667, 1.0, 3, 3)]
+    assert data["sessions"][1]["video_path"] == "/videos/alex_9.mp4"
+    rows = list(csv.DictReader(io.StringIO(format_history(store.sessions_of("alex"), "csv"))))
+    assert [r["recorded_at"] for r in rows] == ["2026-03-02", "2026-03-09 14:30:00"]

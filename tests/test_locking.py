@@ -58,3 +58,14 @@ def test_the_lock_is_free_again_after_a_scan(tmp_path: Path):
         pass
     with exclusive_scan(url, 0):
         pass
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:pw@host/db", "postgresql+psycopg://u@h/db",
+                                 "sqlite:///:memory:", "sqlite://"])
+def test_databases_without_a_file_take_no_lock_and_never_wait(url: str, tmp_path: Path,
+                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert lock_path_for(url) is None
+    with exclusive_scan(url, 0), exclusive_scan(url, 0):  # a second scan at once is fine
+        pass
+    assert list(tmp_path.iterdir()) == []

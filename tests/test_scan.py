@@ -1,53 +1,79 @@
-"""The scan orchestrator under faults: a SIGKILL mid-scan loses only the video in progress."""
+"""The scan orchestrator under faults and overlaps, on SQLite and PostgreSQL: a SIGKILL
+mid-scan loses only the video in progress, and scans running at once store each video once."""
 
+import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from screener.database import normalize_url
 from tests.conftest import face_frames, write_video
 
 VIDEOS = 8
 
 
-def _stored_sessions(db: Path) -> int:
-    if not db.exists():
+def plain_url(db_url: str) -> str:
+    """What a user would type: no driver name."""
+    return db_url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def reader(db_url: str, path: Path | None) -> sa.Engine:
+    """An engine that only reads, and never creates the SQLite file before the scan does."""
+    if path is not None:
+        return sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true",
+                                connect_args={"timeout": 0.1})
+    return sa.create_engine(normalize_url(db_url))
+
+
+def _stored_sessions(engine: sa.Engine, path: Path | None) -> int:
+    if path is not None and not path.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as conn:
-            return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
-    except sqlite3.Error:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar_one()
+    except sa.exc.DBAPIError:
         return 0
 
 
-def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path, astronaut):
+def screener(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "screener", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path, astronaut,
+                                                                         db_url):
     folder = tmp_path / "videos"
     folder.mkdir()
     for i in range(VIDEOS):
         write_video(folder / f"kim_2026-02-{i + 1:02d}.mp4",
                     face_frames(astronaut, 300, seed=i), fps=10)
-    db = tmp_path / "screener.db"
+    sqlite_path = tmp_path / "screener.db" if db_url.startswith("sqlite") else None
+    engine = reader(db_url, sqlite_path)
     out = tmp_path / "reports"
     command = [sys.executable, "-m", "screener", "scan", str(folder), "--out", str(out),
-               "--db", f"sqlite:///{db}", "--quiet"]
+               "--db", plain_url(db_url), "--quiet"]
 
     scan = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while _stored_sessions(db) < 1 and scan.poll() is None and time.monotonic() < deadline:
+    while (_stored_sessions(engine, sqlite_path) < 1 and scan.poll() is None
+           and time.monotonic() < deadline):
         time.sleep(0.02)
     scan.send_signal(signal.SIGKILL)
     scan.wait()
     assert scan.returncode == -signal.SIGKILL, "the scan finished before it could be killed"
 
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        sessions = conn.execute("SELECT id, frames_analysed FROM sessions").fetchall()
+    with engine.connect() as conn:
+        if sqlite_path is not None:
+            assert conn.execute(sa.text("PRAGMA integrity_check")).scalar_one() == "ok"
+        sessions = conn.execute(sa.text("SELECT id, frames_analysed FROM sessions")).all()
         for session_id, frames in sessions:
-            rows = conn.execute("SELECT count(*) FROM observations WHERE session_pk = ?",
-                                (session_id,)).fetchone()[0]
-            assert rows == frames  # a session is stored whole, with all its observations
+            rows = conn.execute(sa.text("SELECT count(*) FROM observations "
+                                        "WHERE session_pk = :pk"), {"pk": session_id})
+            assert rows.scalar_one() == frames  # a session is stored whole
     assert 1 <= len(sessions) < VIDEOS
     if out.exists():
         assert not list(out.glob(".report-*"))
@@ -57,5 +83,43 @@ def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path
     again = subprocess.run(command[:-1], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"{VIDEOS - len(sessions)} analysed, {len(sessions)} unchanged, 0 failed" in again.stdout
-    assert _stored_sessions(db) == VIDEOS
+    assert _stored_sessions(engine, sqlite_path) == VIDEOS
     assert (out / "index.html").is_file()
+    engine.dispose()
+
+
+def test_scans_started_together_store_each_video_once(tmp_path, astronaut, db_url):
+    """SQLite: the second scan waits for the first's lock. PostgreSQL: no lock, both may
+    analyse a video, and the unique video hash keeps one session of it."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i, student in enumerate(["ida", "ida", "jon"]):
+        write_video(folder / f"{student}_2026-01-{i + 1:02d}.mp4",
+                    face_frames(astronaut, 40, seed=i), fps=10)
+    url = plain_url(db_url)
+    scans = [subprocess.Popen([sys.executable, "-m", "screener", "scan", folder, "--out",
+                               tmp_path / f"reports{n}", "--db", url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(2)]
+    analysed = 0
+    for scan in scans:
+        stdout, stderr = scan.communicate(timeout=300)
+        assert scan.returncode == 0, stderr
+        assert "0 failed" in stdout
+        analysed += int(stdout.split(" analysed")[0].split()[-1])
+    if db_url.startswith("sqlite"):
+        assert analysed == 3  # the second scan found everything done
+    else:
+        assert 3 <= analysed <= 6
+
+    history = {student: json.loads(screener("history", student, "--db", url, "--format",
+                                            "json").stdout)["sessions"]
+               for student in ("ida", "jon")}
+    assert [s["session_id"] for s in history["ida"]] == ["ida_2026-01-01", "ida_2026-01-02"]
+    assert [s["recorded_at"] for s in history["jon"]] == ["2026-01-03"]
+    report = screener("report", "--db", url, "--out", tmp_path / "again")
+    assert report.returncode == 0, report.stderr
+    pages = sorted(p.name.split("-")[0] for p in (tmp_path / "again").glob("*.html"))
+    assert pages == ["ida", "index.html", "jon"]
+    assert screener("history", "nobody", "--db", url).returncode == 2
+

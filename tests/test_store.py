@@ -1,11 +1,17 @@
-import sqlite3
+"""The store on both backends: SQLite, and PostgreSQL when the test run could start one."""
+
+import multiprocessing
+import random
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from screener import store as store_module
 from screener.aggregate import session_metrics, with_smoothing
+from screener.database import normalize_url
 from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
 from screener.store import SCHEMA_VERSION, Store, StoreError
 
@@ -31,8 +37,34 @@ def make_result(student: str, day: int, sha: str, labels: list[str | None],
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/screener.db")
+def store(db_url: str) -> Store:
+    return Store(db_url)
+
+
+def execute(url: str, *statements: str) -> None:
+    """Change a database behind the store's back, as an older screener or another program
+    would have left it."""
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def columns(url: str) -> set[str]:
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        return {column["name"] for column in sa.inspect(engine).get_columns("sessions")}
+    finally:
+        engine.dispose()
+
+
+def stored_version(url: str) -> str:
+    engine = sa.create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT value FROM screener_meta")).scalar_one()
+    engine.dispose()
+    return version
 
 
 def test_a_session_round_trips_with_its_observations(store):
@@ -77,36 +109,54 @@ def test_history_survives_reopening(tmp_path: Path):
     assert len(Store(url).sessions_of("ana")) == 1
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path):
-    path = tmp_path / "screener.db"
-    Store(f"sqlite:///{path}")
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE screener_meta SET value = ? WHERE key = 'schema_version'",
-                     (str(SCHEMA_VERSION + 1),))
+def test_history_survives_reopening_and_keeps_exact_values(db_url: str):
+    result = make_result("ana", 3, "a" * 64, ["sad", "happy", "sad"])
+    result.job = replace(result.job, recorded_at=datetime(2026, 3, 3, 14, 30, 15, 250))
+    result.model_accuracy = 0.1 + 0.2  # not exactly representable: any rounding would show
+    Store(db_url).save(result)
+    [again] = Store(db_url).sessions_of("ana")
+    assert again.recorded_at == datetime(2026, 3, 3, 14, 30, 15, 250)
+    assert again.recorded_at.tzinfo is None and again.processed_at.tzinfo is None
+    assert again.model_accuracy == 0.1 + 0.2
+    assert again.negative_share == 2 / 3
+    assert again.duration_s == 3.0 and isinstance(again.frames_analysed, int)
+
+
+def test_plain_postgresql_urls_get_the_installed_driver():
+    assert normalize_url("postgresql://u:pw@db:5433/screener") == \
+        "postgresql+psycopg://u:pw@db:5433/screener"
+    assert normalize_url("postgres://u@db/screener") == "postgresql+psycopg://u@db/screener"
+    assert normalize_url("postgresql+psycopg2://u@db/x") == "postgresql+psycopg2://u@db/x"
+    assert normalize_url("sqlite:////srv/a.db") == "sqlite:////srv/a.db"
+
+
+def test_student_ids_are_in_code_point_order_on_every_backend(store):
+    for i, student in enumerate(["émile", "bo", "Zoe", "ana", "Ana"]):
+        store.save(make_result(student, i + 1, f"{i:064x}", ["happy"]))
+    assert store.student_ids() == ["Ana", "Zoe", "ana", "bo", "émile"]
+
+
+def test_a_newer_schema_is_refused(db_url: str):
+    Store(db_url)
+    execute(db_url, f"UPDATE screener_meta SET value = '{SCHEMA_VERSION + 1}' "
+                    "WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="newer"):
-        Store(f"sqlite:///{path}")
+        Store(db_url)
 
 
-def downgrade_to_v1(path: Path) -> None:
+def downgrade_to_v1(url: str) -> None:
     """Turn a current database into what schema 1 wrote: no sessions.model_accuracy."""
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE sessions DROP COLUMN model_accuracy")
-        conn.execute("UPDATE screener_meta SET value = '1' WHERE key = 'schema_version'")
+    execute(url, "ALTER TABLE sessions DROP COLUMN model_accuracy",
+            "UPDATE screener_meta SET value = '1' WHERE key = 'schema_version'")
 
 
-def columns(path: Path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        return {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(db_url: str):
+    Store(db_url).save(make_result("ana", 3, "a" * 64, ["sad", "happy"]))
+    downgrade_to_v1(db_url)
+    assert "model_accuracy" not in columns(db_url)
 
-
-def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(tmp_path: Path):
-    path = tmp_path / "screener.db"
-    Store(f"sqlite:///{path}").save(make_result("ana", 3, "a" * 64, ["sad", "happy"]))
-    downgrade_to_v1(path)
-    assert "model_accuracy" not in columns(path)
-
-    store = Store(f"sqlite:///{path}")
-    assert "model_accuracy" in columns(path)
+    store = Store(db_url)
+    assert "model_accuracy" in columns(db_url)
     with store.engine.connect() as conn:
         assert Store.schema_version(conn) == SCHEMA_VERSION == 2
     [old] = store.sessions_of("ana")
@@ -118,31 +168,37 @@ def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(tmp_path: 
     assert [s.model_accuracy for s in store.sessions_of("ana")] == [None, 0.61]
 
 
-def test_a_failed_migration_leaves_the_database_at_its_old_version(tmp_path: Path, monkeypatch):
-    path = tmp_path / "screener.db"
-    Store(f"sqlite:///{path}").save(make_result("ana", 3, "a" * 64, ["sad"]))
-    downgrade_to_v1(path)
+def test_a_failed_migration_leaves_the_database_at_its_old_version(db_url: str, monkeypatch):
+    Store(db_url).save(make_result("ana", 3, "a" * 64, ["sad"]))
+    downgrade_to_v1(db_url)
 
     def half_done(conn):
         store_module._add_model_accuracy(conn)
+        assert "model_accuracy" in {c["name"] for c in sa.inspect(conn).get_columns("sessions")}
         raise RuntimeError("power cut")
 
     monkeypatch.setitem(store_module.MIGRATIONS, 1, half_done)
     with pytest.raises(StoreError, match="power cut"):
-        Store(f"sqlite:///{path}")
-    assert "model_accuracy" not in columns(path)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM screener_meta").fetchone() == ("1",)
+        Store(db_url)
+    assert "model_accuracy" not in columns(db_url)
+    assert stored_version(db_url) == "1"
     monkeypatch.undo()
-    assert Store(f"sqlite:///{path}").sessions_of("ana")[0].session_id == "ana-3"
+    assert Store(db_url).sessions_of("ana")[0].session_id == "ana-3"
 
 
-def test_foreign_or_corrupt_databases_are_clear_errors(tmp_path: Path):
-    other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
-        conn.execute("CREATE TABLE invoices (id INTEGER)")
+def test_a_foreign_database_is_a_clear_error(db_url: str):
+    execute(db_url, "CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(StoreError, match="not a screener database"):
-        Store(f"sqlite:///{other}")
+        Store(db_url)
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password():
+    with pytest.raises(StoreError, match="cannot open database") as caught:
+        Store("postgresql://screener:s3cret@127.0.0.1:1/screener?connect_timeout=2")
+    assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_corrupt_sqlite_file_is_a_clear_error(tmp_path: Path):
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"garbage" * 1000)
     with pytest.raises(StoreError, match="cannot open"):
@@ -154,3 +210,45 @@ def test_a_video_renamed_to_another_student_moves_and_leaves_no_empty_student(st
     store.save(make_result("bo", 3, "a" * 64, ["sad"]))
     assert store.student_ids() == ["bo"]
     assert len(store.sessions_of("bo")) == 1
+
+
+VIDEOS, CLIENTS = 6, 4
+
+
+def save_all(url: str, worker: int, barrier) -> None:  # noqa: ANN001
+    """One of several clients: open the (maybe not yet created) database at the same moment
+    as the others, then save the same videos in its own order, twice."""
+    barrier.wait(timeout=120)
+    store = Store(url)
+    videos = list(range(VIDEOS)) * 2
+    random.Random(worker).shuffle(videos)
+    for k in videos:
+        store.save(make_result(f"s{k // 2}", k + 1, f"{k:064x}", ["sad", None, "happy"] * 5,
+                               model=f"m@{worker}"))
+
+
+def test_clients_saving_at_once_store_each_video_and_student_once(db_url: str):
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(CLIENTS)
+    clients = [spawn.Process(target=save_all, args=(db_url, worker, barrier))
+               for worker in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(timeout=300)
+    assert [client.exitcode for client in clients] == [0] * CLIENTS
+
+    store = Store(db_url)
+    assert store.student_ids() == [f"s{i}" for i in range(VIDEOS // 2)]
+    hashes = []
+    for student in store.student_ids():
+        sessions = store.sessions_of(student)
+        assert [s.session_id for s in sessions] == [f"{student}-{k + 1}" for k in range(VIDEOS)
+                                                    if k // 2 == int(student[1:])]
+        for session in sessions:
+            assert len(store.observations_of(session.pk)) == session.frames_analysed == 15
+            hashes.append(session.video_sha256)
+    assert sorted(hashes) == [f"{k:064x}" for k in range(VIDEOS)]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            store_module.observations)).scalar() == VIDEOS * 15

@@ -1,0 +1,114 @@
+"""Engines for the two supported backends, and the write conflicts worth retrying.
+
+The store's queries are the same on SQLite and PostgreSQL; what differs is how writers meet.
+SQLite serialises them on a file lock (taken up front, so a transaction never fails half-way
+on "database is locked"); PostgreSQL lets them run side by side, so two clients saving the
+same video or creating the same student can collide on a unique key and one must try again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONFLICT_SQLSTATES = {
+    "23505",  # unique_violation: another client inserted the same video or student first
+    "23503",  # foreign_key_violation: a student deleted while another client filed a session
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+}
+_SQLITE_CONFLICTS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CONSTRAINT_UNIQUE",
+                     "SQLITE_CONSTRAINT_FOREIGNKEY")
+_WRITE = "screener_write"
+
+
+def normalize_url(url: str) -> str:
+    """Let users write `postgresql://` (or `postgres://`) without knowing about drivers."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    try:
+        engine = sa.create_engine(url)
+    except ModuleNotFoundError as exc:
+        if sa.engine.make_url(url).get_backend_name() == "postgresql":
+            raise ModuleNotFoundError(
+                f"PostgreSQL support is not installed ({exc}): pip install 'screener[postgres]'"
+            ) from exc
+        raise
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that may write: on SQLite it takes the write lock at BEGIN, waiting for
+    other writers there instead of failing when it first writes."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
+
+
+def retry_conflicts(transaction: Callable[[], T], tries: int = 8) -> T:
+    """Run `transaction` again, after a short random pause, when it lost a race with another
+    client; the end state is then as if the clients had taken turns."""
+    for attempt in range(1, tries):
+        try:
+            return transaction()
+        except sa.exc.DBAPIError as exc:
+            if not is_conflict(exc):
+                raise
+            log.debug("write conflict (attempt %d of %d): %s", attempt, tries, exc.orig)
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+    return transaction()
+
+
+def is_conflict(exc: sa.exc.DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _CONFLICT_SQLSTATES
+    return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_SQLITE_CONFLICTS)
+
+
+def lock_schema(conn: Connection) -> None:
+    """Make concurrent first opens of one PostgreSQL database take turns creating the schema
+    (SQLite's write transaction already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+
+_SCHEMA_LOCK_KEY = 0x5C12EE4E  # any constant; advisory locks are per database
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would otherwise open transactions only before INSERT/UPDATE/DELETE, leaving
+    # a migration's ALTER TABLE outside it; _sqlite_begin opens every transaction instead.
+    # busy_timeout comes first: switching to WAL needs a lock another client may hold.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
