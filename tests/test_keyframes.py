@@ -81,3 +81,32 @@ def test_a_file_name_that_is_not_utf8_is_read(make_video, tmp_path: Path):
 def test_a_missing_file_is_a_read_error(tmp_path: Path):
     with pytest.raises(VideoReadError, match="not a readable file"):
         KeyframeReader(tmp_path / "gone.mp4", KeyframeSettings())
+
+
+def test_only_every_stride_th_frame_is_analysed_yet_every_frame_is_counted(make_video):
+    """At 30 fps and 10 analysed frames/s, key frames come from frames 0, 3, 6, ...; a cut
+    between analysed frames is still found, at the first analysed frame after it (33)."""
+    frames = plain_frames(31, (40, 40, 200)) + plain_frames(29, (200, 200, 40), seed=2)
+    video = make_video("stride.mp4", frames, fps=30)
+    reader = KeyframeReader(video, KeyframeSettings(every_s=0.5, analysis_fps=10))
+    keyframes = list(reader)
+    assert reader.stride == 3
+    assert reader.info.frame_count == 60 and reader.info.scenes == 2
+    assert all(f.index % 3 == 0 for f in keyframes)
+    assert all(f.index < 31 for f in keyframes if f.scene == 0)
+    assert all(f.index >= 33 for f in keyframes if f.scene == 1)
+    every = KeyframeReader(video, KeyframeSettings(every_s=0.5, analysis_fps=1000))
+    assert every.stride == 1 and len(list(every)) == len(keyframes)
+    assert every.info.scenes == 2
+
+
+def test_the_sharpest_analysed_frame_wins_a_window(make_video):
+    rng = np.random.default_rng(3)
+    sharp = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(sharp, (31, 31), 10)
+    frames = [blurred.copy() for _ in range(20)]
+    frames[7], frames[12] = sharp, sharp  # 7 is skipped at stride 2, 12 is analysed
+    video = make_video("sharp2.mp4", frames, fps=20)
+    reader = KeyframeReader(video, KeyframeSettings(every_s=1.0, cut_threshold=255,
+                                                    analysis_fps=10))
+    assert [f.index for f in reader] == [12]

@@ -1,0 +1,54 @@
+"""One video through the stages, without a database."""
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from screener.analysis import Analyzer, StageClock
+from screener.domain import VideoJob
+from screener.faces import faces_in_frame
+from screener.keyframes import KeyframeReader
+from screener.settings import Settings
+from tests.conftest import face_frames, plain_frames
+
+
+def job(path: Path) -> VideoJob:
+    return VideoJob(path, "ana", "ana-1", datetime(2026, 1, 1), "0" * 64)
+
+
+def test_detection_beside_decoding_gives_what_detecting_in_turn_gives(make_video, astronaut):
+    """Faces are found in a thread while the next key frames decode: same boxes, same order,
+    and key frames without a face still get their empty observation."""
+    frames = face_frames(astronaut, 30) + plain_frames(20, (30, 160, 30)) + face_frames(
+        astronaut, 30, seed=4)
+    video = make_video("mixed.mp4", frames, fps=10)
+    settings = Settings()
+    analyzer = Analyzer.from_settings(settings)
+    seen: list[int] = []
+    result = analyzer.analyze(job(video), progress=seen.append)
+
+    expected = []
+    for frame in KeyframeReader(video, settings.keyframes):
+        found = faces_in_frame(frame, analyzer.detector, settings.faces)
+        expected.append((frame.index, found[0].box if found else None))
+    assert [(o.frame_index, o.box) for o in result.observations] == expected
+    assert any(box is None for _, box in expected) and any(box for _, box in expected)
+    assert seen == sorted(seen) and seen[-1] == len(expected)
+
+
+def test_stage_timings_cover_every_stage(make_video, astronaut):
+    video = make_video("face.mp4", face_frames(astronaut, 20), fps=10)
+    result = Analyzer.from_settings(Settings()).analyze(job(video))
+    assert set(result.stage_seconds) == {"key frames", "faces", "emotions", "aggregate"}
+    assert all(seconds > 0 for seconds in result.stage_seconds.values())
+
+
+def test_a_stage_clock_adds_up_repeated_stages():
+    clock = StageClock()
+    for _ in range(3):
+        with clock("work"):
+            np.linalg.svd(np.ones((60, 60)))
+    with clock("other"):
+        pass
+    assert clock.seconds["work"] > clock.seconds["other"] >= 0
