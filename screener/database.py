@@ -42,10 +42,12 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str) -> Engine:
+    server = sa.engine.make_url(url).get_backend_name() == "postgresql"
     try:
-        engine = sa.create_engine(url)
+        # A long scan outlives a server restart: test a pooled connection before each use.
+        engine = sa.create_engine(url, pool_pre_ping=server)
     except ModuleNotFoundError as exc:
-        if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        if server:
             raise ModuleNotFoundError(
                 f"PostgreSQL support is not installed ({exc}): pip install 'screener[postgres]'"
             ) from exc

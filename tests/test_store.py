@@ -2,6 +2,7 @@
 
 import multiprocessing
 import random
+import sys
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -196,6 +197,12 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password():
     with pytest.raises(StoreError, match="cannot open database") as caught:
         Store("postgresql://screener:s3cret@127.0.0.1:1/screener?connect_timeout=2")
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_missing_driver_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StoreError, match=r"pip install 'screener\[postgres\]'"):
+        Store("postgresql://u@127.0.0.1/screener")
 
 
 def test_a_corrupt_sqlite_file_is_a_clear_error(tmp_path: Path):
