@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -157,7 +159,20 @@ def scan(
     db: DbOption = None,
     rules: RulesOption = None,
     every: EveryOption = None,
-    workers: Annotated[int, typer.Option(help="Videos analysed in parallel.", min=1)] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Videos analysed in parallel: worker processes here, or of "
+                     "--cluster local (at least 2 there) [default: 1].", min=1,
+                     show_default=False),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Analyse on a Dask cluster: the scheduler's address "
+                     "(tcp://HOST:8786), or 'local' for worker processes started here for this "
+                     "scan. Workers must see the videos at the same paths (a shared mount); "
+                     "this machine alone writes the database and reports. Needs "
+                     'pip install ".[cluster]".', show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Re-analyse videos already stored.")] = False,
     pattern: Annotated[
         str | None,
@@ -184,7 +199,7 @@ def scan(
     from screener.scan import scan as run_scan
 
     settings = build_settings(config, db, rules, every, model, all_faces,
-                              workers=workers, force=force or None)
+                              workers=workers, cluster=cluster, force=force or None)
     try:
         path_pattern = PathPattern.compile(pattern) if pattern else None
     except DiscoveryError as exc:
@@ -193,9 +208,11 @@ def scan(
     store = open_store(settings)
     progress = _tqdm_progress if _show_progress(quiet) else None
     try:
-        with exclusive_scan(settings.database_url, settings.lock_timeout_s,
-                            lambda message: typer.echo(message, err=True)):
-            summary = run_scan(paths, analyzer, store, path_pattern, progress)
+        with _analysis_backend(settings) as analyse, exclusive_scan(
+            settings.database_url, settings.lock_timeout_s,
+            lambda message: typer.echo(message, err=True),
+        ):
+            summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     except LockTimeout as exc:
@@ -214,6 +231,22 @@ def scan(
             f"{store.safe_url}"
         )
     raise typer.Exit(EXIT_FAILURES if summary.failed else EXIT_OK)
+
+
+@contextmanager
+def _analysis_backend(settings) -> Iterator:  # noqa: ANN001
+    """Yields a `scan.AnalyseAll`, or None to analyse here; a cluster is shut down however the
+    scan ends."""
+    if not settings.cluster:
+        yield None
+        return
+    from screener.cluster import ClusterError, DaskAnalysis
+
+    try:
+        with DaskAnalysis.from_settings(settings) as analyse:
+            yield analyse
+    except ClusterError as exc:
+        raise fail(str(exc)) from None
 
 
 def _tqdm_progress(total: int):  # -> scan.Progress

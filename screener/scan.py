@@ -62,8 +62,12 @@ def scan(
     store: Store,
     pattern: PathPattern | None = None,
     progress: ProgressFactory | None = None,
+    analyse: AnalyseAll | None = None,
 ) -> ScanSummary:
-    """Analyse and store every video under `paths` that is new or whose analysis is outdated."""
+    """Analyse and store every video under `paths` that is new or whose analysis is outdated.
+
+    `analyse` is where the analyses run (default: here, or in `--workers` processes); whatever
+    runs them, results come back to this loop, the only writer of the database."""
     summary = ScanSummary()
     pending: list[VideoJob] = []
     current = (analyzer.model.name, analyzer.rules.name + "@" + analyzer.rules.version)
@@ -83,7 +87,7 @@ def scan(
             pending.append(job)
     bar = progress(len(pending)) if progress else Progress()
     try:
-        for job, result, error in _analyse_all(pending, analyzer):
+        for job, result, error in (analyse or _analyse_all)(pending, analyzer):
             if result is not None:
                 try:
                     store.save(result)
@@ -105,13 +109,16 @@ def _failed(job: VideoJob, reason: str) -> VideoOutcome:
 
 
 Analysed = tuple[VideoJob, SessionResult | None, str]
+"""A video and its result, or None and the one-line reason it failed."""
+AnalyseAll = Callable[[list[VideoJob], Analyzer], Iterator[Analysed]]
+"""A backend: analyses the videos somewhere and yields each as it completes, in any order."""
 
 
 def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]:
     workers = max(1, analyzer.settings.workers)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _analyse_one(analyzer, job)
+            yield analyse_one(analyzer, job)
         return
     with ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)),
@@ -127,7 +134,7 @@ def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]
                 yield futures[future], None, f"worker failed: {first_line(exc)}"
 
 
-def _analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
+def analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
     try:
         return job, analyzer.analyze(job), ""
     except VideoReadError as exc:
@@ -155,4 +162,4 @@ def _init_worker(settings, log_level: int) -> None:  # type: ignore[no-untyped-d
 
 def _analyse_in_worker(job: VideoJob) -> Analysed:
     assert _worker_analyzer is not None
-    return _analyse_one(_worker_analyzer, job)
+    return analyse_one(_worker_analyzer, job)

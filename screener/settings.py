@@ -72,6 +72,10 @@ class Settings:
     db_url: str | None = None
     """SQLAlchemy URL; None means $SCREENER_DB or a file in the user's data directory."""
     workers: int = 1
+    """Videos analysed in parallel: local worker processes, or the workers of `cluster = "local"`
+    (at least 2 there)."""
+    cluster: str | None = None
+    """Dask scheduler address (`tcp://host:8786`) or `local`; None analyses on this machine."""
     force: bool = False
     lock_timeout_s: float = 3600.0
     """How long a scan waits for another scan of the same database to finish."""
@@ -122,7 +126,7 @@ def load_settings(path: Path | None) -> Settings:
     return Settings(**top)
 
 
-_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "force", "lock_timeout_s"}
+_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "cluster", "force", "lock_timeout_s"}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -139,7 +143,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 def _checked(key: str, value: Any, defaults: Any, where: str) -> Any:
     """The value converted to the type of the field's default, or a SettingsError."""
     default = getattr(defaults, key)
-    if key in ("model_path", "db_url"):
+    if key in ("model_path", "db_url", "cluster"):
         if not isinstance(value, str):
             raise SettingsError(f"{where} {key} must be a string")
         return Path(value) if key == "model_path" else value
