@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     val = load_split(args.data, "val")
-    model = OnnxEmotionModel(args.model, batch_size=256)
+    model = OnnxEmotionModel(args.model, batch_size=64)
     probabilities = model.predict(val.images)
     result = evaluate_predictions(val.labels, probabilities.argmax(axis=1))
     record = {

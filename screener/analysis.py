@@ -18,7 +18,7 @@ import numpy as np
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
-from screener.faces import FaceDetector, HaarFaceDetector, faces_in_frame
+from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
 from screener.settings import Settings
@@ -102,10 +102,11 @@ class Analyzer:
         queue keeps at most a few full-size key frames in memory."""
         faces: list[Face] = []
         frames: list[tuple[float, int]] = []
+        tracker = FaceTracker(self.detector, self.settings.faces)
 
         def detect(frame: Frame) -> list[Face]:
             with clock("faces"):
-                found = faces_in_frame(frame, self.detector, self.settings.faces)
+                found = tracker.faces(frame)
             frame.image = None  # type: ignore[assignment]  # the crops are all that is needed
             return found
 

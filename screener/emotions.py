@@ -78,7 +78,7 @@ class OnnxEmotionModel:
     def __init__(
         self,
         path: Path,
-        batch_size: int = 256,
+        batch_size: int = 64,
         threads: int | None = None,
         flip_average: bool = False,
     ) -> None:

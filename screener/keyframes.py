@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -82,21 +85,12 @@ class KeyframeReader:
         scene, scene_start, frames_read, last_t = 0, 0.0, 0, 0.0
         window: tuple[int, int] | None = None
         best: Frame | None = None
-        while True:
-            analyse = frames_read % self.stride == 0
-            try:
-                image = self._video.read(decode=analyse)
-            except Exception as exc:
-                raise VideoReadError(f"decoding failed after {frames_read} frames: "
-                                     f"{first_line(exc)}") from exc
-            if image is False or image is None:
-                break
-            position = self._video.position
+        for position, image in self._decoded():
             t = float(position.seconds)
             index = frames_read
             frames_read += 1
             last_t = t
-            if not analyse:
+            if image is None:
                 continue
             small = _downscale(image, self.settings.analysis_width)
             if self._detector.process_frame(position, small) and index > 0:
@@ -131,6 +125,48 @@ class KeyframeReader:
             scenes=scene + 1,
         )
 
+
+    def _decoded(self) -> Iterator[tuple[Any, np.ndarray | None]]:
+        """(position, image) of every frame, the image only for analysed frames. Decoding runs
+        in a thread a few frames ahead, so it overlaps the analysis (both release the GIL
+        for most of their work); a bounded queue keeps memory flat."""
+        frames: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=8)
+        stop = threading.Event()
+
+        def decode() -> None:
+            count = 0
+            try:
+                while not stop.is_set():
+                    analyse = count % self.stride == 0
+                    image = self._video.read(decode=analyse)
+                    if image is False or image is None:
+                        break
+                    frames.put((self._video.position, image if analyse else None))
+                    count += 1
+                frames.put((_END, None))
+            except Exception as exc:
+                frames.put((_END, VideoReadError(
+                    f"decoding failed after {count} frames: {first_line(exc)}")))
+
+        worker = threading.Thread(target=decode, name="screener-decode", daemon=True)
+        worker.start()
+        try:
+            while True:
+                position, item = frames.get()
+                if position is _END:
+                    if item is not None:
+                        raise item
+                    return
+                yield position, item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                with suppress(queue.Empty):
+                    frames.get(timeout=0.05)
+            worker.join()
+
+
+_END = object()
 
 _SHORTEST_COMPLETE_SHARE = 0.9
 """Below this share of the duration a container declares, a video is taken as cut short; above

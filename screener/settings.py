@@ -50,13 +50,18 @@ class FaceSettings:
     """Horizontal and vertical crop margins in pixels, as the original demo used."""
     keep_all: bool = False
     """Analyse every face, not just the largest (the student)."""
+    full_search_every: int = 10
+    """Between full-frame searches, look for the face only around where it last was (a few
+    ms instead of ~25 at 720p; docs/benchmarks.md). 0 searches the whole frame every time."""
 
 
 @dataclass(frozen=True)
 class EmotionSettings:
     model_path: Path | None = None
     """ONNX model; None means the one shipped with screener."""
-    batch_size: int = 256
+    batch_size: int = 64
+    """Faces per model call: 64 is as fast as 256 here and keeps ONNX Runtime's memory arena
+    about 150 MiB smaller (docs/benchmarks.md)."""
     flip_average: bool = False
     """Average each face's probabilities with its mirror image's (test-time augmentation):
     twice the inference cost; see models/README.md for what it buys."""

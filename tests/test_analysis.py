@@ -7,7 +7,7 @@ import numpy as np
 
 from screener.analysis import Analyzer, StageClock
 from screener.domain import VideoJob
-from screener.faces import faces_in_frame
+from screener.faces import FaceTracker
 from screener.keyframes import KeyframeReader
 from screener.settings import Settings
 from tests.conftest import face_frames, plain_frames
@@ -29,8 +29,9 @@ def test_detection_beside_decoding_gives_what_detecting_in_turn_gives(make_video
     result = analyzer.analyze(job(video), progress=seen.append)
 
     expected = []
+    tracker = FaceTracker(analyzer.detector, settings.faces)
     for frame in KeyframeReader(video, settings.keyframes):
-        found = faces_in_frame(frame, analyzer.detector, settings.faces)
+        found = tracker.faces(frame)
         expected.append((frame.index, found[0].box if found else None))
     assert [(o.frame_index, o.box) for o in result.observations] == expected
     assert any(box is None for _, box in expected) and any(box for _, box in expected)

@@ -2,7 +2,13 @@ import cv2
 import numpy as np
 
 from screener.domain import Box, Frame
-from screener.faces import HaarFaceDetector, crop_face, faces_in_frame, largest_face_crop
+from screener.faces import (
+    FaceTracker,
+    HaarFaceDetector,
+    crop_face,
+    faces_in_frame,
+    largest_face_crop,
+)
 from screener.settings import FaceSettings
 
 # Where the astronaut's face is in scikit-image's 512x512 photo (checked by eye).
@@ -64,3 +70,48 @@ def test_largest_face_is_the_student_unless_all_are_kept(astronaut):
 def test_largest_face_crop_is_none_without_a_face():
     blank = np.zeros((200, 200), np.uint8)
     assert largest_face_crop(HaarFaceDetector(FaceSettings()), blank, FaceSettings()) is None
+
+
+class RecordingDetector:
+    """The Haar detector, recording the width of every image it searched."""
+
+    def __init__(self) -> None:
+        self.inner = HaarFaceDetector(FaceSettings())
+        self.widths: list[int] = []
+
+    def detect(self, image):
+        self.widths.append(image.shape[1])
+        return self.inner.detect(image)
+
+
+def _face_at(astronaut, x: int, scene: int = 0, index: int = 0) -> Frame:
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    face = cv2.resize(astronaut[20:300, 110:390], (300, 300))
+    canvas[150:450, x : x + 300] = face
+    return Frame(t_s=float(index), index=index, image=canvas, scene=scene, sharpness=1.0)
+
+
+def test_the_tracker_searches_near_the_last_face_and_falls_back_to_the_whole_frame(astronaut):
+    detector = RecordingDetector()
+    tracker = FaceTracker(detector, FaceSettings(full_search_every=10))
+    boxes = [tracker.faces(_face_at(astronaut, x, index=i))[0].box
+             for i, x in enumerate((500, 520, 540))]
+    assert detector.widths[0] == 1280 and max(detector.widths[1:]) < 300  # searched near
+    assert [b.x for b in boxes] == sorted(b.x for b in boxes)  # it follows the face
+    full = faces_in_frame(_face_at(astronaut, 540), detector.inner, FaceSettings())[0].box
+    assert abs(boxes[2].x - full.x) < 0.2 * full.w and abs(boxes[2].w - full.w) < 0.3 * full.w
+
+    detector.widths.clear()
+    moved = tracker.faces(_face_at(astronaut, 50, index=3))[0].box  # jumped: not near any more
+    assert detector.widths[-1] == 1280 and moved.x < 400
+    detector.widths.clear()
+    tracker.faces(_face_at(astronaut, 60, scene=1, index=4))  # a cut: search everything
+    assert detector.widths == [1280]
+
+
+def test_without_tracking_every_key_frame_gets_a_full_search(astronaut):
+    detector = RecordingDetector()
+    tracker = FaceTracker(detector, FaceSettings(full_search_every=0))
+    for i in range(3):
+        assert tracker.faces(_face_at(astronaut, 500, index=i))
+    assert detector.widths == [1280, 1280, 1280]
