@@ -182,7 +182,10 @@ def choices() -> list[Choice]:
     """The defaults against the alternatives they were chosen over (docs/benchmarks.md)."""
     base = Settings()
     return [
-        Choice("defaults (analyse 10 frames/s, detect at 640 px, scale 1.1)", base),
+        Choice("defaults (analyse 10 frames/s, track the face, detect at 640 px, scale 1.1)",
+               base),
+        Choice("no tracking: full-frame search on every key frame", base.replace(
+            faces=FaceSettings(full_search_every=0))),
         Choice("analyse every frame", base.replace(
             keyframes=KeyframeSettings(analysis_fps=1000.0))),
         Choice("analyse 5 frames/s", base.replace(keyframes=KeyframeSettings(analysis_fps=5.0))),
@@ -297,7 +300,8 @@ def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
         clips += sorted(SOURCE.parent.glob("*.mp4")) + sorted(SOURCE.parent.glob("*.mov"))
     if smoke:
         clips = clips[:2]
-    reference = {clip: key_frames_of(clip, choices()[1].settings) for clip in clips}
+    every_frame = next(c for c in choices() if c.name == "analyse every frame")
+    reference = {clip: key_frames_of(clip, every_frame.settings) for clip in clips}
     rows = []
     for choice in choices():
         wall, _, faces = analyse_in_process(video, choice.settings)
