@@ -36,7 +36,7 @@ def test_defaults():
     assert s.faces.min_neighbors == 5
     assert s.faces.keep_all is False
     assert s.emotions.model_path is None
-    assert s.emotions.batch_size == 256
+    assert s.emotions.batch_size == 64
     assert s.rules == "default"
     assert s.db_url is None
     assert (s.workers, s.force) == (1, False)
