@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from model_benchmark import faces_per_second  # beside this script
 
 from screener.analysis import Analyzer
 from screener.discover import file_sha256
@@ -143,13 +144,7 @@ def scan_process(folder: Path, workers: int = 1) -> tuple[float, float]:
 
 def classifier_faces_per_s(model: OnnxEmotionModel, count: int = 4096) -> float:
     crops = np.random.default_rng(0).integers(0, 256, (count, 48, 48), np.uint8)
-    model.predict(crops[:256])
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        model.predict(crops)
-        best = min(best, time.perf_counter() - started)
-    return count / best
+    return faces_per_second(model, crops)
 
 
 def original_per_frame(path: Path, seconds: float, model: OnnxEmotionModel) -> float:

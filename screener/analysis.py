@@ -67,6 +67,20 @@ class Analyzer:
             rules=load_rules(settings.rules),
         )
 
+    @classmethod
+    def single_threaded(cls, settings: Settings) -> Analyzer:
+        """For one of several worker processes (local or Dask): one thread each for OpenCV
+        and the model, so that the workers do not fight over the cores."""
+        import cv2
+
+        cv2.setNumThreads(1)
+        return cls.from_settings(settings, threads=1)
+
+    @property
+    def versions(self) -> tuple[str, str]:
+        """(model version, rules version) as stored with each session it analyses."""
+        return self.model.name, self.rules.tag
+
     def analyze(self, job: VideoJob, progress: FrameProgress | None = None) -> SessionResult:
         clock = StageClock()
         reader = KeyframeReader(job.path, self.settings.keyframes)

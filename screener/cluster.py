@@ -69,10 +69,7 @@ def analyse_on_worker(settings: Settings, job: VideoJob) -> Analysed:
 def _worker_analyzer(settings: Settings) -> Analyzer:
     """One Analyzer per worker process and settings: the model and cascade load once, not once
     per video. Workers run one task at a time (`--nthreads 1`), hence one thread each."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    return Analyzer.from_settings(settings, threads=1)
+    return Analyzer.single_threaded(settings)
 
 
 def _worker_settings(settings: Settings) -> Settings:
@@ -130,7 +127,7 @@ class DaskAnalysis:
         from distributed import wait
 
         settings = _worker_settings(analyzer.settings)
-        expected = (analyzer.model.name, f"{analyzer.rules.name}@{analyzer.rules.version}")
+        expected = analyzer.versions
         queue = deque(jobs)
         running: dict[Future, VideoJob] = {}
         starved_since: float | None = None

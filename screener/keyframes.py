@@ -125,7 +125,6 @@ class KeyframeReader:
             scenes=scene + 1,
         )
 
-
     def _decoded(self) -> Iterator[tuple[Any, np.ndarray | None]]:
         """(position, image) of every frame, the image only for analysed frames. Decoding runs
         in a thread a few frames ahead, so it overlaps the analysis (both release the GIL

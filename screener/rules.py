@@ -68,6 +68,11 @@ class RuleSet:
     rules: tuple[Rule, ...]
     source: str
 
+    @property
+    def tag(self) -> str:
+        """What a session stores as its rules version: which rule set, at which content."""
+        return f"{self.name}@{self.version}"
+
     def assess(self, metrics: Mapping[str, Any]) -> Assessment:
         for rule in self.rules:
             if all(c.holds(metrics) for c in rule.conditions):
@@ -78,8 +83,7 @@ class RuleSet:
                     f"{c.metric} = {evidence[c.metric]:.3g} ({c})" for c in rule.conditions
                 )
                 explanation = rule.explain + (f" Fired because {because}." if because else "")
-                return Assessment(rule.level, rule.name, explanation, evidence,
-                                  f"{self.name}@{self.version}")
+                return Assessment(rule.level, rule.name, explanation, evidence, self.tag)
         raise AssertionError("validated rule sets end with an unconditional rule")
 
 

@@ -70,7 +70,7 @@ def scan(
     runs them, results come back to this loop, the only writer of the database."""
     summary = ScanSummary()
     pending: list[VideoJob] = []
-    current = (analyzer.model.name, analyzer.rules.name + "@" + analyzer.rules.version)
+    current = analyzer.versions
     for job in discover(paths, pattern):
         reason = unreadable_reason(job.path)
         if reason is None:
@@ -151,13 +151,10 @@ _worker_analyzer: Analyzer | None = None
 
 def _init_worker(settings, log_level: int) -> None:  # type: ignore[no-untyped-def]
     global _worker_analyzer
-    import cv2
-
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("screener").setLevel(log_level)
-    cv2.setNumThreads(1)
-    _worker_analyzer = Analyzer.from_settings(settings.replace(workers=1), threads=1)
+    _worker_analyzer = Analyzer.single_threaded(settings.replace(workers=1))
 
 
 def _analyse_in_worker(job: VideoJob) -> Analysed:
