@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from screener.aggregate import session_metrics, with_smoothing
-from screener.domain import Face, Frame, Observation, SessionResult, VideoJob
+from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
 from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from screener.keyframes import KeyframeReader
@@ -84,11 +84,11 @@ class Analyzer:
     def analyze(self, job: VideoJob, progress: FrameProgress | None = None) -> SessionResult:
         clock = StageClock()
         reader = KeyframeReader(job.path, self.settings.keyframes)
-        frames, faces = self._key_frames_and_faces(reader, clock, progress)
-        with clock("emotions"):
-            probabilities = self.model.predict([face.crop for face in faces])
+        classifier = BatchedClassifier(self.model, self.settings.emotions.batch_size, clock)
+        frames = self._key_frames_and_faces(reader, classifier, clock, progress)
+        located, probabilities = classifier.finish()
         with clock("aggregate"):
-            observations = self._observations(frames, faces, probabilities)
+            observations = self._observations(frames, located, probabilities)
             metrics = session_metrics(
                 observations,
                 negative=self.rules.negative,
@@ -110,11 +110,14 @@ class Analyzer:
         )
 
     def _key_frames_and_faces(
-        self, reader: KeyframeReader, clock: StageClock, progress: FrameProgress | None
-    ) -> tuple[list[tuple[float, int]], list[Face]]:
+        self,
+        reader: KeyframeReader,
+        classifier: BatchedClassifier,
+        clock: StageClock,
+        progress: FrameProgress | None,
+    ) -> list[tuple[float, int]]:
         """Face detection runs in a thread beside decoding (both release the GIL); a short
         queue keeps at most a few full-size key frames in memory."""
-        faces: list[Face] = []
         frames: list[tuple[float, int]] = []
         tracker = FaceTracker(self.detector, self.settings.faces)
 
@@ -135,26 +138,26 @@ class Analyzer:
                 frames.append((frame.t_s, frame.index))
                 pending.append(detection.submit(detect, frame))
                 while pending and (len(pending) > _MAX_QUEUED_FRAMES or pending[0].done()):
-                    faces.extend(pending.popleft().result())
+                    classifier.add(pending.popleft().result())
                     if progress:
                         progress(len(frames) - len(pending))
             for future in pending:
-                faces.extend(future.result())
+                classifier.add(future.result())
         if progress:
             progress(len(frames))
-        return frames, faces
+        return frames
 
     def _observations(
-        self, frames: list[tuple[float, int]], faces: list[Face], probabilities: np.ndarray
+        self, frames: list[tuple[float, int]], located: list[Located], probabilities: np.ndarray
     ) -> list[Observation]:
         """One observation per face, and an empty one for each key frame without a face."""
         by_frame: dict[int, list[Observation]] = {}
-        for face, probs in zip(faces, probabilities, strict=True):
-            by_frame.setdefault(face.frame.index, []).append(
+        for (t_s, index, box), probs in zip(located, probabilities, strict=True):
+            by_frame.setdefault(index, []).append(
                 Observation(
-                    t_s=round(face.frame.t_s, 3),
-                    frame_index=face.frame.index,
-                    box=face.box,
+                    t_s=round(t_s, 3),
+                    frame_index=index,
+                    box=box,
                     probabilities=tuple(round(float(p), 5) for p in probs),
                     label=EMOTIONS[int(probs.argmax())],
                 )
@@ -165,3 +168,38 @@ class Analyzer:
                 by_frame.get(index) or [Observation(round(t_s, 3), index, None, None, None)]
             )
         return with_smoothing(observations, self.rules.smoothing_window)
+
+
+Located = tuple[float, int, Box]
+"""Where a face was: its frame's time and index, and its box."""
+
+
+class BatchedClassifier:
+    """Classifies faces as they are found, a model batch at a time, keeping only where each
+    face was and its probabilities: holding every crop until the end made a long video's
+    peak memory grow with its length (the crops, then their float copies)."""
+
+    def __init__(self, model: EmotionModel, batch_size: int, clock: StageClock):
+        self._model, self._batch_size, self._clock = model, batch_size, clock
+        self._crops: list[np.ndarray] = []
+        self._located: list[Located] = []
+        self._probabilities: list[np.ndarray] = []
+
+    def add(self, faces: list[Face]) -> None:
+        for face in faces:
+            self._located.append((face.frame.t_s, face.frame.index, face.box))
+            self._crops.append(face.crop)
+        while len(self._crops) >= self._batch_size:
+            self._classify(self._batch_size)
+
+    def finish(self) -> tuple[list[Located], np.ndarray]:
+        self._classify(len(self._crops))
+        if not self._probabilities:
+            return self._located, np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        return self._located, np.concatenate(self._probabilities)
+
+    def _classify(self, count: int) -> None:
+        with self._clock("emotions"):
+            if count:
+                self._probabilities.append(self._model.predict(self._crops[:count]))
+            del self._crops[:count]

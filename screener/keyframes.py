@@ -75,7 +75,7 @@ class KeyframeReader:
             min_scene_len=max(1, round(settings.min_scene_s * fps)),
             filter_mode=FlashFilter.Mode.SUPPRESS,
         )
-        self._declared_s = float(self._video.duration.get_seconds() or 0.0)
+        self._declared_s = float(self._video.duration.seconds or 0.0)
         width, height = self._video.frame_size
         self.info = VideoInfo(fps=fps, frame_count=0, duration_s=0.0, width=width,
                               height=height, scenes=0)

@@ -1,5 +1,6 @@
 """One video through the stages, without a database."""
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -53,3 +54,39 @@ def test_a_stage_clock_adds_up_repeated_stages():
     with clock("other"):
         pass
     assert clock.seconds["work"] > clock.seconds["other"] >= 0
+
+
+class RecordingModel:
+    """The real model, recording how many crops each call is given."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+        self.name, self.card = model.name, model.card
+
+    def predict(self, crops):
+        self.calls.append(len(crops))
+        return self.model.predict(crops)
+
+
+def test_faces_are_classified_a_batch_at_a_time_as_they_are_found(make_video, astronaut):
+    """A long video must not hold all its crops until the end: no call ever sees more than
+    one batch, and the probabilities are those of classifying all faces at once."""
+    video = make_video("long.mp4", face_frames(astronaut, 120), fps=10)
+    settings = Settings()
+    settings = settings.replace(emotions=dataclasses.replace(settings.emotions, batch_size=4))
+    analyzer = Analyzer.from_settings(settings)
+    whole = analyzer.analyze(job(video))
+    recording = RecordingModel(analyzer.model)
+    analyzer.model = recording
+    batched = analyzer.analyze(job(video))
+
+    faces = [o for o in batched.observations if o.box is not None]
+    assert len(faces) > 8 and len(recording.calls) > 2
+    assert max(recording.calls) == 4 and sum(recording.calls) == len(faces)
+    assert [o.box for o in batched.observations] == [o.box for o in whole.observations]
+    tracker = FaceTracker(analyzer.detector, settings.faces)
+    crops = [face.crop for frame in KeyframeReader(video, settings.keyframes)
+             for face in tracker.faces(frame)]
+    assert len(crops) == len(faces)
+    at_once = recording.model.predict(crops)
+    assert np.allclose([o.probabilities for o in faces], at_once, atol=1e-4)
