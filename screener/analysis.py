@@ -6,6 +6,7 @@ cluster) while a single writer stores the results.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -69,11 +70,13 @@ class Analyzer:
 
     @classmethod
     def single_threaded(cls, settings: Settings) -> Analyzer:
-        """For one of several worker processes (local or Dask): one thread each for OpenCV
-        and the model, so that the workers do not fight over the cores."""
+        """For one of several worker processes (local or Dask): one thread each for OpenCV,
+        its video decoder and the model, so that the workers do not fight over the cores
+        (the decoder's own threads cost ~15% more CPU per frame; docs/benchmarks.md)."""
         import cv2
 
         cv2.setNumThreads(1)
+        os.environ["OPENCV_FFMPEG_THREADS"] = "1"  # read by OpenCV at every open
         return cls.from_settings(settings, threads=1)
 
     @property

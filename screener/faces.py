@@ -18,8 +18,10 @@ from screener.settings import FaceSettings
 
 
 class FaceDetector(Protocol):
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Faces in a BGR or grey image, in that image's pixel coordinates."""
+    def detect(self, image: np.ndarray, sizes: tuple[int, int] | None = None) -> list[Box]:
+        """Faces in a BGR or grey image, in that image's pixel coordinates. `sizes` is the
+        smallest and largest face side worth finding, when the caller knows it (a tracked
+        face): a detector may use it to search less, and may ignore it."""
         ...
 
 
@@ -31,18 +33,23 @@ class HaarFaceDetector:
             raise RuntimeError(f"cannot load Haar cascade {path}")
         self.settings = settings
 
-    def detect(self, image: np.ndarray) -> list[Box]:
+    def detect(self, image: np.ndarray, sizes: tuple[int, int] | None = None) -> list[Box]:
         grey = to_grey(image)
         scale = min(1.0, self.settings.detect_width / grey.shape[1])
         if scale < 1.0:
             size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        side = max(20, int(min(grey.shape[:2]) * self.settings.min_size_frac))
+        if sizes is None:
+            smallest, largest = int(min(grey.shape[:2]) * self.settings.min_size_frac), 0
+        else:
+            smallest, largest = round(sizes[0] * scale), round(sizes[1] * scale)
+        side = max(20, smallest)
         found = self._cascade.detectMultiScale(
             grey,
             scaleFactor=self.settings.scale_factor,
             minNeighbors=self.settings.min_neighbors,
             minSize=(side, side),
+            maxSize=(largest, largest),
         )
         return [
             Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
@@ -75,6 +82,10 @@ def faces_in_frame(frame: Frame, detector: FaceDetector, settings: FaceSettings)
 _TRACKED_FACE_PX = 80
 """Near the last face, the search image is scaled so that face is about this wide: small
 enough to be cheap, well above the Haar cascade's 24 px window."""
+
+
+_TRACKED_SIZE_RANGE = (0.6, 1.6)
+"""How much a tracked face may shrink or grow between key frames and still be the same face."""
 
 
 class FaceTracker:
@@ -118,8 +129,9 @@ class FaceTracker:
         region = image[y0:y1, x0:x1]
         if scale < 1.0:
             region = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        near = [b for b in self.detector.detect(region)
-                if 0.6 <= b.w / (last.w * scale) <= 1.6]
+        expected = last.w * scale
+        sizes = (round(expected * _TRACKED_SIZE_RANGE[0]), round(expected * _TRACKED_SIZE_RANGE[1]))
+        near = [b for b in self.detector.detect(region, sizes) if sizes[0] <= b.w <= sizes[1]]
         if not near:
             return None
         b = max(near, key=lambda box: box.area)

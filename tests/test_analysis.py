@@ -90,3 +90,15 @@ def test_faces_are_classified_a_batch_at_a_time_as_they_are_found(make_video, as
     assert len(crops) == len(faces)
     at_once = recording.model.predict(crops)
     assert np.allclose([o.probabilities for o in faces], at_once, atol=1e-4)
+
+
+def test_a_worker_analyzer_keeps_opencv_and_its_decoder_to_one_thread():
+    """Several workers share the cores: each must not start a thread per core of its own."""
+    import subprocess
+    import sys
+
+    code = ("import cv2, os; from screener.analysis import Analyzer; "
+            "from screener.settings import Settings; Analyzer.single_threaded(Settings()); "
+            "print(cv2.getNumThreads(), os.environ['OPENCV_FFMPEG_THREADS'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]

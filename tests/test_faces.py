@@ -79,9 +79,9 @@ class RecordingDetector:
         self.inner = HaarFaceDetector(FaceSettings())
         self.widths: list[int] = []
 
-    def detect(self, image):
+    def detect(self, image, sizes=None):
         self.widths.append(image.shape[1])
-        return self.inner.detect(image)
+        return self.inner.detect(image, sizes)
 
 
 def _face_at(astronaut, x: int, scene: int = 0, index: int = 0) -> Frame:
@@ -115,3 +115,13 @@ def test_without_tracking_every_key_frame_gets_a_full_search(astronaut):
     for i in range(3):
         assert tracker.faces(_face_at(astronaut, 500, index=i))
     assert detector.widths == [1280, 1280, 1280]
+
+
+def test_a_size_range_limits_the_faces_searched_for(astronaut):
+    """The tracker passes the size it expects; faces outside that range are not looked for."""
+    frame = _face_at(astronaut, 400)
+    detector = HaarFaceDetector(FaceSettings())
+    face = max(detector.detect(frame.image), key=lambda b: b.area)
+    assert face in detector.detect(frame.image, (face.w // 2, face.w * 2))
+    assert detector.detect(frame.image, (face.w * 2, face.w * 4)) == []
+    assert all(b.w <= face.w // 2 for b in detector.detect(frame.image, (20, face.w // 2)))
