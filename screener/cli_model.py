@@ -45,6 +45,9 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
     class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
     augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
+    cutout: Annotated[
+        float, typer.Option(help="Share of images that lose a random square (0 to 1).")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     checkpoints: Annotated[
         Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
@@ -66,7 +69,8 @@ def train(
     settings = TrainSettings(
         epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
-        label_smoothing=label_smoothing, class_weights=class_weights, augment=augment, seed=seed,
+        label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
+        cutout=cutout, seed=seed,
     )
     try:
         settings.validate()

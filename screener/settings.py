@@ -196,6 +196,8 @@ class TrainSettings:
     label_smoothing: float = 0.0
     class_weights: bool = False
     augment: bool = True
+    cutout: float = 0.0
+    """Share of training images that lose a random square (random erasing); needs augment."""
     seed: int = 1337
 
     def validate(self) -> None:
@@ -205,5 +207,7 @@ class TrainSettings:
             raise SettingsError("epochs must be positive")
         if not self.blocks or any(f <= 0 for f in self.blocks):
             raise SettingsError("blocks must be one or more positive filter counts")
+        if not 0.0 <= self.cutout <= 1.0:
+            raise SettingsError("cutout must be a share between 0 and 1")
         if self.schedule not in ("plateau", "cosine"):
             raise SettingsError('schedule must be "plateau" or "cosine"')

@@ -70,8 +70,12 @@ def build_mini_xception(settings: TrainSettings) -> Any:
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
-def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The original recipe: rotation 10 degrees, shifts and zoom of 10%, horizontal flips."""
+def augment_batch(
+    images: np.ndarray, rng: np.random.Generator, cutout: float = 0.0
+) -> np.ndarray:
+    """The original recipe: rotation 10 degrees, shifts and zoom of 10%, horizontal flips.
+    With `cutout`, that share of images also loses a random square of 12 to 24 px (filled
+    with mid grey), so the network cannot lean on one region such as the mouth alone."""
     out = np.empty_like(images)
     centre = (INPUT_SIZE / 2, INPUT_SIZE / 2)
     for i, image in enumerate(images):
@@ -83,6 +87,11 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             image, matrix, (INPUT_SIZE, INPUT_SIZE), borderMode=cv2.BORDER_REFLECT_101
         )
         out[i] = warped[:, ::-1] if rng.random() < 0.5 else warped
+    if cutout > 0:
+        for i in np.flatnonzero(rng.random(len(images)) < cutout):
+            side = int(rng.integers(12, 25))
+            y, x = rng.integers(0, INPUT_SIZE - side + 1, size=2)
+            out[i, y : y + side, x : x + side] = 128
     return out
 
 
@@ -110,7 +119,7 @@ def _batches_class(keras: Any) -> type:
             images = self.data.images[rows]
             if self.settings.augment:
                 rng = np.random.default_rng([self.settings.seed, self.epoch, index])
-                images = augment_batch(images, rng)
+                images = augment_batch(images, rng, self.settings.cutout)
             labels = self.data.labels[rows]
             onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
             return preprocess(images), onehot, self.weights[labels]

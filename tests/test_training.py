@@ -43,6 +43,21 @@ def test_augmentation_keeps_shape_and_changes_pixels():
     assert np.array_equal(out, augment_batch(data, np.random.default_rng(0)))
 
 
+def test_cutout_greys_a_square_in_the_chosen_share_and_keeps_the_rest_of_the_recipe():
+    data = stripes(64, 0).images
+    plain = augment_batch(data, np.random.default_rng(3))
+    cut = augment_batch(data, np.random.default_rng(3), cutout=0.5)
+    changed = [i for i in range(len(data)) if not np.array_equal(plain[i], cut[i])]
+    assert 16 <= len(changed) <= 48
+    for i in changed:
+        grey = cut[i] != plain[i]
+        ys, xs = np.nonzero(grey)
+        assert np.all(cut[i][grey] == 128)
+        assert ys.max() - ys.min() < 24 and xs.max() - xs.min() < 24
+    with pytest.raises(SettingsError):
+        TrainSettings(cutout=1.5).validate()
+
+
 def test_batch_sizes_must_be_multiples_of_four():
     with pytest.raises(SettingsError):
         TrainSettings(batch_size=30).validate()
