@@ -1,10 +1,13 @@
 """Accuracy of an emotion model on FER2013 `val` and its batched speed in faces/s.
 
     python benchmarks/model_benchmark.py [--model models/emotion_minixception.onnx]
-        [--data ../shared/datasets/fer2013] [--flip] [--out benchmarks/results/model.json]
+        [--data ../shared/datasets/fer2013] [--flip] [--ensemble OTHER.onnx ...]
+        [--out benchmarks/results/model.json]
 
 Accuracy belongs here, not in unit tests: it needs the full data set and takes a while.
-`--flip` also measures test-time flip averaging (mean of the image and its mirror).
+`--flip` also measures test-time flip averaging (mean of the image and its mirror);
+`--ensemble` the mean of this model's and the other models' probabilities, and the speed of
+running them all.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared/datasets/fer2013")
     parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--ensemble", type=Path, nargs="+", default=[])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -59,6 +63,16 @@ def main() -> None:
         mirrored = model.predict(val.images[:, :, ::-1])
         flipped = evaluate_predictions(val.labels, (probabilities + mirrored).argmax(axis=1))
         record["val_accuracy_flip_tta"] = round(flipped.accuracy, 4)
+    if args.ensemble:
+        members = [model, *(OnnxEmotionModel(path, batch_size=64) for path in args.ensemble)]
+        mean = sum((m.predict(val.images) for m in members[1:]), probabilities)
+        together = evaluate_predictions(val.labels, mean.argmax(axis=1))
+        seconds = sum(len(val.images) / faces_per_second(m, val.images) for m in members)
+        record["ensemble"] = {
+            "members": [m.name for m in members],
+            "val_accuracy": round(together.accuracy, 4),
+            "faces_per_s": round(len(val.images) / seconds),
+        }
     print(json.dumps(record, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
