@@ -197,15 +197,21 @@ def train(
     val_y = np.eye(len(EMOTIONS), dtype=np.float32)[val_data.labels]
 
     class KeepBest(keras.callbacks.Callback):
+        """Saves the best epoch and the run's state after every epoch, the training time
+        included, so that a run interrupted and resumed still reports its whole cost."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             accuracy = float((logs or {}).get("val_accuracy", 0.0))
             if accuracy > state.get("best", -1.0):
                 state.update(best=accuracy, best_epoch=epoch + 1)
                 self.model.save(best_path)
             state["epochs_run"] = epoch + 1
+            state["wall_s"] = state.get("wall_s", 0.0) + time.perf_counter() - self.started
             state_path.write_text(json.dumps(state))
 
-    started = time.perf_counter()
     model.fit(
         batches,
         validation_data=(val_x, val_y),
@@ -220,10 +226,6 @@ def train(
             ),
         ],
     )
-    wall_s = time.perf_counter() - started + state.get("wall_s_before", 0.0)
-    state["wall_s_before"] = wall_s
-    state_path.write_text(json.dumps(state))
-
     return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
 
 
@@ -243,7 +245,7 @@ def ship_checkpoint(
     export_onnx(best, onnx_path)
     evaluation = evaluate_onnx(onnx_path, val_data)
     draw_confusion(evaluation, out_path.with_name(out_path.stem + "_confusion.png"))
-    wall_s = float(state.get("wall_s_before", 0.0))
+    wall_s = float(state.get("wall_s", 0.0))
     write_model_card_json(out_path, settings, evaluation, state, wall_s, best.count_params())
     return TrainResult(
         out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,

@@ -121,6 +121,10 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
                     log=messages.append)
     assert any("resuming" in m for m in messages)
     assert resumed.epochs_run == 5
+    # the resumed run reports the time of all 5 epochs, not only of the one it ran
+    assert resumed.wall_s > result.wall_s > 0
+    assert json.loads(out.with_suffix(".json").read_text())["train_wall_s"] == pytest.approx(
+        resumed.wall_s, abs=0.1)
 
 
 def test_loss_falls_over_a_few_steps():
