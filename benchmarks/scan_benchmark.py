@@ -12,6 +12,7 @@ from ../shared/videos/WolfgangLanger_Pexels.mp4 (scaled, then looped without re-
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -139,19 +140,33 @@ class ScanRun:
         return self.cpu_s / self.wall_s
 
 
+_LAUNCHER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": done.returncode, "stderr": done.stderr[-2000:], "wall_s": wall,
+                  "maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))
+"""
+
+
 def scan_process(folder: Path, workers: int = 1) -> ScanRun:
-    """`screener scan` in a fresh process, start-up included."""
+    """`screener scan` in a fresh process, start-up included.
+
+    Started from a small launcher process: Linux keeps a process's peak RSS across exec, so a
+    scan forked straight from this benchmark (hundreds of MiB by then) would report this
+    benchmark's memory as its own peak."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "screener", "scan", str(folder), "--out",
                    f"{tmp}/reports", "--db", f"sqlite:///{tmp}/bench.db", "--quiet",
                    "--workers", str(workers)]
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"scan failed: {process.stderr.read().decode()[-2000:]}")
-    return ScanRun(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+        launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *command],
+                                  capture_output=True, text=True, check=True)
+    result = json.loads(launched.stdout)
+    if result["rc"] != 0:
+        raise RuntimeError(f"scan failed: {result['stderr']}")
+    return ScanRun(result["wall_s"], result["maxrss_kib"] / 1024, result["cpu_s"])
 
 
 def classifier_faces_per_s(model: OnnxEmotionModel, count: int = 4096) -> float:
@@ -259,8 +274,9 @@ def run(args: argparse.Namespace) -> str:
     speedup = (frames / per_frame_fps) / wall
     fps = classifier_faces_per_s(model)
     lines += [
-        f"| scan at least 1.0x decoding | analysis {decode_s / wall:.2f}x, whole scan "
-        f"{decode_s / scan_s:.2f}x | {'yes' if decode_s / wall >= 1 else 'no'} |",
+        f"| whole scan at least 1.0x decoding ({minutes:g} min) | analysis "
+        f"{decode_s / wall:.2f}x, whole scan {decode_s / scan_s:.2f}x (start-up included) | "
+        f"{'yes' if decode_s / scan_s >= 1 else 'no'} |",
         f"| at least 30x the original per-frame approach | {speedup:.0f}x | "
         f"{'yes' if speedup >= 30 else 'no'} |",
         f"| classifier at least 5,000 faces/s batched | {fps:,.0f} | "
@@ -276,6 +292,12 @@ def run(args: argparse.Namespace) -> str:
         long_scan = scan_process(long_folder)
         long_s, long_rss = long_scan.wall_s, long_scan.peak_rss_mib
         growth = long_rss / rss - 1
+        # The long clip is the short one looped, so it decodes at the same rate.
+        long_frames = cv2.VideoCapture(str(long_video)).get(cv2.CAP_PROP_FRAME_COUNT)
+        long_decode_s = decode_s / frames * long_frames
+        lines.append(f"| whole scan at least 1.0x decoding ({args.long_minutes:g} min) | "
+                     f"{long_decode_s / long_s:.2f}x (decoding time scaled from the "
+                     f"{minutes:g}-minute clip) | {'yes' if long_decode_s >= long_s else 'no'} |")
         lines.append(f"| peak memory flat in length, under 1 GiB | {minutes:g} min: {rss:.0f} "
                      f"MiB, {args.long_minutes:g} min: {long_rss:.0f} MiB ({growth:+.0%}); "
                      f"{args.long_minutes:g} min scanned in {long_s:.0f} s | "
