@@ -67,7 +67,8 @@ def main() -> None:
         members = [model, *(OnnxEmotionModel(path, batch_size=64) for path in args.ensemble)]
         mean = sum((m.predict(val.images) for m in members[1:]), probabilities)
         together = evaluate_predictions(val.labels, mean.argmax(axis=1))
-        seconds = sum(len(val.images) / faces_per_second(m, val.images) for m in members)
+        seconds = len(val.images) / record["faces_per_s"] + sum(
+            len(val.images) / faces_per_second(m, val.images) for m in members[1:])
         record["ensemble"] = {
             "members": [m.name for m in members],
             "val_accuracy": round(together.accuracy, 4),

@@ -101,20 +101,11 @@ def test_empty_file_gives_the_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
+        # unknown keys
         ("colour = 1\n", "colour"),
         ("[keyframes]\nevery = 2\n", "every"),
         ("[display]\nwidth = 3\n", "display"),
-    ],
-)
-def test_unknown_keys_are_errors_naming_the_file(tmp_path, text, words):
-    message, path = settings_error(tmp_path, text)
-    assert str(path) in message
-    assert words in message
-
-
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
+        # wrong types
         ('[keyframes]\nevery_s = "fast"\n', "every_s must be a number"),
         ("[faces]\nmin_neighbors = [5]\n", "min_neighbors must be a number"),
         ('[faces]\nkeep_all = "yes"\n', "keep_all must be true or false"),
@@ -122,7 +113,7 @@ def test_unknown_keys_are_errors_naming_the_file(tmp_path, text, words):
         ("keyframes = 3\n", "[keyframes] must be a table"),
     ],
 )
-def test_wrong_types_are_errors_naming_the_file(tmp_path, text, words):
+def test_unknown_keys_and_wrong_types_are_errors_naming_the_file(tmp_path, text, words):
     message, path = settings_error(tmp_path, text)
     assert str(path) in message
     assert words in message
