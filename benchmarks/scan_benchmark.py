@@ -194,6 +194,9 @@ def original_per_frame(path: Path, seconds: float, model: OnnxEmotionModel) -> f
     return frames / (time.perf_counter() - started)
 
 
+REFERENCE = "analyse every frame (OpenCV decoding every frame): the reference"
+
+
 @dataclass
 class Choice:
     name: str
@@ -204,12 +207,16 @@ def choices() -> list[Choice]:
     """The defaults against the alternatives they were chosen over (docs/benchmarks.md)."""
     base = Settings()
     return [
-        Choice("defaults (analyse 10 frames/s, track the face, detect at 640 px, scale 1.1)",
-               base),
+        Choice("defaults (PyAV skipping non-reference frames, analyse 10 frames/s, track the "
+               "face, detect at 640 px, scale 1.1)", base),
+        Choice("PyAV decoding every frame", base.replace(
+            keyframes=KeyframeSettings(skip_nonref=False))),
+        Choice("OpenCV decoding every frame (before)", base.replace(
+            keyframes=KeyframeSettings(decoder="opencv"))),
         Choice("no tracking: full-frame search on every key frame", base.replace(
             faces=FaceSettings(full_search_every=0))),
-        Choice("analyse every frame", base.replace(
-            keyframes=KeyframeSettings(analysis_fps=1000.0))),
+        Choice(REFERENCE, base.replace(
+            keyframes=KeyframeSettings(decoder="opencv", analysis_fps=1000.0))),
         Choice("analyse 5 frames/s", base.replace(keyframes=KeyframeSettings(analysis_fps=5.0))),
         Choice("detect at 480 px, scale 1.15", base.replace(
             faces=FaceSettings(detect_width=480, scale_factor=1.15))),
@@ -333,7 +340,7 @@ def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
         clips += sorted(SOURCE.parent.glob("*.mp4")) + sorted(SOURCE.parent.glob("*.mov"))
     if smoke:
         clips = clips[:2]
-    every_frame = next(c for c in choices() if c.name == "analyse every frame")
+    every_frame = next(c for c in choices() if c.name == REFERENCE)
     reference = {clip: key_frames_of(clip, every_frame.settings) for clip in clips}
     rows = []
     for choice in choices():

@@ -6,13 +6,12 @@ cluster) while a single writer stores the results.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,8 +75,8 @@ class Analyzer:
         import cv2
 
         cv2.setNumThreads(1)
-        os.environ["OPENCV_FFMPEG_THREADS"] = "1"  # read by OpenCV at every open
-        return cls.from_settings(settings, threads=1)
+        keyframes = replace(settings.keyframes, decoder_threads=1)
+        return cls.from_settings(settings.replace(keyframes=keyframes), threads=1)
 
     @property
     def versions(self) -> tuple[str, str]:

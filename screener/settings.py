@@ -31,11 +31,22 @@ class KeyframeSettings:
     """Frames are downscaled to about this width for cut detection and sharpness."""
     analysis_fps: float = 10.0
     """Frames per second looked at for cuts and sharpness; the others are decoded only."""
+    decoder: str = "pyav"
+    """"pyav" (FFmpeg through PyAV) or "opencv" (through PySceneDetect, every frame)."""
+    skip_nonref: bool = True
+    """PyAV only: do not decode frames that no other frame refers to (about every other
+    frame of H.264 with B-frames), a third less decoding; docs/benchmarks.md has the cost."""
+    decoder_threads: int = 0
+    """0 lets FFmpeg choose; worker processes use 1 so that they do not fight over cores."""
 
     def __post_init__(self) -> None:
         for name in ("every_s", "min_scene_s", "analysis_width", "analysis_fps"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"keyframes.{name} must be positive")
+        if self.decoder not in ("pyav", "opencv"):
+            raise SettingsError('keyframes.decoder must be "pyav" or "opencv"')
+        if self.decoder_threads < 0:
+            raise SettingsError("keyframes.decoder_threads must be 0 or more")
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,8 @@ def test_a_worker_analyzer_keeps_opencv_and_its_decoder_to_one_thread():
     import subprocess
     import sys
 
-    code = ("import cv2, os; from screener.analysis import Analyzer; "
-            "from screener.settings import Settings; Analyzer.single_threaded(Settings()); "
-            "print(cv2.getNumThreads(), os.environ['OPENCV_FFMPEG_THREADS'])")
+    code = ("import cv2; from screener.analysis import Analyzer; "
+            "from screener.settings import Settings; a = Analyzer.single_threaded(Settings()); "
+            "print(cv2.getNumThreads(), a.settings.keyframes.decoder_threads)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]

@@ -68,13 +68,14 @@ def test_real_webcam_style_clip_is_one_scene(shared_videos: Path):
     assert abs(len(keyframes) - reader.info.duration_s) <= 1
 
 
-def test_a_file_name_that_is_not_utf8_is_read(make_video, tmp_path: Path):
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_a_file_name_that_is_not_utf8_is_read(make_video, tmp_path: Path, decoder: str):
     import os
 
     video = make_video("plain.mp4", plain_frames(12, (30, 90, 160)), fps=10)
     odd = Path(os.fsdecode(bytes(tmp_path) + b"/b\xe9a_2026-01-01.mp4"))
     video.rename(odd)
-    reader = KeyframeReader(odd, KeyframeSettings())
+    reader = KeyframeReader(odd, KeyframeSettings(decoder=decoder))
     assert len(list(reader)) == 2 and reader.info.frame_count == 12
 
 

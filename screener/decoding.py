@@ -1,0 +1,328 @@
+"""A video's frames, decoded in order, from a swappable backend.
+
+`PyAvDecoder` (the default) can skip the frames no other frame refers to (`skip_nonref`):
+in an H.264 stream with B-frames that is about every other frame, a third less decoding, and
+the key-frame stage only looks at about 10 frames per second anyway (docs/benchmarks.md).
+`OpenCvDecoder` decodes every frame through PySceneDetect's OpenCV stream, as screener first
+did. Both convert to BGR only the frames the analysis will look at: the conversion costs about
+as much as the decoding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from screener.errors import first_line
+from screener.settings import KeyframeSettings
+
+
+class VideoReadError(RuntimeError):
+    """The file cannot be decoded as a video."""
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    t_s: float
+    index: int
+    """The frame's number at the video's average frame rate."""
+    small: np.ndarray | None
+    """BGR at about the settings' `analysis_width`, for the first frame decoded in each run of
+    `stride` frames; None for the others, which are decoded only."""
+    full: Callable[[], np.ndarray] | None
+    """The full-resolution BGR image, converted on demand: only key frames need it."""
+
+
+class VideoDecoder(ABC):
+    """Opened on construction (a `VideoReadError` says why not); iterate once for the frames."""
+
+    fps: float
+    width: int
+    height: int
+    declared_s: float
+    """The duration the container declares, to tell a file cut short from a complete one."""
+    stride: int
+    """About one frame in `stride` is converted, i.e. the settings' `analysis_fps`."""
+
+    def _set_rate(self, fps: float, settings: KeyframeSettings) -> None:
+        if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+            raise VideoReadError(f"implausible frame rate ({fps:g} fps) in the file's metadata")
+        self.fps = fps
+        self.stride = max(1, round(fps / settings.analysis_fps))
+        self._analysis_width = settings.analysis_width
+
+    @abstractmethod
+    def _frames(self) -> Iterator[DecodedFrame]: ...
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        """The frames, decoded in a thread a few frames ahead so that decoding overlaps the
+        analysis (both release the GIL for most of their work); a bounded queue keeps memory
+        flat."""
+        return _read_ahead(self._frames(), depth=8)
+
+
+def open_decoder(path: Path, settings: KeyframeSettings) -> VideoDecoder:
+    if not path.is_file():
+        raise VideoReadError("not a readable file")
+    _refuse_known_non_video(path)
+    if settings.decoder == "opencv":
+        return OpenCvDecoder(path, settings)
+    return PyAvDecoder(path, settings)
+
+
+_CANNOT_OPEN = ("cannot be opened as a video (not a video file, no video track, or damaged "
+                "or truncated)")
+
+
+class PyAvDecoder(VideoDecoder):
+    def __init__(self, path: Path, settings: KeyframeSettings) -> None:
+        import av
+
+        self._resources = ExitStack()
+        try:
+            source: Any = str(path)
+            if not _is_utf8(source):
+                # FFmpeg cannot open such a name; a file object reads a little slower.
+                source = self._resources.enter_context(path.open("rb"))
+            self._container = self._resources.enter_context(
+                av.open(source, metadata_errors="ignore"))
+        except av.FFmpegError as exc:
+            self._resources.close()
+            raise VideoReadError(_CANNOT_OPEN) from exc
+        except OSError as exc:
+            self._resources.close()
+            raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
+        if not self._container.streams.video:
+            self._resources.close()
+            raise VideoReadError(_CANNOT_OPEN)
+        stream = self._stream = self._container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate:
+            self._resources.close()
+            raise VideoReadError("no frame rate in the file's metadata")
+        self._set_rate(float(rate), settings)
+        context = stream.codec_context
+        if settings.decoder_threads:
+            context.thread_count = settings.decoder_threads
+        else:
+            stream.thread_type = "AUTO"
+        if settings.skip_nonref:
+            context.skip_frame = "NONREF"
+        self.width, self.height = context.width, context.height
+        self._time_base = stream.time_base
+        self._start = stream.start_time or 0
+        if stream.duration is not None and stream.time_base:
+            self.declared_s = float(stream.duration * stream.time_base)
+        else:
+            self.declared_s = (self._container.duration or 0) / 1_000_000
+
+    def _frames(self) -> Iterator[DecodedFrame]:
+        import av
+
+        slot, decoded = -1, 0
+        damaged: Exception | None = None
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    # A damaged packet costs its frames, not the video, as with OpenCV.
+                    damaged = exc
+                    continue
+                for frame in frames:
+                    if frame.pts is None:
+                        continue
+                    t = max(0.0, float((frame.pts - self._start) * self._time_base))
+                    index = round(t * self.fps)
+                    decoded += 1
+                    if index // self.stride == slot:
+                        yield DecodedFrame(t, index, None, None)
+                        continue
+                    slot = index // self.stride
+                    yield DecodedFrame(t, index, self._small(frame),
+                                       partial(frame.to_ndarray, format="bgr24"))
+        except av.FFmpegError as exc:
+            raise VideoReadError(f"decoding failed after {decoded} frames: "
+                                 f"{first_line(exc)}") from exc
+        finally:
+            self._resources.close()
+        if decoded == 0 and damaged is not None:
+            raise VideoReadError(f"no frame could be decoded ({first_line(damaged)})")
+
+
+    def _small(self, frame: Any) -> np.ndarray:
+        """The analysis copy, scaled from the YUV planes before the colour conversion: a
+        quarter of the cost of converting the whole frame, then scaling it."""
+        width, height = _analysis_size(frame.width, frame.height, self._analysis_width)
+        if frame.format.name not in ("yuv420p", "yuvj420p") or (width, height) == (
+                frame.width, frame.height):
+            return _downscale(frame.to_ndarray(format="bgr24"), self._analysis_width)
+        planes = []
+        for plane, scale in zip(frame.planes, (1, 2, 2), strict=True):
+            pixels = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            planes.append(cv2.resize(pixels[:, : plane.width], (width // scale, height // scale),
+                                     interpolation=cv2.INTER_LINEAR).reshape(-1))
+        i420 = np.concatenate(planes).reshape(height * 3 // 2, width)
+        return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
+class OpenCvDecoder(VideoDecoder):
+    def __init__(self, path: Path, settings: KeyframeSettings) -> None:
+        from scenedetect import open_video
+        from scenedetect.video_stream import FrameRateUnavailable, VideoOpenFailure
+
+        if settings.decoder_threads:
+            os.environ["OPENCV_FFMPEG_THREADS"] = str(settings.decoder_threads)
+        try:
+            with _opencv_safe_path(path) as safe:
+                self._video = open_video(str(safe), backend="opencv")
+        except OSError as exc:
+            raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
+        except FrameRateUnavailable as exc:
+            raise VideoReadError("no frame rate in the file's metadata") from exc
+        except VideoOpenFailure as exc:
+            raise VideoReadError(_CANNOT_OPEN) from exc
+        except Exception as exc:
+            raise VideoReadError(f"cannot open as a video: {first_line(exc)}") from exc
+        self._set_rate(float(self._video.frame_rate or 0), settings)
+        self.declared_s = float(self._video.duration.seconds or 0.0)
+        self.width, self.height = self._video.frame_size
+
+    def _frames(self) -> Iterator[DecodedFrame]:
+        count = 0
+        try:
+            while True:
+                analyse = count % self.stride == 0
+                image = self._video.read(decode=analyse)
+                if image is False or image is None:
+                    return
+                t = float(self._video.position.seconds)
+                if analyse:
+                    small = _downscale(image, self._analysis_width)
+                    yield DecodedFrame(t, count, small, partial(_same, image))
+                else:
+                    yield DecodedFrame(t, count, None, None)
+                count += 1
+        except Exception as exc:
+            raise VideoReadError(f"decoding failed after {count} frames: "
+                                 f"{first_line(exc)}") from exc
+
+
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """`items`, produced by a thread at most `depth` ahead; its exception is raised here."""
+    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                buffer.put((False, item))
+            buffer.put((True, None))
+        except Exception as exc:
+            buffer.put((True, exc))
+        finally:
+            with suppress(Exception):
+                items.close()  # type: ignore[attr-defined]
+
+    worker = threading.Thread(target=produce, name="screener-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, item = buffer.get()
+            if done:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with suppress(queue.Empty):
+                buffer.get(timeout=0.05)
+        worker.join()
+
+
+_NOT_VIDEO_SIGNATURES = (
+    # (offset, bytes, what the file is). OpenCV would open any of these images as a one-frame
+    # "video"; audio and archives only get a clearer reason than "cannot be opened".
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"BM", "a BMP image"),
+    (0, b"II*\0", "a TIFF image"),
+    (0, b"MM\0*", "a TIFF image"),
+    (8, b"WEBP", "a WebP image"),
+    (8, b"WAVE", "WAV audio"),
+    (0, b"PK\x03\x04", "a ZIP archive"),
+)
+
+
+def _refuse_known_non_video(path: Path) -> None:
+    """A clear reason for files that are obviously not videos, whatever their name says."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise VideoReadError(f"cannot read: {exc.strerror or exc}") from exc
+    if not head:
+        raise VideoReadError("empty file (0 bytes)")
+    for offset, magic, kind in _NOT_VIDEO_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            raise VideoReadError(f"not a video: the file is {kind}")
+
+
+@contextmanager
+def _opencv_safe_path(path: Path) -> Iterator[Path]:
+    """A path OpenCV can take. OpenCV crashes the process on a str that is not valid UTF-8
+    (a file name with non-UTF-8 bytes), so such a file is opened through a temporary symlink;
+    the link can go once the file is open."""
+    if not _is_utf8(str(path)):
+        with tempfile.TemporaryDirectory(prefix="screener-") as folder:
+            link = Path(folder) / f"video{path.suffix.encode('ascii', 'ignore').decode()}"
+            os.symlink(os.fsencode(path.resolve()), os.fsencode(link))
+            yield link
+    else:
+        yield path
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _same(image: np.ndarray) -> np.ndarray:
+    return image
+
+
+def _analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:
+    """Even sides (I420 needs them), about `analysis_width` wide; never larger."""
+    if width <= analysis_width:
+        return width, height
+    target = max(2, analysis_width // 2 * 2)
+    return target, max(2, round(height * target / width / 2) * 2)
+
+
+def _downscale(image: np.ndarray, width: int) -> np.ndarray:
+    if image.shape[1] <= width:
+        return image
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
