@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from screener.discover import has_surrogates
 from screener.errors import first_line
 from screener.settings import KeyframeSettings
 
@@ -94,7 +95,7 @@ class PyAvDecoder(VideoDecoder):
         self._resources = ExitStack()
         try:
             source: Any = str(path)
-            if not _is_utf8(source):
+            if has_surrogates(source):
                 # FFmpeg cannot open such a name; a file object reads a little slower.
                 source = self._resources.enter_context(path.open("rb"))
             self._container = self._resources.enter_context(
@@ -291,7 +292,7 @@ def _opencv_safe_path(path: Path) -> Iterator[Path]:
     """A path OpenCV can take. OpenCV crashes the process on a str that is not valid UTF-8
     (a file name with non-UTF-8 bytes), so such a file is opened through a temporary symlink;
     the link can go once the file is open."""
-    if not _is_utf8(str(path)):
+    if has_surrogates(str(path)):
         with tempfile.TemporaryDirectory(prefix="screener-") as folder:
             link = Path(folder) / f"video{path.suffix.encode('ascii', 'ignore').decode()}"
             os.symlink(os.fsencode(path.resolve()), os.fsencode(link))
@@ -299,14 +300,6 @@ def _opencv_safe_path(path: Path) -> Iterator[Path]:
     else:
         yield path
 
-
-def _is_utf8(text: str) -> bool:
-    """False for a name with bytes that are not UTF-8 (Python keeps them as surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _same(image: np.ndarray) -> np.ndarray:

@@ -114,10 +114,11 @@ def job_for(video: Path, root: Path, pattern: PathPattern | None = None) -> Vide
 def displayable(text: str) -> str:
     """Text from a file name as valid Unicode: bytes that are not UTF-8 (kept by Python as
     surrogate escapes) become U+FFFD, so ids can be stored, printed and rendered."""
-    return os.fsencode(text).decode("utf-8", "replace") if _has_surrogates(text) else text
+    return os.fsencode(text).decode("utf-8", "replace") if has_surrogates(text) else text
 
 
-def _has_surrogates(text: str) -> bool:
+def has_surrogates(text: str) -> bool:
+    """True for a name with bytes that are not UTF-8 (Python keeps them as surrogates)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
