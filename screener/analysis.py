@@ -125,9 +125,7 @@ class Analyzer:
 
         def detect(frame: Frame) -> list[Face]:
             with clock("faces"):
-                found = tracker.faces(frame)
-            frame.image = None  # type: ignore[assignment]  # the crops are all that is needed
-            return found
+                return tracker.faces(frame)
 
         key_frames = iter(reader)
         with ThreadPoolExecutor(max_workers=1) as detection:
@@ -189,7 +187,7 @@ class BatchedClassifier:
 
     def add(self, faces: list[Face]) -> None:
         for face in faces:
-            self._located.append((face.frame.t_s, face.frame.index, face.box))
+            self._located.append((face.t_s, face.frame_index, face.box))
             self._crops.append(face.crop)
         while len(self._crops) >= self._batch_size:
             self._classify(self._batch_size)

@@ -48,7 +48,11 @@ class Frame:
 
 @dataclass
 class Face:
-    frame: Frame
+    """A face found in a key frame; it keeps the frame's time and index, not its image, so
+    that a full-size frame is freed as soon as its faces are found."""
+
+    t_s: float
+    frame_index: int
     box: Box
     crop: np.ndarray
     """48x48 grey, margins applied, ready for the emotion model."""

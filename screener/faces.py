@@ -76,7 +76,8 @@ def faces_in_frame(frame: Frame, detector: FaceDetector, settings: FaceSettings)
     if not settings.keep_all:
         boxes = boxes[:1]
     grey = to_grey(frame.image)
-    return [Face(frame, box, crop_face(grey, box, settings.offsets)) for box in boxes]
+    return [Face(frame.t_s, frame.index, box, crop_face(grey, box, settings.offsets))
+            for box in boxes]
 
 
 _TRACKED_FACE_PX = 80
@@ -113,7 +114,7 @@ class FaceTracker:
             self._tracked = 0
         else:
             crop = crop_face(to_grey(frame.image), box, self.settings.offsets)
-            found = [Face(frame, box, crop)]
+            found = [Face(frame.t_s, frame.index, box, crop)]
             self._tracked += 1
         self._last = found[0].box if found and not self.settings.keep_all else None
         self._scene = frame.scene
