@@ -90,9 +90,16 @@ _CANNOT_OPEN = ("cannot be opened as a video (not a video file, no video track, 
 
 class PyAvDecoder(VideoDecoder):
     def __init__(self, path: Path, settings: KeyframeSettings) -> None:
+        self._resources = ExitStack()
+        try:
+            self._open(path, settings)
+        except BaseException:
+            self._resources.close()
+            raise
+
+    def _open(self, path: Path, settings: KeyframeSettings) -> None:
         import av
 
-        self._resources = ExitStack()
         try:
             source: Any = str(path)
             if has_surrogates(source):
@@ -101,18 +108,14 @@ class PyAvDecoder(VideoDecoder):
             self._container = self._resources.enter_context(
                 av.open(source, metadata_errors="ignore"))
         except av.FFmpegError as exc:
-            self._resources.close()
             raise VideoReadError(_CANNOT_OPEN) from exc
         except OSError as exc:
-            self._resources.close()
             raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
         if not self._container.streams.video:
-            self._resources.close()
             raise VideoReadError(_CANNOT_OPEN)
         stream = self._stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
-            self._resources.close()
             raise VideoReadError("no frame rate in the file's metadata")
         self._set_rate(float(rate), settings)
         context = stream.codec_context
@@ -162,7 +165,6 @@ class PyAvDecoder(VideoDecoder):
             self._resources.close()
         if decoded == 0 and damaged is not None:
             raise VideoReadError(f"no frame could be decoded ({first_line(damaged)})")
-
 
     def _small(self, frame: Any) -> np.ndarray:
         """The analysis copy, scaled from the YUV planes before the colour conversion: a
