@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 
-from screener import decoding
 from screener.analysis import BatchedClassifier, StageClock
 from screener.decoding import PyAvDecoder
 from screener.emotions import OnnxEmotionModel
@@ -54,12 +53,12 @@ def profile(video: Path) -> dict[str, float]:
         decoded = sum(1 for _ in container.decode(stream))
     timed(DECODING, started)
 
+    PyAvDecoder.read_ahead = 0  # every part in this thread, so that each can be timed
     decoder = PyAvDecoder(video, keyframes)
     started = time.process_time()
-    analysed = sum(1 for frame in decoder._frames() if frame.small is not None)
+    analysed = sum(1 for frame in decoder if frame.small is not None)
     cpu[COPIES] = time.process_time() - started - cpu[DECODING]
 
-    decoding._read_ahead = lambda items, depth: items  # all in this thread, to time it
     reader = KeyframeReader(video, keyframes)
     tracker = FaceTracker(HaarFaceDetector(settings.faces), settings.faces)
     model = OnnxEmotionModel(settings.model_path, settings.emotions.batch_size, threads=1)

@@ -57,6 +57,9 @@ class VideoDecoder(ABC):
     """The duration the container declares, to tell a file cut short from a complete one."""
     stride: int
     """About one frame in `stride` is converted, i.e. the settings' `analysis_fps`."""
+    read_ahead: int = 8
+    """Frames decoded ahead in a thread of their own; 0 decodes in the caller's thread (to
+    profile the parts one by one)."""
 
     def _set_rate(self, fps: float, settings: KeyframeSettings) -> None:
         if not math.isfinite(fps) or fps <= 0 or fps > 1000:
@@ -72,7 +75,8 @@ class VideoDecoder(ABC):
         """The frames, decoded in a thread a few frames ahead so that decoding overlaps the
         analysis (both release the GIL for most of their work); a bounded queue keeps memory
         flat."""
-        return _read_ahead(self._frames(), depth=8)
+        frames = self._frames()
+        return _read_ahead(frames, self.read_ahead) if self.read_ahead else frames
 
 
 def open_decoder(path: Path, settings: KeyframeSettings) -> VideoDecoder:
@@ -215,7 +219,7 @@ class OpenCvDecoder(VideoDecoder):
                 t = float(self._video.position.seconds)
                 if analyse:
                     small = _downscale(image, self._analysis_width)
-                    yield DecodedFrame(t, count, small, partial(_same, image))
+                    yield DecodedFrame(t, count, small, image.view)
                 else:
                     yield DecodedFrame(t, count, None, None)
                 count += 1
@@ -302,10 +306,6 @@ def _opencv_safe_path(path: Path) -> Iterator[Path]:
     else:
         yield path
 
-
-
-def _same(image: np.ndarray) -> np.ndarray:
-    return image
 
 
 def _analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, int]:

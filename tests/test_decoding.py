@@ -1,3 +1,4 @@
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -143,8 +144,6 @@ def test_a_worker_decodes_with_one_thread(make_video, monkeypatch):
     assert default._stream.thread_type in ("AUTO", av.codec.context.ThreadType.AUTO)
     monkeypatch.delenv("OPENCV_FFMPEG_THREADS", raising=False)
     OpenCvDecoder(video, KeyframeSettings(decoder="opencv", decoder_threads=1))
-    import os
-
     assert os.environ["OPENCV_FFMPEG_THREADS"] == "1"
 
 
