@@ -48,6 +48,13 @@ def train(
     cutout: Annotated[
         float, typer.Option(help="Share of images that lose a random square (0 to 1).")
     ] = 0.0,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(help="An ONNX model to distil from; repeat for an ensemble of teachers."),
+    ] = None,
+    distill: Annotated[
+        float, typer.Option(help="Share of each target taken from the teachers (0 to 1).")
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     checkpoints: Annotated[
         Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
@@ -70,10 +77,13 @@ def train(
         epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
-        cutout=cutout, seed=seed,
+        cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill, seed=seed,
     )
     try:
         settings.validate()
+        for path in teacher or ():
+            if not path.is_file():
+                raise SettingsError(f"teacher model not found: {path}")
         train_data = load_split(data, "train")
         val_data = load_split(data, "val")
     except (SettingsError, DatasetError) as exc:

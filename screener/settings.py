@@ -209,6 +209,11 @@ class TrainSettings:
     augment: bool = True
     cutout: float = 0.0
     """Share of training images that lose a random square (random erasing); needs augment."""
+    teachers: tuple[str, ...] = ()
+    """ONNX models whose averaged, flip-averaged predictions on each training image become
+    part of its target (knowledge distillation): one fast model learns from slower ones."""
+    distill: float = 0.5
+    """Share of each target taken from the teachers; the rest is the FER2013 label."""
     seed: int = 1337
 
     def validate(self) -> None:
@@ -220,5 +225,7 @@ class TrainSettings:
             raise SettingsError("blocks must be one or more positive filter counts")
         if not 0.0 <= self.cutout <= 1.0:
             raise SettingsError("cutout must be a share between 0 and 1")
+        if not 0.0 <= self.distill <= 1.0:
+            raise SettingsError("distill must be a share between 0 and 1")
         if self.schedule not in ("plateau", "cosine"):
             raise SettingsError('schedule must be "plateau" or "cosine"')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from screener.emotions import EMOTIONS, INPUT_SIZE, preprocess
+from screener.emotions import EMOTIONS, INPUT_SIZE, EmotionModel, OnnxEmotionModel, preprocess
 from screener.evaluation import Evaluation, draw_confusion, evaluate_predictions
 from screener.fer_data import LabelledImages
 from screener.settings import TrainSettings
@@ -100,9 +100,15 @@ def _batches_class(keras: Any) -> type:
         """Shuffled, augmented, one-hot batches; the last partial batch is dropped (see
         `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly."""
 
-        def __init__(self, data: LabelledImages, settings: TrainSettings, weights: np.ndarray):
+        def __init__(
+            self,
+            data: LabelledImages,
+            settings: TrainSettings,
+            weights: np.ndarray,
+            targets: np.ndarray,
+        ):
             super().__init__()
-            self.data, self.settings, self.weights = data, settings, weights
+            self.data, self.settings, self.weights, self.targets = data, settings, weights, targets
             self.epoch = 0
             self._order = self._shuffle()
 
@@ -121,14 +127,34 @@ def _batches_class(keras: Any) -> type:
                 rng = np.random.default_rng([self.settings.seed, self.epoch, index])
                 images = augment_batch(images, rng, self.settings.cutout)
             labels = self.data.labels[rows]
-            onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
-            return preprocess(images), onehot, self.weights[labels]
+            return preprocess(images), self.targets[rows], self.weights[labels]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
             self._order = self._shuffle()
 
     return AugmentedBatches
+
+
+def training_targets(
+    data: LabelledImages, distill: float, teachers: Sequence[EmotionModel] = ()
+) -> np.ndarray:
+    """One target distribution per training image: its one-hot label, mixed with the mean of
+    the teachers' predictions when there are teachers.
+
+    The teachers see each image once, un-augmented, and average it with its mirror image: the
+    augmentation (small shifts, turns and flips) does not change an expression, so the target
+    of the clean image holds for every augmented copy, and training pays for the teachers once
+    instead of every epoch."""
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[data.labels]
+    if not teachers:
+        return onehot
+    soft = np.mean([teacher.predict(data.images) for teacher in teachers], axis=0)
+    return ((1.0 - distill) * onehot + distill * soft).astype(np.float32)
+
+
+def load_teachers(paths: Sequence[str]) -> list[EmotionModel]:
+    return [OnnxEmotionModel(Path(path), flip_average=True) for path in paths]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -185,8 +211,11 @@ def train(
         log(f"resuming from {checkpoint_dir} (best val accuracy so far {state['best']:.4f})")
 
     model = build_mini_xception(settings)
+    if settings.teachers:
+        log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
+    targets = training_targets(train_data, settings.distill, load_teachers(settings.teachers))
     batches = _batches_class(keras)(
-        train_data, settings, class_weights(train_data.labels, settings.class_weights)
+        train_data, settings, class_weights(train_data.labels, settings.class_weights), targets
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(settings, len(batches))),
@@ -263,8 +292,6 @@ def export_onnx(model: Any, path: Path) -> None:
 
 
 def evaluate_onnx(onnx_path: Path, data: LabelledImages) -> Evaluation:
-    from screener.emotions import OnnxEmotionModel
-
     probabilities = OnnxEmotionModel(onnx_path).predict(data.images)
     return evaluate_predictions(data.labels, probabilities.argmax(axis=1))
 

@@ -113,6 +113,8 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["history", "x", "--format", "xml"],
         ["train", "--data", "/no/such/data"],
         ["train", "--data", ".", "--batch-size", "30"],
+        ["train", "--data", ".", "--teacher", "/no/such/teacher.onnx"],
+        ["train", "--data", ".", "--distill", "1.5"],
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, db):

@@ -11,7 +11,15 @@ pytest.importorskip("tensorflow")
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
 from screener.settings import SettingsError, TrainSettings  # noqa: E402
-from screener.training import augment_batch, build_mini_xception, learning_rate, train  # noqa: E402
+from screener.training import (  # noqa: E402
+    _batches_class,
+    augment_batch,
+    build_mini_xception,
+    class_weights,
+    learning_rate,
+    train,
+    training_targets,
+)
 
 
 def stripes(count: int, seed: int) -> LabelledImages:
@@ -75,7 +83,7 @@ def test_wider_late_blocks_change_only_the_low_resolution_layers():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}]
+    "bad", [{"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1}]
 )
 def test_bad_architecture_or_schedule_is_refused(bad):
     with pytest.raises(SettingsError):
@@ -125,6 +133,63 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     assert resumed.wall_s > result.wall_s > 0
     assert json.loads(out.with_suffix(".json").read_text())["train_wall_s"] == pytest.approx(
         resumed.wall_s, abs=0.1)
+
+
+class BrightnessTeacher:
+    """Says 'happy' in proportion to an image's brightness, the rest 'neutral'."""
+
+    def __init__(self, gain: float) -> None:
+        self.gain = gain
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        happy = np.clip(crops.mean(axis=(1, 2)) / 255.0 * self.gain, 0.0, 1.0)
+        out = np.zeros((len(crops), len(EMOTIONS)), dtype=np.float32)
+        out[:, EMOTIONS.index("happy")] = happy
+        out[:, EMOTIONS.index("neutral")] = 1.0 - happy
+        return out
+
+
+def test_distillation_targets_mix_the_label_with_the_teachers_mean():
+    data = stripes(12, 5)
+    onehot = np.eye(len(EMOTIONS))[data.labels]
+    assert np.array_equal(training_targets(data, 0.5), onehot)
+    teachers = [BrightnessTeacher(1.0), BrightnessTeacher(0.5)]
+    targets = training_targets(data, 0.25, teachers)
+    brightness = data.images.mean(axis=(1, 2)) / 255.0
+    happy_mean = (brightness + brightness * 0.5) / 2
+    happy, neutral = EMOTIONS.index("happy"), EMOTIONS.index("neutral")
+    assert np.allclose(targets[:, happy], 0.75 * onehot[:, happy] + 0.25 * happy_mean, atol=1e-6)
+    assert np.allclose(targets[:, neutral], 0.25 * (1 - happy_mean), atol=1e-6)
+    assert np.allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    assert np.array_equal(training_targets(data, 0.0, teachers), onehot)
+
+
+def test_training_batches_carry_each_images_own_target():
+    import keras
+
+    data = stripes(40, 6)
+    settings = TrainSettings(batch_size=8, augment=False)
+    targets = training_targets(data, 0.5, [BrightnessTeacher(1.0)])
+    batches = _batches_class(keras)(data, settings, class_weights(data.labels, False), targets)
+    for index in range(len(batches)):
+        images, batch_targets, _ = batches[index]
+        rows = batches._order[index * 8 : (index + 1) * 8]
+        assert np.array_equal(batch_targets, targets[rows])
+        assert np.allclose(images[..., 0], data.images[rows] / 127.5 - 1.0, atol=1e-6)
+
+
+def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, augment=False, l2=0.0)
+    teacher = train(stripes(96, 1), stripes(32, 2), tmp_path / "teacher.keras", settings,
+                    log=lambda _: None)
+    messages: list[str] = []
+    student = TrainSettings(**{**vars(settings), "teachers": (str(teacher.onnx_path),),
+                               "distill": 0.7})
+    train(stripes(96, 1), stripes(32, 2), tmp_path / "student.keras", student,
+          log=messages.append)
+    assert any("distilling from 1 teacher" in m for m in messages)
+    recorded = json.loads((tmp_path / "student.json").read_text())["settings"]
+    assert recorded["teachers"] == [str(teacher.onnx_path)] and recorded["distill"] == 0.7
 
 
 def test_loss_falls_over_a_few_steps():
