@@ -66,6 +66,7 @@ def train(
     writes its metrics (.json) and confusion matrix (_confusion.png). Interrupted runs resume
     from the checkpoint folder when started again with the same command.
     """
+    from screener.emotions import ModelError
     from screener.fer_data import DatasetError, load_split
     from screener.settings import SettingsError, TrainSettings
 
@@ -93,7 +94,10 @@ def train(
     except ImportError:
         raise fail("training needs TensorFlow: pip install '.[train]'") from None
     typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
-    result = run_training(train_data, val_data, out, settings, checkpoints)
+    try:
+        result = run_training(train_data, val_data, out, settings, checkpoints)
+    except ModelError as exc:
+        raise fail(str(exc)) from None
     typer.echo(
         f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
         f"{result.evaluation.accuracy:.4f}; wrote {result.model_path} and {result.onnx_path} "

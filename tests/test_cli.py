@@ -123,6 +123,24 @@ def test_usage_errors_exit_2_without_traceback(args, db):
     assert "Traceback" not in result.output
 
 
+def test_a_teacher_that_is_not_a_model_is_a_usage_error(tmp_path):
+    pytest.importorskip("tensorflow")
+    import cv2
+    import numpy as np
+
+    for split, value in (("train", 40), ("train", 80), ("val", 120)):
+        folder = tmp_path / "data" / split / "happy"
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{value}.png"), np.full((48, 48), value, np.uint8))
+    teacher = tmp_path / "teacher.onnx"
+    teacher.write_text("not an ONNX model")
+    result = run("train", "--data", tmp_path / "data", "--teacher", teacher,
+                 "--out", tmp_path / "m.keras", "--epochs", "1", "--batch-size", "4")
+    assert result.exit_code == 2, result.output
+    assert "cannot load emotion model" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_unknown_student_is_a_clear_error(sample_scan):
     _, db, _ = sample_scan
     result = run("history", "nobody", "--db", db)
