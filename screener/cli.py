@@ -68,8 +68,9 @@ ConfigOption = Annotated[
 ]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL [default: $SCREENER_DB, else a SQLite file in the "
-                 "user's data directory].", show_default=False),
+    typer.Option("--db", help="Database URL, or the path of a SQLite file [default: "
+                 "$SCREENER_DB, else a SQLite file in the user's data directory].",
+                 show_default=False),
 ]
 RulesOption = Annotated[
     str | None,

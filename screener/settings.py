@@ -105,7 +105,11 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        return self.db_url or os.environ.get("SCREENER_DB") or default_database_url()
+        """A URL; a bare path (`--db reports.db`) means a SQLite file, as a user would expect."""
+        value = self.db_url or os.environ.get("SCREENER_DB") or default_database_url()
+        if "://" in value:
+            return value
+        return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"

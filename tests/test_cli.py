@@ -123,6 +123,16 @@ def test_usage_errors_exit_2_without_traceback(args, db):
     assert "Traceback" not in result.output
 
 
+def test_db_may_be_a_plain_file_path(tmp_path, astronaut, make_video, monkeypatch):
+    make_video("v/kim_2026-02-01.mp4", face_frames(astronaut, 12))
+    monkeypatch.chdir(tmp_path)
+    result = run("scan", "v", "--out", "o", "--db", "records/s.db")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "records" / "s.db").is_file()
+    history = run("history", "kim", "--db", str(tmp_path / "records" / "s.db"))
+    assert history.exit_code == 0 and "kim" in history.output
+
+
 def test_a_teacher_that_is_not_a_model_is_a_usage_error(tmp_path):
     pytest.importorskip("tensorflow")
     import cv2

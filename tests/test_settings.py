@@ -182,3 +182,12 @@ def test_default_database_is_a_sqlite_file_in_the_user_data_dir(tmp_path, monkey
     assert url == f"sqlite:///{user_data_path('screener') / 'screener.db'}"
     if sys.platform.startswith("linux"):
         assert url == f"sqlite:///{tmp_path / 'data' / 'screener' / 'screener.db'}"
+
+
+def test_a_bare_database_path_means_a_sqlite_file_and_urls_pass_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Settings(db_url="reports/s.db").database_url == f"sqlite:///{tmp_path}/reports/s.db"
+    monkeypatch.setenv("SCREENER_DB", "other.db")
+    assert Settings().database_url == f"sqlite:///{tmp_path}/other.db"
+    for url in ("sqlite:////srv/a.db", "postgresql://u@db/screener"):
+        assert Settings(db_url=url).database_url == url

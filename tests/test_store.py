@@ -131,6 +131,12 @@ def test_plain_postgresql_urls_get_the_installed_driver():
     assert normalize_url("sqlite:////srv/a.db") == "sqlite:////srv/a.db"
 
 
+def test_an_unparseable_url_is_a_clear_error_that_hides_the_password():
+    with pytest.raises(StoreError, match="cannot open database") as error:
+        Store("postgresql://kim:s3cret@db:notaport/screener")
+    assert "s3cret" not in str(error.value) and "***@db" in str(error.value)
+
+
 def test_student_ids_are_in_code_point_order_on_every_backend(store):
     for i, student in enumerate(["émile", "bo", "Zoe", "ana", "Ana"]):
         store.save(make_result(student, i + 1, f"{i:064x}", ["happy"]))
