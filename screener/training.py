@@ -97,7 +97,8 @@ def augment_batch(
 
 def _batches_class(keras: Any) -> type:
     class AugmentedBatches(keras.utils.PyDataset):
-        """Shuffled, augmented, one-hot batches; the last partial batch is dropped (see
+        """Shuffled, augmented batches with each image's target (its one-hot label, or the mix
+        from `training_targets`); the last partial batch is dropped (see
         `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly."""
 
         def __init__(
