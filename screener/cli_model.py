@@ -55,6 +55,13 @@ def train(
     distill: Annotated[
         float, typer.Option(help="Share of each target taken from the teachers (0 to 1).")
     ] = 0.5,
+    consistent: Annotated[
+        bool,
+        typer.Option(
+            help="Teachers label each augmented batch as the student sees it, every epoch, "
+            "instead of each clean image once (slower)."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     checkpoints: Annotated[
         Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
@@ -78,7 +85,8 @@ def train(
         epochs=epochs, batch_size=batch_size, patience=patience, learning_rate=learning_rate,
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
-        cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill, seed=seed,
+        cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
+        consistent=consistent, seed=seed,
     )
     try:
         settings.validate()

@@ -218,6 +218,10 @@ class TrainSettings:
     part of its target (knowledge distillation): one fast model learns from slower ones."""
     distill: float = 0.5
     """Share of each target taken from the teachers; the rest is the FER2013 label."""
+    consistent: bool = False
+    """The teachers predict every augmented batch as the student sees it, each epoch, instead
+    of each clean image once: the target then matches the crop, rotation and flip actually
+    trained on (Beyer et al. 2022), at the cost of running the teachers every epoch."""
     seed: int = 1337
 
     def validate(self) -> None:
@@ -231,5 +235,7 @@ class TrainSettings:
             raise SettingsError("cutout must be a share between 0 and 1")
         if not 0.0 <= self.distill <= 1.0:
             raise SettingsError("distill must be a share between 0 and 1")
+        if self.consistent and not self.teachers:
+            raise SettingsError("consistent distillation needs at least one teacher")
         if self.schedule not in ("plateau", "cosine"):
             raise SettingsError('schedule must be "plateau" or "cosine"')

@@ -99,7 +99,10 @@ def _batches_class(keras: Any) -> type:
     class AugmentedBatches(keras.utils.PyDataset):
         """Shuffled, augmented batches with each image's target (its one-hot label, or the mix
         from `training_targets`); the last partial batch is dropped (see
-        `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly."""
+        `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly.
+
+        With `teachers`, the target is mixed here instead, from the teachers' predictions on
+        the augmented images the student sees (consistent distillation)."""
 
         def __init__(
             self,
@@ -107,9 +110,11 @@ def _batches_class(keras: Any) -> type:
             settings: TrainSettings,
             weights: np.ndarray,
             targets: np.ndarray,
+            teachers: Sequence[EmotionModel] = (),
         ):
             super().__init__()
             self.data, self.settings, self.weights, self.targets = data, settings, weights, targets
+            self.teachers = teachers
             self.epoch = 0
             self._order = self._shuffle()
 
@@ -128,7 +133,11 @@ def _batches_class(keras: Any) -> type:
                 rng = np.random.default_rng([self.settings.seed, self.epoch, index])
                 images = augment_batch(images, rng, self.settings.cutout)
             labels = self.data.labels[rows]
-            return preprocess(images), self.targets[rows], self.weights[labels]
+            targets = self.targets[rows]
+            if self.teachers:
+                soft = teachers_mean(self.teachers, images)
+                targets = mix_targets(labels, self.settings.distill, soft)
+            return preprocess(images), targets, self.weights[labels]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -147,15 +156,24 @@ def training_targets(
     augmentation (small shifts, turns and flips) does not change an expression, so the target
     of the clean image holds for every augmented copy, and training pays for the teachers once
     instead of every epoch."""
-    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[data.labels]
     if not teachers:
+        return mix_targets(data.labels, 0.0, None)
+    return mix_targets(data.labels, distill, teachers_mean(teachers, data.images))
+
+
+def teachers_mean(teachers: Sequence[EmotionModel], images: np.ndarray) -> np.ndarray:
+    return np.mean([teacher.predict(images) for teacher in teachers], axis=0)
+
+
+def mix_targets(labels: np.ndarray, distill: float, soft: np.ndarray | None) -> np.ndarray:
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    if soft is None:
         return onehot
-    soft = np.mean([teacher.predict(data.images) for teacher in teachers], axis=0)
     return ((1.0 - distill) * onehot + distill * soft).astype(np.float32)
 
 
-def load_teachers(paths: Sequence[str]) -> list[EmotionModel]:
-    return [OnnxEmotionModel(Path(path), flip_average=True) for path in paths]
+def load_teachers(paths: Sequence[str], flip_average: bool = True) -> list[EmotionModel]:
+    return [OnnxEmotionModel(Path(path), flip_average=flip_average, spin=False) for path in paths]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -214,10 +232,15 @@ def train(
     model = build_mini_xception(settings)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
-    targets = training_targets(train_data, settings.distill, load_teachers(settings.teachers))
-    batches = _batches_class(keras)(
-        train_data, settings, class_weights(train_data.labels, settings.class_weights), targets
-    )
+    weights = class_weights(train_data.labels, settings.class_weights)
+    if settings.consistent:
+        log("the teachers label every augmented batch (consistent distillation)")
+        teachers = load_teachers(settings.teachers, flip_average=False)
+        targets = training_targets(train_data, 0.0)
+        batches = _batches_class(keras)(train_data, settings, weights, targets, teachers)
+    else:
+        targets = training_targets(train_data, settings.distill, load_teachers(settings.teachers))
+        batches = _batches_class(keras)(train_data, settings, weights, targets)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(settings, len(batches))),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),

@@ -115,6 +115,7 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["train", "--data", ".", "--batch-size", "30"],
         ["train", "--data", ".", "--teacher", "/no/such/teacher.onnx"],
         ["train", "--data", ".", "--distill", "1.5"],
+        ["train", "--data", ".", "--consistent"],
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, db):

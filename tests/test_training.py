@@ -83,7 +83,11 @@ def test_wider_late_blocks_change_only_the_low_resolution_layers():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1}]
+    "bad",
+    [
+        {"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1},
+        {"consistent": True},
+    ],
 )
 def test_bad_architecture_or_schedule_is_refused(bad):
     with pytest.raises(SettingsError):
@@ -178,18 +182,56 @@ def test_training_batches_carry_each_images_own_target():
         assert np.allclose(images[..., 0], data.images[rows] / 127.5 - 1.0, atol=1e-6)
 
 
+class LeftHalfTeacher:
+    """Says 'happy' in proportion to the brightness of an image's left half: a mirror image
+    gets another answer, so it tells which copy of an image it was shown."""
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        happy = crops[:, :, :24].mean(axis=(1, 2)) / 255.0
+        out = np.zeros((len(crops), len(EMOTIONS)), dtype=np.float32)
+        out[:, EMOTIONS.index("happy")] = happy
+        out[:, EMOTIONS.index("neutral")] = 1.0 - happy
+        return out
+
+
+def test_consistent_batches_take_the_teachers_view_of_the_augmented_images():
+    import keras
+
+    data = stripes(40, 7)
+    settings = TrainSettings(batch_size=8, distill=0.4, teachers=("t.onnx",), consistent=True)
+    teacher = LeftHalfTeacher()
+    clean = training_targets(data, 0.4, [teacher])
+    batches = _batches_class(keras)(
+        data, settings, class_weights(data.labels, False), training_targets(data, 0.0),
+        [teacher],
+    )
+    differs = 0
+    for index in range(len(batches)):
+        images, batch_targets, _ = batches[index]
+        rows = batches._order[index * 8 : (index + 1) * 8]
+        seen = np.round((images[..., 0] + 1.0) * 127.5).astype(np.uint8)
+        expected = 0.6 * np.eye(len(EMOTIONS))[data.labels[rows]] + 0.4 * teacher.predict(seen)
+        assert np.allclose(batch_targets, expected, atol=2e-3)
+        differs += int((np.abs(batch_targets - clean[rows]).max(axis=1) > 0.01).sum())
+    assert differs > 0, "augmented images should get other targets than their clean originals"
+
+
 def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
     settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, augment=False, l2=0.0)
     teacher = train(stripes(96, 1), stripes(32, 2), tmp_path / "teacher.keras", settings,
                     log=lambda _: None)
-    messages: list[str] = []
-    student = TrainSettings(**{**vars(settings), "teachers": (str(teacher.onnx_path),),
-                               "distill": 0.7})
-    train(stripes(96, 1), stripes(32, 2), tmp_path / "student.keras", student,
-          log=messages.append)
-    assert any("distilling from 1 teacher" in m for m in messages)
-    recorded = json.loads((tmp_path / "student.json").read_text())["settings"]
-    assert recorded["teachers"] == [str(teacher.onnx_path)] and recorded["distill"] == 0.7
+    for consistent in (False, True):
+        messages: list[str] = []
+        student = TrainSettings(**{**vars(settings), "teachers": (str(teacher.onnx_path),),
+                                   "distill": 0.7, "consistent": consistent})
+        out = tmp_path / f"student_{consistent}.keras"
+        result = train(stripes(96, 1), stripes(32, 2), out, student, log=messages.append)
+        assert any("distilling from 1 teacher" in m for m in messages)
+        assert any("consistent distillation" in m for m in messages) == consistent
+        recorded = json.loads(out.with_suffix(".json").read_text())["settings"]
+        assert recorded["teachers"] == [str(teacher.onnx_path)] and recorded["distill"] == 0.7
+        assert recorded["consistent"] == consistent
+        assert result.evaluation.count == 32
 
 
 def test_loss_falls_over_a_few_steps():
