@@ -140,13 +140,15 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
 
 
 class BrightnessTeacher:
-    """Says 'happy' in proportion to an image's brightness, the rest 'neutral'."""
+    """Says 'happy' in proportion to an image's brightness, the rest 'neutral'. With
+    `left_half`, only the left half counts, so a mirror image gets another answer."""
 
-    def __init__(self, gain: float) -> None:
-        self.gain = gain
+    def __init__(self, gain: float, left_half: bool = False) -> None:
+        self.gain, self.columns = gain, 24 if left_half else 48
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
-        happy = np.clip(crops.mean(axis=(1, 2)) / 255.0 * self.gain, 0.0, 1.0)
+        brightness = crops[:, :, : self.columns].mean(axis=(1, 2)) / 255.0
+        happy = np.clip(brightness * self.gain, 0.0, 1.0)
         out = np.zeros((len(crops), len(EMOTIONS)), dtype=np.float32)
         out[:, EMOTIONS.index("happy")] = happy
         out[:, EMOTIONS.index("neutral")] = 1.0 - happy
@@ -182,24 +184,12 @@ def test_training_batches_carry_each_images_own_target():
         assert np.allclose(images[..., 0], data.images[rows] / 127.5 - 1.0, atol=1e-6)
 
 
-class LeftHalfTeacher:
-    """Says 'happy' in proportion to the brightness of an image's left half: a mirror image
-    gets another answer, so it tells which copy of an image it was shown."""
-
-    def predict(self, crops: np.ndarray) -> np.ndarray:
-        happy = crops[:, :, :24].mean(axis=(1, 2)) / 255.0
-        out = np.zeros((len(crops), len(EMOTIONS)), dtype=np.float32)
-        out[:, EMOTIONS.index("happy")] = happy
-        out[:, EMOTIONS.index("neutral")] = 1.0 - happy
-        return out
-
-
 def test_consistent_batches_take_the_teachers_view_of_the_augmented_images():
     import keras
 
     data = stripes(40, 7)
     settings = TrainSettings(batch_size=8, distill=0.4, teachers=("t.onnx",), consistent=True)
-    teacher = LeftHalfTeacher()
+    teacher = BrightnessTeacher(1.0, left_half=True)
     clean = training_targets(data, 0.4, [teacher])
     batches = _batches_class(keras)(
         data, settings, class_weights(data.labels, False), training_targets(data, 0.0),
