@@ -157,7 +157,7 @@ def training_targets(
     of the clean image holds for every augmented copy, and training pays for the teachers once
     instead of every epoch."""
     if not teachers:
-        return mix_targets(data.labels, 0.0, None)
+        return one_hot(data.labels)
     return mix_targets(data.labels, distill, teachers_mean(teachers, data.images))
 
 
@@ -165,11 +165,12 @@ def teachers_mean(teachers: Sequence[EmotionModel], images: np.ndarray) -> np.nd
     return np.mean([teacher.predict(images) for teacher in teachers], axis=0)
 
 
-def mix_targets(labels: np.ndarray, distill: float, soft: np.ndarray | None) -> np.ndarray:
-    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
-    if soft is None:
-        return onehot
-    return ((1.0 - distill) * onehot + distill * soft).astype(np.float32)
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+
+
+def mix_targets(labels: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarray:
+    return ((1.0 - distill) * one_hot(labels) + distill * soft).astype(np.float32)
 
 
 def load_teachers(paths: Sequence[str], flip_average: bool = True) -> list[EmotionModel]:
@@ -236,7 +237,7 @@ def train(
     if settings.consistent:
         log("the teachers label every augmented batch (consistent distillation)")
         teachers = load_teachers(settings.teachers, flip_average=False)
-        targets = training_targets(train_data, 0.0)
+        targets = one_hot(train_data.labels)
         batches = _batches_class(keras)(train_data, settings, weights, targets, teachers)
     else:
         targets = training_targets(train_data, settings.distill, load_teachers(settings.teachers))

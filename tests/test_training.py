@@ -17,6 +17,7 @@ from screener.training import (  # noqa: E402
     build_mini_xception,
     class_weights,
     learning_rate,
+    one_hot,
     train,
     training_targets,
 )
@@ -192,7 +193,7 @@ def test_consistent_batches_take_the_teachers_view_of_the_augmented_images():
     teacher = BrightnessTeacher(1.0, left_half=True)
     clean = training_targets(data, 0.4, [teacher])
     batches = _batches_class(keras)(
-        data, settings, class_weights(data.labels, False), training_targets(data, 0.0),
+        data, settings, class_weights(data.labels, False), one_hot(data.labels),
         [teacher],
     )
     differs = 0
