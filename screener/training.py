@@ -133,10 +133,11 @@ def _batches_class(keras: Any) -> type:
                 rng = np.random.default_rng([self.settings.seed, self.epoch, index])
                 images = augment_batch(images, rng, self.settings.cutout)
             labels = self.data.labels[rows]
-            targets = self.targets[rows]
             if self.teachers:
                 soft = teachers_mean(self.teachers, images)
                 targets = mix_targets(labels, self.settings.distill, soft)
+            else:
+                targets = self.targets[rows]
             return preprocess(images), targets, self.weights[labels]
 
         def on_epoch_end(self) -> None:
