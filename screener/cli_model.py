@@ -62,6 +62,10 @@ def train(
             "instead of each clean image once (slower)."
         ),
     ] = False,
+    mixup: Annotated[
+        float,
+        typer.Option(help="Mixup: blend image pairs by a Beta(ALPHA, ALPHA) share; 0 = off."),
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     checkpoints: Annotated[
         Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
@@ -86,7 +90,7 @@ def train(
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
         cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
-        consistent=consistent, seed=seed,
+        consistent=consistent, mixup=mixup, seed=seed,
     )
     try:
         settings.validate()

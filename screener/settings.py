@@ -222,6 +222,8 @@ class TrainSettings:
     """The teachers predict every augmented batch as the student sees it, each epoch, instead
     of each clean image once: the target then matches the crop, rotation and flip actually
     trained on (Beyer et al. 2022), at the cost of running the teachers every epoch."""
+    mixup: float = 0.0
+    """Alpha of the Beta distribution of mixup's blending share; 0 turns mixup off."""
     seed: int = 1337
 
     def validate(self) -> None:
@@ -233,6 +235,8 @@ class TrainSettings:
             raise SettingsError("blocks must be one or more positive filter counts")
         if not 0.0 <= self.cutout <= 1.0:
             raise SettingsError("cutout must be a share between 0 and 1")
+        if self.mixup < 0:
+            raise SettingsError("mixup alpha must be 0 (off) or positive")
         if not 0.0 <= self.distill <= 1.0:
             raise SettingsError("distill must be a share between 0 and 1")
         if self.consistent and not self.teachers:

@@ -102,7 +102,8 @@ def _batches_class(keras: Any) -> type:
         `TrainSettings.batch_size`). Seeded per epoch and batch, so runs repeat exactly.
 
         With `teachers`, the target is mixed here instead, from the teachers' predictions on
-        the augmented images the student sees (consistent distillation)."""
+        the augmented images the student sees (consistent distillation); with mixup as well,
+        the teachers label the blended images (function matching, Beyer et al. 2022)."""
 
         def __init__(
             self,
@@ -126,19 +127,22 @@ def _batches_class(keras: Any) -> type:
             return len(self.data) // self.settings.batch_size
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
-            size = self.settings.batch_size
+            size, seed = self.settings.batch_size, self.settings.seed
             rows = self._order[index * size : (index + 1) * size]
             images = self.data.images[rows]
             if self.settings.augment:
-                rng = np.random.default_rng([self.settings.seed, self.epoch, index])
+                rng = np.random.default_rng([seed, self.epoch, index])
                 images = augment_batch(images, rng, self.settings.cutout)
             labels = self.data.labels[rows]
+            targets = one_hot(labels) if self.teachers else self.targets[rows]
+            weights = self.weights[labels]
+            if self.settings.mixup:
+                rng = np.random.default_rng([seed, self.epoch, index, 1])
+                images, targets, weights = mixup(images, targets, weights, self.settings.mixup, rng)
             if self.teachers:
                 soft = teachers_mean(self.teachers, images)
-                targets = mix_targets(labels, self.settings.distill, soft)
-            else:
-                targets = self.targets[rows]
-            return preprocess(images), targets, self.weights[labels]
+                targets = mix_targets(targets, self.settings.distill, soft)
+            return preprocess(images), targets, weights
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -159,7 +163,7 @@ def training_targets(
     instead of every epoch."""
     if not teachers:
         return one_hot(data.labels)
-    return mix_targets(data.labels, distill, teachers_mean(teachers, data.images))
+    return mix_targets(one_hot(data.labels), distill, teachers_mean(teachers, data.images))
 
 
 def teachers_mean(teachers: Sequence[EmotionModel], images: np.ndarray) -> np.ndarray:
@@ -170,8 +174,28 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[labels]
 
 
-def mix_targets(labels: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarray:
-    return ((1.0 - distill) * one_hot(labels) + distill * soft).astype(np.float32)
+def mix_targets(hard: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarray:
+    return ((1.0 - distill) * hard + distill * soft).astype(np.float32)
+
+
+def mixup(
+    images: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    alpha: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blend each image with another of its batch, by a share drawn from Beta(alpha, alpha),
+    and its target and weight by the same share (Zhang et al. 2018): the network sees points
+    between the training images, not only the images, which regularises a small model."""
+    share = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
+    partner = rng.permutation(len(images))
+
+    def blend(values: np.ndarray) -> np.ndarray:
+        s = share.reshape(-1, *[1] * (values.ndim - 1))
+        return (s * values + (1.0 - s) * values[partner]).astype(np.float32)
+
+    return blend(images.astype(np.float32)), blend(targets), blend(weights)
 
 
 def load_teachers(paths: Sequence[str], flip_average: bool = True) -> list[EmotionModel]:
@@ -235,6 +259,8 @@ def train(
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
     weights = class_weights(train_data.labels, settings.class_weights)
+    if settings.mixup:
+        log(f"mixup: image pairs blended by a Beta({settings.mixup:g}, {settings.mixup:g}) share")
     if settings.consistent:
         log("the teachers label every augmented batch (consistent distillation)")
         teachers = load_teachers(settings.teachers, flip_average=False)

@@ -116,6 +116,7 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["train", "--data", ".", "--teacher", "/no/such/teacher.onnx"],
         ["train", "--data", ".", "--distill", "1.5"],
         ["train", "--data", ".", "--consistent"],
+        ["train", "--data", ".", "--mixup", "-0.2"],
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, db):

@@ -17,6 +17,7 @@ from screener.training import (  # noqa: E402
     build_mini_xception,
     class_weights,
     learning_rate,
+    mixup,
     one_hot,
     train,
     training_targets,
@@ -87,7 +88,7 @@ def test_wider_late_blocks_change_only_the_low_resolution_layers():
     "bad",
     [
         {"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1},
-        {"consistent": True},
+        {"consistent": True}, {"mixup": -0.2},
     ],
 )
 def test_bad_architecture_or_schedule_is_refused(bad):
@@ -207,6 +208,72 @@ def test_consistent_batches_take_the_teachers_view_of_the_augmented_images():
     assert differs > 0, "augmented images should get other targets than their clean originals"
 
 
+def blend_of_two(row: np.ndarray) -> tuple[float, int, int]:
+    """(share, i, j) of a target row that is share * one-hot(i) + (1 - share) * one-hot(j)."""
+    nonzero = np.flatnonzero(row > 1e-6)
+    assert 1 <= len(nonzero) <= 2 and row.sum() == pytest.approx(1.0, abs=1e-5)
+    first, second = nonzero[0], nonzero[-1]
+    return float(row[first]), int(first), int(second)
+
+
+def test_mixup_blends_each_image_its_target_and_weight_by_the_same_share():
+    images = stripes(16, 8).images
+    targets = np.eye(16, dtype=np.float32)
+    weights = np.arange(1, 17, dtype=np.float32)
+    mixed, mixed_targets, mixed_weights = mixup(
+        images, targets, weights, 0.4, np.random.default_rng(0)
+    )
+    assert mixed.shape == images.shape and mixed_targets.shape == targets.shape
+    shares = []
+    for row in range(16):
+        share, i, j = blend_of_two(mixed_targets[row])
+        assert row in (i, j)
+        blend = share * images[i].astype(np.float32) + (1 - share) * images[j]
+        assert np.allclose(mixed[row], blend, atol=1e-3)
+        assert mixed_weights[row] == pytest.approx(
+            share * weights[i] + (1 - share) * weights[j], rel=1e-5
+        )
+        shares.append(min(share, 1 - share) if i != j else 0.0)
+    assert max(shares) > 0.05, "some pairs should be visibly blended"
+    again = mixup(images, targets, weights, 0.4, np.random.default_rng(0))
+    assert np.array_equal(again[0], mixed)
+
+
+def test_mixup_alpha_sets_how_far_blends_go_from_the_originals():
+    images, targets = stripes(256, 9).images, np.eye(256, dtype=np.float32)
+    weights = np.ones(256, dtype=np.float32)
+
+    def mean_minor_share(alpha: float) -> float:
+        _, mixed, _ = mixup(images, targets, weights, alpha, np.random.default_rng(1))
+        return float(np.mean(1.0 - mixed.max(axis=1)))
+
+    assert mean_minor_share(0.1) < 0.1 < 0.3 < mean_minor_share(8.0)
+
+
+def test_function_matching_batches_blend_labels_and_ask_the_teachers_about_the_blend():
+    import keras
+
+    data = stripes(40, 7)
+    settings = TrainSettings(
+        batch_size=8, distill=0.4, teachers=("t.onnx",), consistent=True, mixup=1.0
+    )
+    teacher = BrightnessTeacher(1.0, left_half=True)
+    batches = _batches_class(keras)(
+        data, settings, class_weights(data.labels, False), one_hot(data.labels), [teacher]
+    )
+    blended = 0
+    for index in range(len(batches)):
+        images, batch_targets, _ = batches[index]
+        rows = batches._order[index * 8 : (index + 1) * 8]
+        soft = teacher.predict((images[..., 0] + 1.0) * 127.5)
+        hard = (batch_targets - 0.4 * soft) / 0.6
+        for row in hard:
+            share, i, j = blend_of_two(row)
+            assert {i, j} <= set(data.labels[rows].tolist())
+            blended += int(i != j and 0.05 < share < 0.95)
+    assert blended > 0, "pairs of different emotions should be blended"
+
+
 def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
     settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, augment=False, l2=0.0)
     teacher = train(stripes(96, 1), stripes(32, 2), tmp_path / "teacher.keras", settings,
@@ -214,7 +281,8 @@ def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
     for consistent in (False, True):
         messages: list[str] = []
         student = TrainSettings(**{**vars(settings), "teachers": (str(teacher.onnx_path),),
-                                   "distill": 0.7, "consistent": consistent})
+                                   "distill": 0.7, "consistent": consistent,
+                                   "mixup": 0.2 if consistent else 0.0})
         out = tmp_path / f"student_{consistent}.keras"
         result = train(stripes(96, 1), stripes(32, 2), out, student, log=messages.append)
         assert any("distilling from 1 teacher" in m for m in messages)
@@ -222,6 +290,8 @@ def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
         recorded = json.loads(out.with_suffix(".json").read_text())["settings"]
         assert recorded["teachers"] == [str(teacher.onnx_path)] and recorded["distill"] == 0.7
         assert recorded["consistent"] == consistent
+        assert any("mixup" in m for m in messages) == consistent
+        assert recorded["mixup"] == (0.2 if consistent else 0.0)
         assert result.evaluation.count == 32
 
 
