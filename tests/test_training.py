@@ -16,6 +16,7 @@ from screener.training import (  # noqa: E402
     augment_batch,
     build_mini_xception,
     class_weights,
+    export_onnx,
     learning_rate,
     mixup,
     one_hot,
@@ -307,3 +308,24 @@ def test_loss_falls_over_a_few_steps():
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
+
+
+def test_export_zeroes_the_weights_decay_left_near_zero_and_keeps_the_predictions(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    model = build_mini_xception(TrainSettings(blocks=(8, 16)))
+    weights = model.get_weights()
+    weights[0] = np.where(np.arange(weights[0].size).reshape(weights[0].shape) % 3, weights[0],
+                          1e-32).astype(np.float32)
+    model.set_weights(weights)
+    export_onnx(model, tmp_path / "m.onnx")
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    exported = [numpy_helper.to_array(t) for t in graph.initializer]
+    values = np.concatenate([w.ravel() for w in exported if w.dtype == np.float32])
+    assert not np.any((values != 0) & (np.abs(values) < 1e-10))
+    assert np.count_nonzero(values == 0) >= weights[0].size // 3
+    crops = stripes(8, 3).images
+    expected = model.predict(crops[..., None] / 127.5 - 1.0, verbose=0)
+    got = OnnxEmotionModel(tmp_path / "m.onnx").predict(crops)
+    assert np.allclose(got, expected, atol=1e-5)
