@@ -336,29 +336,28 @@ def ship_checkpoint(
 
 def export_onnx(model: Any, path: Path) -> None:
     """Convert the Keras model to ONNX so that scans run it with ONNX Runtime alone."""
+    import onnx
     import tensorflow as tf
     import tf2onnx
 
     spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 1), tf.float32, name="faces"),)
-    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
-    flush_tiny_weights(path)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17)
+    flush_tiny_weights(proto)
+    onnx.save(proto, str(path))
 
 
-def flush_tiny_weights(path: Path, below: float = 1e-10) -> None:
+def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:
     """Set to zero the weights that L2 decay has driven near it. They change no prediction,
     but their products with small activations are subnormal floats, which the CPU computes
     slowly: a third of the session-8 model's weights were under 1e-30, and it ran at 5,900
     faces/s instead of 7,500 until they were zeroed."""
-    import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path))
-    for tensor in graph.graph.initializer:
+    for tensor in proto.graph.initializer:
         weights = numpy_helper.to_array(tensor)
         if weights.dtype == np.float32:
             flushed = np.where(np.abs(weights) < below, 0.0, weights).astype(np.float32)
             tensor.CopyFrom(numpy_helper.from_array(flushed, tensor.name))
-    onnx.save(graph, str(path))
 
 
 def evaluate_onnx(onnx_path: Path, data: LabelledImages) -> Evaluation:
