@@ -62,7 +62,7 @@ class Analyzer:
             detector=HaarFaceDetector(settings.faces),
             model=OnnxEmotionModel(
                 settings.model_path, settings.emotions.batch_size, threads,
-                settings.emotions.flip_average,
+                settings.emotions.flip_margin,
             ),
             rules=load_rules(settings.rules),
         )

@@ -21,7 +21,7 @@ import numpy as np
 from screener.emotions import EMOTIONS, INPUT_SIZE, EmotionModel, OnnxEmotionModel, preprocess
 from screener.evaluation import Evaluation, draw_confusion, evaluate_predictions
 from screener.fer_data import LabelledImages
-from screener.settings import TrainSettings
+from screener.settings import EmotionSettings, TrainSettings
 
 
 @dataclass
@@ -32,7 +32,9 @@ class TrainResult:
     best_epoch: int
     wall_s: float
     evaluation: Evaluation
+    """On `val` as scans run the model: flip margin `EmotionSettings.flip_margin`."""
     parameters: int
+    accuracy_by_flip_margin: dict[float, float]
 
 
 def build_mini_xception(settings: TrainSettings) -> Any:
@@ -199,7 +201,8 @@ def mixup(
 
 
 def load_teachers(paths: Sequence[str], flip_average: bool = True) -> list[EmotionModel]:
-    return [OnnxEmotionModel(Path(path), flip_average=flip_average, spin=False) for path in paths]
+    margin = 1.0 if flip_average else 0.0
+    return [OnnxEmotionModel(Path(path), flip_margin=margin, spin=False) for path in paths]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -324,13 +327,17 @@ def ship_checkpoint(
     best.save(out_path)
     onnx_path = out_path.with_suffix(".onnx")
     export_onnx(best, onnx_path)
-    evaluation = evaluate_onnx(onnx_path, val_data)
-    draw_confusion(evaluation, out_path.with_name(out_path.stem + "_confusion.png"))
+    margin = EmotionSettings().flip_margin
+    evaluations = {m: evaluate_onnx(onnx_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
+    draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
     wall_s = float(state.get("wall_s", 0.0))
-    write_model_card_json(out_path, settings, evaluation, state, wall_s, best.count_params())
+    write_model_card_json(
+        out_path, settings, evaluations, margin, state, wall_s, best.count_params()
+    )
     return TrainResult(
         out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
-        evaluation, int(best.count_params()),
+        evaluations[margin], int(best.count_params()),
+        {m: e.accuracy for m, e in evaluations.items()},
     )
 
 
@@ -360,20 +367,24 @@ def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:
             tensor.CopyFrom(numpy_helper.from_array(flushed, tensor.name))
 
 
-def evaluate_onnx(onnx_path: Path, data: LabelledImages) -> Evaluation:
-    probabilities = OnnxEmotionModel(onnx_path).predict(data.images)
+def evaluate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float = 0.0) -> Evaluation:
+    probabilities = OnnxEmotionModel(onnx_path, flip_margin=flip_margin).predict(data.images)
     return evaluate_predictions(data.labels, probabilities.argmax(axis=1))
 
 
 def write_model_card_json(
     out_path: Path,
     settings: TrainSettings,
-    evaluation: Evaluation,
+    evaluations: dict[float, Evaluation],
+    flip_margin: float,
     state: dict[str, Any],
     wall_s: float,
     parameters: int,
 ) -> None:
-    """Metadata the scan path reads (name, measured accuracy) without TensorFlow."""
+    """Metadata the scan path reads (name, measured accuracy) without TensorFlow. The headline
+    accuracy and evaluation are at the flip margin scans use by default; the others let a
+    scan at another margin state its own."""
+    evaluation = evaluations[flip_margin]
     meta = {
         "name": out_path.stem,
         "architecture": f"mini-Xception (Arriaga et al. 2017), blocks {list(settings.blocks)}"
@@ -382,6 +393,10 @@ def write_model_card_json(
         "classes": list(EMOTIONS),
         "input": "48x48 grey, scaled to [-1, 1]",
         "val_accuracy": round(evaluation.accuracy, 4),
+        "flip_margin": flip_margin,
+        "val_accuracy_by_flip_margin": {
+            f"{margin:g}": round(e.accuracy, 4) for margin, e in evaluations.items()
+        },
         "val_images": evaluation.count,
         "epochs_run": int(state.get("epochs_run", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
@@ -390,7 +405,8 @@ def write_model_card_json(
         "evaluation": evaluation.to_dict(),
         "description": (
             f"mini-Xception trained by screener on FER2013; accuracy {evaluation.accuracy:.1%} "
-            f"on the {evaluation.count} FER2013 PublicTest (val) images"
+            f"on the {evaluation.count} FER2013 PublicTest (val) images, mirroring the faces "
+            f"it is unsure of (flip margin {flip_margin:g})"
         ),
     }
     out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

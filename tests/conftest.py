@@ -115,8 +115,9 @@ def plain_frames(count: int, colour: tuple[int, int, int], size: tuple[int, int]
     return [cv2.add(base, np.roll(texture, i, axis=1)) for i in range(count)]
 
 
-def brightness_model(path: Path) -> Path:
-    """A real ONNX model whose answers are known: bright faces are happy, dark ones sad."""
+def brightness_model(path: Path, left_half: bool = False) -> Path:
+    """A real ONNX model whose answers are known: bright faces are happy, dark ones sad.
+    With `left_half` only the left half of a face counts, so its mirror image differs."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -128,7 +129,8 @@ def brightness_model(path: Path) -> Path:
     weights[0, EMOTIONS.index("sad")], bias[EMOTIONS.index("sad")] = -10.0, 0.0
     graph = helper.make_graph(
         [
-            helper.make_node("ReduceMean", ["faces"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Slice", ["faces", "start", "end", "width_axis"], ["seen"]),
+            helper.make_node("ReduceMean", ["seen"], ["mean"], axes=[1, 2, 3], keepdims=0),
             helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
             helper.make_node("MatMul", ["column", "w"], ["scaled"]),
             helper.make_node("Add", ["scaled", "b"], ["logits"]),
@@ -139,6 +141,9 @@ def brightness_model(path: Path) -> Path:
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
         [
             helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("start", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("end", TensorProto.INT64, [1], [24 if left_half else 48]),
+            helper.make_tensor("width_axis", TensorProto.INT64, [1], [2]),
             helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten()),
             helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
         ],

@@ -281,6 +281,36 @@ def test_evaluate_reads_the_fer_csv(tmp_path):
     assert doc["accuracy"] == pytest.approx(2 / 3)
 
 
+def test_evaluate_mirrors_the_faces_within_the_flip_margin(tmp_path):
+    import cv2
+    import numpy as np
+
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "left.onnx", left_half=True)
+    # The model sees only the left half: this face is slightly happy (happy 0.76, sad 0.24, a
+    # gap of 0.53); its mirror is surely sad, so averaged with it the face is sad.
+    face = np.full((48, 48), 10, np.uint8)
+    face[:, :24] = 135
+    (tmp_path / "faces" / "sad").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "faces" / "sad" / "1.png"), face)
+
+    def accuracy(*margin: str) -> float:
+        result = run("evaluate", "--data", tmp_path / "faces", "--model", model, "--json",
+                     *margin)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["accuracy"]
+
+    assert accuracy("--flip-margin", "0") == 0.0
+    assert accuracy() == 0.0  # the default margin, 0.2, leaves a gap of 0.53 alone
+    assert accuracy("--flip-margin", "0.6") == 1.0
+    assert accuracy("--flip-margin", "1") == 1.0
+    refused = run("evaluate", "--data", tmp_path / "faces", "--model", model,
+                  "--flip-margin", "1.5")
+    assert refused.exit_code == 2
+    assert "between 0 and 1" in refused.output
+
+
 def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
     _write_grey(tmp_path / "faces" / "smiling" / "1.png", 100)
     result = run("evaluate", "--data", tmp_path / "faces")

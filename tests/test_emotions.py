@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,9 +52,15 @@ def test_shipped_model_labels_the_smiling_astronaut_happy(shipped_model, astrona
     assert EMOTIONS[int(probabilities.argmax())] == "happy"
 
 
-def test_shipped_model_has_a_measured_accuracy():
-    card = ModelCard.for_model(Settings().model_path)
-    assert card.val_accuracy is not None and 0.3 < card.val_accuracy <= 1.0
+def test_shipped_model_has_a_measured_accuracy_at_the_default_flip_margin():
+    import json
+
+    path = Settings().model_path
+    margin = Settings().emotions.flip_margin
+    recorded = json.loads(path.with_suffix(".json").read_text())["val_accuracy_by_flip_margin"]
+    card = ModelCard.for_model(path, margin)
+    assert card.val_accuracy == recorded[f"{margin:g}"]
+    assert 0.3 < card.val_accuracy <= 1.0
 
 
 def test_version_is_the_card_name_and_a_hash_of_the_file(shipped_model):
@@ -83,14 +90,68 @@ def test_scan_path_never_imports_tensorflow():
     assert out.stdout.strip() == "False"
 
 
-def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror(shipped_model):
+def test_flip_margin_one_averages_every_face_with_its_mirror(shipped_model):
     rng = np.random.default_rng(2)
     crops = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
-    averaged = OnnxEmotionModel(Settings().model_path, flip_average=True).predict(crops)
+    averaged = OnnxEmotionModel(Settings().model_path, flip_margin=1.0).predict(crops)
     expected = (shipped_model.predict(crops) + shipped_model.predict(crops[:, :, ::-1])) / 2
     assert np.allclose(averaged, expected, atol=1e-6)
     symmetric = np.concatenate([crops[:, :, :24], crops[:, :, :24][:, :, ::-1]], axis=2)
     assert np.allclose(
-        OnnxEmotionModel(Settings().model_path, flip_average=True).predict(symmetric),
+        OnnxEmotionModel(Settings().model_path, flip_margin=1.0).predict(symmetric),
         shipped_model.predict(symmetric), atol=1e-5,
     )
+
+
+def test_flip_margin_mirrors_only_the_faces_whose_two_likeliest_emotions_are_close(
+    shipped_model,
+):
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 255, (60, 48, 48), dtype=np.uint8)
+    plain = shipped_model.predict(crops)
+    mirror = shipped_model.predict(crops[:, :, ::-1])
+    top_two = np.sort(plain, axis=1)[:, -2:]
+    gap = top_two[:, 1] - top_two[:, 0]
+    margin = float(np.median(gap))
+    unsure = gap < margin
+    assert 0 < unsure.sum() < len(crops)
+    model = OnnxEmotionModel(Settings().model_path, flip_margin=margin)
+    expected = np.where(unsure[:, None], (plain + mirror) / 2, plain)
+    assert np.allclose(model.predict(crops), expected, atol=1e-6)
+    # decided face by face: a face alone gets the answer it gets in a batch
+    alone = np.concatenate([model.predict(crops[i : i + 1]) for i in range(len(crops))])
+    assert np.allclose(alone, expected, atol=1e-5)
+
+
+def test_flip_margin_is_part_of_the_version_and_must_be_a_share(tmp_path):
+    path = Settings().model_path
+    assert OnnxEmotionModel(path, flip_margin=0.2).name.endswith("+flip0.2")
+    assert "+flip" not in OnnxEmotionModel(path, flip_margin=0.0).name
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ModelError, match="between 0 and 1"):
+            OnnxEmotionModel(path, flip_margin=bad)
+
+
+def _card_json(tmp_path, meta: dict) -> Path:
+    import json
+
+    model = tmp_path / "m.onnx"
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    return model
+
+
+def test_card_states_the_accuracy_measured_at_the_models_flip_margin(tmp_path):
+    model = _card_json(tmp_path, {
+        "name": "m", "val_accuracy": 0.66, "flip_margin": 0.2,
+        "val_accuracy_by_flip_margin": {"0": 0.65, "0.2": 0.66, "1": 0.662},
+    })
+    assert ModelCard.for_model(model, 0.2).val_accuracy == 0.66
+    assert ModelCard.for_model(model, 1.0).val_accuracy == 0.662
+    assert ModelCard.for_model(model, 0.0).val_accuracy == 0.65
+    assert ModelCard.for_model(model, 0.5).val_accuracy == 0.65  # not measured: single pass
+
+
+def test_card_of_a_model_recorded_before_flip_margins_is_its_single_pass_accuracy(tmp_path):
+    model = _card_json(tmp_path, {"name": "old", "val_accuracy": 0.6})
+    assert ModelCard.for_model(model, 0.0).val_accuracy == 0.6
+    assert ModelCard.for_model(model, 0.2).val_accuracy == 0.6

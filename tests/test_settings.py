@@ -37,6 +37,7 @@ def test_defaults():
     assert s.faces.keep_all is False
     assert s.emotions.model_path is None
     assert s.emotions.batch_size == 64
+    assert s.emotions.flip_margin == 0.2
     assert s.rules == "default"
     assert s.db_url is None
     assert (s.workers, s.force) == (1, False)
@@ -127,6 +128,20 @@ def test_wrong_top_level_types_are_errors(tmp_path, text):
 @pytest.mark.parametrize("text", ["[faces]\noffsets = 20\n", "[emotions]\nmodel_path = 3\n"])
 def test_wrong_types_of_tuple_and_path_keys_are_settings_errors(tmp_path, text):
     settings_error(tmp_path, text)
+
+
+def test_flip_margin_is_read_and_must_be_between_zero_and_one(tmp_path):
+    for value in (0, 0.35, 1):
+        loaded = load_settings(config(tmp_path, f"[emotions]\nflip_margin = {value}\n"))
+        assert loaded.emotions.flip_margin == value
+    for bad in ("1.5", "-0.1"):
+        with pytest.raises(SettingsError, match="flip_margin must be between 0 and 1"):
+            load_settings(config(tmp_path, f"[emotions]\nflip_margin = {bad}\n"))
+
+
+def test_emotion_batch_size_must_be_positive(tmp_path):
+    message, _ = settings_error(tmp_path, "[emotions]\nbatch_size = 0\n")
+    assert "batch_size must be positive" in message
 
 
 def test_a_bool_for_a_number_is_an_error(tmp_path):

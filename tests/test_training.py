@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
-from screener.settings import SettingsError, TrainSettings  # noqa: E402
+from screener.settings import EmotionSettings, SettingsError, TrainSettings  # noqa: E402
 from screener.training import (  # noqa: E402
     _batches_class,
     augment_batch,
@@ -118,8 +118,17 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     assert meta["val_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-4)
     assert meta["epochs_run"] == 4
     val = stripes(40, 2)
-    predicted = OnnxEmotionModel(out.with_suffix(".onnx")).predict(val.images).argmax(axis=1)
-    assert result.evaluation.accuracy == pytest.approx(float((predicted == val.labels).mean()))
+    default_margin = EmotionSettings().flip_margin
+    assert meta["flip_margin"] == default_margin
+    assert set(result.accuracy_by_flip_margin) == {0.0, default_margin, 1.0}
+    for margin, accuracy in result.accuracy_by_flip_margin.items():
+        model = OnnxEmotionModel(out.with_suffix(".onnx"), flip_margin=margin)
+        predicted = model.predict(val.images).argmax(axis=1)
+        assert accuracy == pytest.approx(float((predicted == val.labels).mean()))
+        assert meta["val_accuracy_by_flip_margin"][f"{margin:g}"] == pytest.approx(accuracy,
+                                                                                   abs=1e-4)
+        assert model.card.val_accuracy == pytest.approx(accuracy, abs=1e-4)
+    assert result.evaluation.accuracy == result.accuracy_by_flip_margin[default_margin]
 
     import keras
 
