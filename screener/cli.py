@@ -274,7 +274,8 @@ def write_reports(store, out: Path, settings, student_ids=None) -> list[Path]:  
     from screener.report import ReportError, render_reports
 
     try:
-        return render_reports(store, out, ModelCard.for_model(settings.model_path), student_ids)
+        card = ModelCard.for_model(settings.model_path, settings.emotions.flip_margin)
+        return render_reports(store, out, card, student_ids)
     except ReportError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:

@@ -240,6 +240,21 @@ def _write_grey(path: Path, value: int) -> None:
     cv2.imwrite(str(path), np.full((48, 48), value, np.uint8))
 
 
+def test_every_page_states_the_accuracy_measured_at_the_flip_margin_scans_use(sample_scan):
+    import re
+
+    from screener.emotions import ModelCard
+    from screener.settings import Settings
+
+    root, _, _ = sample_scan
+    settings = Settings()
+    accuracy = ModelCard.for_model(settings.model_path, settings.emotions.flip_margin).val_accuracy
+    assert accuracy != ModelCard.for_model(settings.model_path, 0.0).val_accuracy
+    pages = sorted((root / "reports").glob("*.html"))
+    stated = {re.search(r"labels (\d+)% of FER2013", page.read_text()).group(1) for page in pages}
+    assert stated == {f"{accuracy:.0%}".rstrip("%")}
+
+
 def test_evaluate_reports_hand_computed_metrics(tmp_path):
     from tests.conftest import brightness_model
 
