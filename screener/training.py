@@ -200,9 +200,8 @@ def mixup(
     return blend(images.astype(np.float32)), blend(targets), blend(weights)
 
 
-def load_teachers(paths: Sequence[str], flip_average: bool = True) -> list[EmotionModel]:
-    margin = 1.0 if flip_average else 0.0
-    return [OnnxEmotionModel(Path(path), flip_margin=margin, spin=False) for path in paths]
+def load_teachers(paths: Sequence[str], flip_margin: float = 1.0) -> list[EmotionModel]:
+    return [OnnxEmotionModel(Path(path), flip_margin=flip_margin, spin=False) for path in paths]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -266,7 +265,7 @@ def train(
         log(f"mixup: image pairs blended by a Beta({settings.mixup:g}, {settings.mixup:g}) share")
     if settings.consistent:
         log("the teachers label every augmented batch (consistent distillation)")
-        teachers = load_teachers(settings.teachers, flip_average=False)
+        teachers = load_teachers(settings.teachers, flip_margin=0.0)
         targets = one_hot(train_data.labels)
         batches = _batches_class(keras)(train_data, settings, weights, targets, teachers)
     else:
