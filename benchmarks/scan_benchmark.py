@@ -32,7 +32,7 @@ from model_benchmark import faces_per_second  # beside this script
 
 from screener.analysis import Analyzer
 from screener.discover import file_sha256
-from screener.domain import Box, VideoJob
+from screener.domain import Box, SessionResult, VideoJob
 from screener.emotions import OnnxEmotionModel
 from screener.faces import crop_face
 from screener.report import render_reports
@@ -111,8 +111,9 @@ def decode_all(path: Path) -> tuple[int, float]:
     return frames, time.perf_counter() - started
 
 
-def analyse_in_process(path: Path, settings: Settings) -> tuple[float, dict[str, float], int]:
-    """Wall seconds of one analysis, its stage seconds (report included) and its faces."""
+def analyse_in_process(path: Path, settings: Settings) -> tuple[float, dict[str, float],
+                                                                 SessionResult]:
+    """Wall seconds of one analysis, its stage seconds (report included) and its result."""
     analyzer = Analyzer.from_settings(settings)
     job = VideoJob(path, "bench", "bench", datetime(2026, 1, 1), file_sha256(path))
     started = time.perf_counter()
@@ -125,7 +126,7 @@ def analyse_in_process(path: Path, settings: Settings) -> tuple[float, dict[str,
         store.save(result)
         render_reports(store, Path(tmp) / "reports", analyzer.model.card)
         stages["store + report"] = time.perf_counter() - started
-    return wall, stages, int(result.metrics["faces_found"])
+    return wall, stages, result
 
 
 @dataclass
@@ -227,6 +228,8 @@ def choices() -> list[Choice]:
         Choice("analyse 5 frames/s", base.replace(keyframes=KeyframeSettings(analysis_fps=5.0))),
         Choice("detect at 480 px, scale 1.15", base.replace(
             faces=FaceSettings(detect_width=480, scale_factor=1.15))),
+        Choice("decode without the deblocking filter", base.replace(
+            keyframes=KeyframeSettings(skip_deblocking=True))),
     ]
 
 
@@ -264,7 +267,8 @@ def run(args: argparse.Namespace) -> str:
              f"Video: `{video.name}`, {datetime.now():%Y-%m-%d %H:%M}.", ""]
 
     frames, decode_s = decode_all(video)
-    wall, stages, faces = analyse_in_process(video, settings)
+    wall, stages, analysed = analyse_in_process(video, settings)
+    faces = int(analysed.metrics["faces_found"])
     folder = work / "one"
     folder.mkdir(exist_ok=True)
     linked = folder / video.name
@@ -333,10 +337,13 @@ def run(args: argparse.Namespace) -> str:
                  f"one worker keeps {one.cores_busy:.2f} of {os.cpu_count()} cores busy, two "
                  f"{two.cores_busy:.2f}, so at most {ceiling:.2f}x here | "
                  f"{'yes' if one.wall_s / two.wall_s >= 1.6 else 'no'} |")
-    lines += ["", "Choices, on the same video (speed) and on the sample videos and ../shared clips "
-              "(cuts and key frames against analysing every frame):", "",
+    lines += ["", "Choices, on the same video (speed, faces, each second's emotion against "
+              "analysing every frame, and the share of negative emotions the rules see) and on "
+              "the sample videos and ../shared clips (cuts and key frames against analysing "
+              "every frame):", "",
               "| choice | analysis seconds | speed vs decoding | scenes found | key frames | "
-              "same key-frame times | faces found |", "|---|---|---|---|---|---|---|"]
+              "same key-frame times | faces found | same emotion as the reference | "
+              "negative share |", "|---|---|---|---|---|---|---|---|---|"]
     lines += choice_rows(video, decode_s, args.smoke)
     if args.smoke:
         shutil.rmtree(work, ignore_errors=True)
@@ -351,9 +358,12 @@ def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
         clips = clips[:2]
     every_frame = next(c for c in choices() if c.name == REFERENCE)
     reference = {clip: key_frames_of(clip, every_frame.settings) for clip in clips}
+    reference_labels = labels_by_second(analyse_in_process(video, every_frame.settings)[2])
     rows = []
     for choice in choices():
-        wall, _, faces = analyse_in_process(video, choice.settings)
+        wall, _, result = analyse_in_process(video, choice.settings)
+        faces, labels = int(result.metrics["faces_found"]), labels_by_second(result)
+        agree = sum(1 for second, label in labels.items() if reference_labels.get(second) == label)
         scenes, total, same = 0, 0, 0
         for clip in clips:
             found_scenes, times = key_frames_of(clip, choice.settings)
@@ -363,8 +373,16 @@ def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
             same += sum(1 for a, b in zip(times, ref_times, strict=False) if abs(a - b) < 0.15)
         ref_scenes = sum(r[0] for r in reference.values())
         rows.append(f"| {choice.name} | {wall:.2f} | {decode_s / wall:.2f}x | {scenes} "
-                    f"(reference {ref_scenes}) | {total} | {same}/{total} | {faces} |")
+                    f"(reference {ref_scenes}) | {total} | {same}/{total} | {faces} | "
+                    f"{agree}/{len(labels)} | {result.metrics['negative_share']:.1%} |")
     return rows
+
+
+def labels_by_second(result: SessionResult) -> dict[int, str]:
+    """Each second's face label: the key frame a choice picks in a second may differ from the
+    reference's, so answers are compared second by second."""
+    step = Settings().keyframes.every_s
+    return {int(o.t_s // step): o.label for o in result.observations if o.label is not None}
 
 
 def write_results(table: str, out: Path) -> None:

@@ -163,7 +163,9 @@ def scan(
     workers: Annotated[
         int | None,
         typer.Option(help="Videos analysed in parallel: worker processes here, or of "
-                     "--cluster local (at least 2 there) [default: 1].", min=1,
+                     "--cluster local (at least 2 there). 0 means one per CPU core "
+                     "[default: 0]. 1 analyses one video at a time in this process, with a "
+                     "thread each for decoding, key frames and faces.", min=0,
                      show_default=False),
     ] = None,
     cluster: Annotated[

@@ -104,7 +104,7 @@ class DaskAnalysis:
     @classmethod
     def from_settings(cls, settings: Settings) -> DaskAnalysis:
         assert settings.cluster
-        return cls(settings.cluster, settings.workers)
+        return cls(settings.cluster, settings.worker_count)
 
     def __enter__(self) -> DaskAnalysis:
         return self

@@ -129,6 +129,8 @@ class PyAvDecoder(VideoDecoder):
             stream.thread_type = "AUTO"
         if settings.skip_nonref:
             context.skip_frame = "NONREF"
+        if settings.skip_deblocking:
+            context.options = {"skip_loop_filter": "all"}
         self.width, self.height = context.width, context.height
         self._time_base = stream.time_base
         self._start = stream.start_time or 0

@@ -115,7 +115,7 @@ AnalyseAll = Callable[[list[VideoJob], Analyzer], Iterator[Analysed]]
 
 
 def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]:
-    workers = max(1, analyzer.settings.workers)
+    workers = analyzer.settings.worker_count
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             yield analyse_one(analyzer, job)

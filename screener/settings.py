@@ -36,6 +36,8 @@ class KeyframeSettings:
     skip_nonref: bool = True
     """PyAV only: do not decode frames that no other frame refers to (about every other
     frame of H.264 with B-frames), a third less decoding; docs/benchmarks.md has the cost."""
+    skip_deblocking: bool = False
+    """PyAV only: decode without H.264/HEVC's deblocking (loop) filter."""
     decoder_threads: int = 0
     """0 lets FFmpeg choose; worker processes use 1 so that they do not fight over cores."""
 
@@ -95,17 +97,27 @@ class Settings:
     """A shipped rule set name (`default`, `seed`) or the path of a TOML rules file."""
     db_url: str | None = None
     """SQLAlchemy URL; None means $SCREENER_DB or a file in the user's data directory."""
-    workers: int = 1
-    """Videos analysed in parallel: local worker processes, or the workers of `cluster = "local"`
-    (at least 2 there)."""
+    workers: int = 0
+    """Videos analysed in parallel, each in a worker process with one thread per library (or
+    on the workers of `cluster = "local"`, at least 2 there). 0 means one per CPU core this
+    process may use. A lone video is analysed in the scanning process itself, with a thread
+    each for decoding, key frames and faces: one worker per core then cannot help."""
     cluster: str | None = None
     """Dask scheduler address (`tcp://host:8786`) or `local`; None analyses on this machine."""
     force: bool = False
     lock_timeout_s: float = 3600.0
     """How long a scan waits for another scan of the same database to finish."""
 
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise SettingsError("workers must be 0 (one per CPU core) or more")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or available_cores()
 
     @property
     def model_path(self) -> Path:
@@ -121,6 +133,14 @@ class Settings:
 
 
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under `taskset` or a container's
+    cpuset), which can be fewer than the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 _SECTIONS = {"keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings}
 

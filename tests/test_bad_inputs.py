@@ -224,9 +224,11 @@ def test_debug_shows_the_traceback_of_an_analysis_failure(folder, astronaut, tmp
     write_video(folder / "other_2026-01-02.mp4", face_frames(astronaut, 12, seed=2))
 
     def scan_in_a_process(*extra: str) -> subprocess.CompletedProcess:
+        # One worker: the fault is patched into this process, not into spawned workers.
         return subprocess.run(
             [sys.executable, "-c", FAIL_ON_OTHER, "scan", str(folder), "--out",
-             str(tmp_path / "out"), "--db", db_url(tmp_path), "--force", *extra],
+             str(tmp_path / "out"), "--db", db_url(tmp_path), "--force", "--workers", "1",
+             *extra],
             capture_output=True, text=True, timeout=120,
         )
 

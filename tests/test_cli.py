@@ -109,7 +109,7 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["scan", ".", "--pattern", "(unclosed"],
         ["scan", ".", "--pattern", "no-named-group"],
         ["scan", ".", "--rules", "no-such-ruleset"],
-        ["scan", ".", "--workers", "0"],
+        ["scan", ".", "--workers", "-1"],
         ["history", "x", "--format", "xml"],
         ["train", "--data", "/no/such/data"],
         ["train", "--data", ".", "--batch-size", "30"],
@@ -333,12 +333,12 @@ def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
     assert "smiling" in result.output
 
 
-def test_two_workers_store_the_same_sessions_as_one(sample_scan, tmp_path):
-    _, single_db, _ = sample_scan
-    parallel_db = f"sqlite:///{tmp_path}/parallel.db"
-    result = run("scan", SAMPLE_VIDEOS, "--out", tmp_path / "r", "--db", parallel_db,
-                 "--workers", "2")
-    assert result.exit_code == 0, result.output
+def test_two_workers_store_the_same_sessions_as_one(tmp_path):
+    single_db, parallel_db = f"sqlite:///{tmp_path}/single.db", f"sqlite:///{tmp_path}/parallel.db"
+    for db, workers in ((single_db, "1"), (parallel_db, "2")):
+        result = run("scan", SAMPLE_VIDEOS, "--out", tmp_path / workers, "--db", db,
+                     "--workers", workers)
+        assert result.exit_code == 0, result.output
 
     def sessions(db: str, student: str) -> list[tuple]:
         doc = json.loads(run("history", student, "--db", db, "--format", "json").output)

@@ -21,14 +21,15 @@ from tests.conftest import face_frames, plain_frames
 DECODERS = ["pyav", "opencv"]
 
 
-def write_h264(path: Path, frames: list[np.ndarray], fps: int, bframes: int) -> Path:
+def write_h264(path: Path, frames: list[np.ndarray], fps: int, bframes: int,
+               crf: int = 23) -> Path:
     """H.264 whose B-frames are never references: I B B P B B P ... for bframes=2."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.options = {"x264-params": f"bframes={bframes}:b-adapt=0:b-pyramid=none:"
-                                         "keyint=300:scenecut=0"}
+                                         "keyint=300:scenecut=0", "crf": str(crf)}
         for i, image in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             picture.pts, picture.time_base = i, Fraction(1, fps)
@@ -92,6 +93,26 @@ def test_the_analysis_copy_is_small_and_close_to_the_full_frame_scaled(tmp_path,
     assert first.small.shape == (144, 256, 3)
     scaled = cv2.resize(first.full(), (256, 144), interpolation=cv2.INTER_LINEAR)
     assert np.abs(first.small.astype(int) - scaled).mean() < 3
+
+
+def test_skipping_deblocking_decodes_the_same_frames_blockier(tmp_path, astronaut):
+    """Coarse quantisation makes block edges that the loop filter would smooth: without it the
+    pictures differ, and are further from what was encoded."""
+    import cv2
+
+    source = [cv2.resize(np.roll(astronaut, 4 * i, axis=1), (320, 320)) for i in range(12)]
+    video = write_h264(tmp_path / "coarse.mp4", source, fps=10, bframes=0, crf=45)
+    plain, blocky = (list(open_decoder(video, KeyframeSettings(analysis_fps=10,
+                                                                skip_deblocking=skip)))
+                     for skip in (False, True))
+    assert [f.index for f in plain] == [f.index for f in blocky] == list(range(12))
+
+    def error(frames: list) -> float:
+        return float(np.mean([np.abs(f.full().astype(int) - s).mean()
+                              for f, s in zip(frames, source, strict=True)]))
+
+    assert any(np.any(a.full() != b.full()) for a, b in zip(plain, blocky, strict=True))
+    assert error(plain) < error(blocky)
 
 
 @pytest.mark.parametrize(("size", "width", "expected"), [

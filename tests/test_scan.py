@@ -123,3 +123,59 @@ def test_scans_started_together_store_each_video_once(tmp_path, astronaut, db_ur
     assert pages == ["ida", "index.html", "jon"]
     assert screener("history", "nobody", "--db", url).returncode == 2
 
+
+
+class _PoolInThisProcess:
+    """Stands in for the ProcessPoolExecutor: records how many workers the scan asked for and
+    runs each job here, through the same worker initializer and entry point."""
+
+    sizes: list[int] = []
+
+    def __init__(self, max_workers, mp_context, initializer, initargs):  # noqa: ANN001
+        self.sizes.append(max_workers)
+        initializer(*initargs)
+
+    def __enter__(self):  # noqa: ANN204
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN201
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def test_by_default_a_folder_is_analysed_by_one_worker_per_core_a_lone_video_here(
+        tmp_path, astronaut, monkeypatch):
+    from screener.analysis import Analyzer
+    from screener.scan import scan
+    from screener.settings import Settings
+    from screener.store import Store
+
+    monkeypatch.setattr("screener.settings.os.sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr("screener.scan.ProcessPoolExecutor", _PoolInThisProcess)
+    _PoolInThisProcess.sizes = []
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(2):
+        write_video(folder / f"kim_2026-02-{i + 1:02d}.mp4", face_frames(astronaut, 20, seed=i))
+    analyzer = Analyzer.from_settings(Settings())
+
+    def analysed(workers_asked: int | None = None) -> int:
+        settings = Settings() if workers_asked is None else Settings(workers=workers_asked)
+        store = Store(f"sqlite:///{tmp_path}/{len(_PoolInThisProcess.sizes)}-{workers_asked}.db")
+        summary = scan([folder], Analyzer(settings, analyzer.detector, analyzer.model,
+                                          analyzer.rules), store)
+        return summary.count("analysed")
+
+    assert analysed() == 2
+    assert _PoolInThisProcess.sizes == [2]  # 3 cores, but only 2 videos
+    assert analysed(1) == 2
+    assert _PoolInThisProcess.sizes == [2]  # --workers 1: here, no pool
+    (folder / "kim_2026-02-02.mp4").unlink()
+    assert analysed() == 1
+    assert _PoolInThisProcess.sizes == [2]  # a lone video: here, with its threads

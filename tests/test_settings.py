@@ -40,7 +40,7 @@ def test_defaults():
     assert s.emotions.flip_margin == 0.2
     assert s.rules == "default"
     assert s.db_url is None
-    assert (s.workers, s.force) == (1, False)
+    assert (s.workers, s.force) == (0, False)
     assert load_settings(None) == s
 
 
@@ -54,9 +54,16 @@ def test_model_path_defaults_to_the_shipped_model_unless_set():
 def test_settings_are_immutable_and_replace_returns_a_copy():
     s = Settings()
     changed = s.replace(workers=4)
-    assert (s.workers, changed.workers) == (1, 4)
+    assert (s.workers, changed.workers) == (0, 4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.workers = 2  # type: ignore[misc]
+
+
+def test_workers_0_means_one_per_core_this_process_may_use(monkeypatch):
+    monkeypatch.setattr("screener.settings.os.sched_getaffinity", lambda pid: {0, 2, 5})
+    assert Settings().worker_count == 3
+    assert Settings(workers=1).worker_count == 1
+    assert Settings(workers=4).worker_count == 4
 
 
 def test_load_settings_reads_sections_and_top_level_keys(tmp_path):
@@ -120,7 +127,8 @@ def test_unknown_keys_and_wrong_types_are_errors_naming_the_file(tmp_path, text,
     assert words in message
 
 
-@pytest.mark.parametrize("text", ['workers = "two"\n', "rules = 5\n", 'force = "no"\n'])
+@pytest.mark.parametrize("text", ['workers = "two"\n', "workers = -1\n", "rules = 5\n",
+                                  'force = "no"\n'])
 def test_wrong_top_level_types_are_errors(tmp_path, text):
     settings_error(tmp_path, text)
 
