@@ -37,7 +37,9 @@ class KeyframeSettings:
     """PyAV only: do not decode frames that no other frame refers to (about every other
     frame of H.264 with B-frames), a third less decoding; docs/benchmarks.md has the cost."""
     skip_deblocking: bool = False
-    """PyAV only: decode without H.264/HEVC's deblocking (loop) filter."""
+    """PyAV only: decode without H.264/HEVC's deblocking (loop) filter: a fifth less decoding,
+    but blockier faces whose emotions drift (the negative share of the benchmark clip 47% where
+    analysing every frame gives 45%; docs/benchmarks.md), so off unless speed matters more."""
     decoder_threads: int = 0
     """0 lets FFmpeg choose; worker processes use 1 so that they do not fight over cores."""
 
@@ -100,8 +102,8 @@ class Settings:
     workers: int = 0
     """Videos analysed in parallel, each in a worker process with one thread per library (or
     on the workers of `cluster = "local"`, at least 2 there). 0 means one per CPU core this
-    process may use. A lone video is analysed in the scanning process itself, with a thread
-    each for decoding, key frames and faces: one worker per core then cannot help."""
+    process may use, at most one per GiB of memory. A lone video is analysed in the scanning
+    process itself, with a thread each for decoding, key frames and faces."""
     cluster: str | None = None
     """Dask scheduler address (`tcp://host:8786`) or `local`; None analyses on this machine."""
     force: bool = False
@@ -117,7 +119,7 @@ class Settings:
 
     @property
     def worker_count(self) -> int:
-        return self.workers or available_cores()
+        return self.workers or default_worker_count()
 
     @property
     def model_path(self) -> Path:
@@ -135,12 +137,24 @@ class Settings:
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, e.g. under `taskset` or a container's
-    cpuset), which can be fewer than the machine has."""
+WORKER_MEMORY_BUDGET = 2**30
+"""Memory allowed per default worker: one peaks at about 250 MiB (docs/benchmarks.md), and a
+machine with many cores but little memory must not run out."""
+
+
+def default_worker_count() -> int:
+    """One per core this process may run on (its affinity, e.g. under `taskset` or a
+    container's cpuset, can be fewer cores than the machine has), at most one per
+    `WORKER_MEMORY_BUDGET` of memory."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return max(1, cores)
+    return max(1, min(cores, memory // WORKER_MEMORY_BUDGET))
 
 _SECTIONS = {"keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings}
 

@@ -59,11 +59,17 @@ def test_settings_are_immutable_and_replace_returns_a_copy():
         s.workers = 2  # type: ignore[misc]
 
 
-def test_workers_0_means_one_per_core_this_process_may_use(monkeypatch):
+def test_workers_0_means_one_per_core_this_process_may_use_and_gib_of_memory(monkeypatch):
     monkeypatch.setattr("screener.settings.os.sched_getaffinity", lambda pid: {0, 2, 5})
+    memory = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 16 * 2**30 // 4096}
+    monkeypatch.setattr("screener.settings.os.sysconf", lambda name: memory[name])
     assert Settings().worker_count == 3
     assert Settings(workers=1).worker_count == 1
     assert Settings(workers=4).worker_count == 4
+    memory["SC_PHYS_PAGES"] = 2 * 2**30 // 4096  # 3 cores, 2 GiB
+    assert Settings().worker_count == 2
+    memory["SC_PHYS_PAGES"] = 2**29 // 4096  # half a GiB: still one
+    assert Settings().worker_count == 1
 
 
 def test_load_settings_reads_sections_and_top_level_keys(tmp_path):
@@ -214,3 +220,9 @@ def test_a_bare_database_path_means_a_sqlite_file_and_urls_pass_unchanged(tmp_pa
     assert Settings().database_url == f"sqlite:///{tmp_path}/other.db"
     for url in ("sqlite:////srv/a.db", "postgresql://u@db/screener"):
         assert Settings(db_url=url).database_url == url
+
+
+def test_the_readme_settings_example_loads_and_shows_the_defaults(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Settings file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    assert load_settings(config(tmp_path, example)) == Settings()
