@@ -156,7 +156,7 @@ def test_by_default_a_folder_is_analysed_by_one_worker_per_core_a_lone_video_her
     from screener.settings import Settings
     from screener.store import Store
 
-    monkeypatch.setattr("screener.settings.os.sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr("screener.settings.default_worker_count", lambda: 3)
     monkeypatch.setattr("screener.scan.ProcessPoolExecutor", _PoolInThisProcess)
     _PoolInThisProcess.sizes = []
     folder = tmp_path / "videos"
