@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -124,7 +127,8 @@ def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]
         max_workers=min(workers, len(jobs)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(analyzer.settings, logging.getLogger("screener").getEffectiveLevel()),
+        initargs=(analyzer.settings, logging.getLogger("screener").getEffectiveLevel(),
+                  os.getpid()),
     ) as pool:
         futures = {pool.submit(_analyse_in_worker, job): job for job in jobs}
         for future in as_completed(futures):
@@ -149,12 +153,22 @@ def analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
 _worker_analyzer: Analyzer | None = None
 
 
-def _init_worker(settings, log_level: int) -> None:  # type: ignore[no-untyped-def]
+def _init_worker(settings, log_level: int, scan_pid: int) -> None:  # type: ignore[no-untyped-def]
     global _worker_analyzer
+    threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
+                     name="screener-orphan-watch").start()
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("screener").setLevel(log_level)
     _worker_analyzer = Analyzer.single_threaded(settings.replace(workers=1))
+
+
+def _exit_with_the_scan(scan_pid: int, every_s: float = 0.5) -> None:
+    """A worker whose scan was killed (SIGKILL, the OOM killer, a cron timeout) would otherwise
+    wait for work forever: the other workers keep its job queue open."""
+    while os.getppid() == scan_pid:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _analyse_in_worker(job: VideoJob) -> Analysed:

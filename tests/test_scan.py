@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from screener.database import normalize_url
@@ -86,6 +87,44 @@ def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path
     assert _stored_sessions(engine, sqlite_path) == VIDEOS
     assert (out / "index.html").is_file()
     engine.dispose()
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
+def test_worker_processes_do_not_outlive_a_killed_scan(tmp_path, astronaut):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(4):
+        write_video(folder / f"kim_2026-02-{i + 1:02d}.mp4",
+                    face_frames(astronaut, 300, seed=i), fps=10)
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "screener", "scan", str(folder), "--out", str(tmp_path / "out"),
+         "--db", f"sqlite:///{tmp_path}/s.db", "--quiet", "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(workers := _children(scan.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # two workers and multiprocessing's resource tracker
+    time.sleep(1.0)  # the workers are busy with their first videos
+    scan.send_signal(signal.SIGKILL)
+    scan.wait()
+    assert scan.returncode == -signal.SIGKILL, "the scan finished before it could be killed"
+    assert len(workers) >= 3
+    deadline = time.monotonic() + 10
+    while (alive := {p for p in workers if Path(f"/proc/{p}").exists()}) and (
+            time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert not alive, "worker processes outlived their scan"
 
 
 def test_scans_started_together_store_each_video_once(tmp_path, astronaut, db_url):
