@@ -155,8 +155,9 @@ _worker_analyzer: Analyzer | None = None
 
 def _init_worker(settings, log_level: int, scan_pid: int) -> None:  # type: ignore[no-untyped-def]
     global _worker_analyzer
-    threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
-                     name="screener-orphan-watch").start()
+    if os.getpid() != scan_pid:  # not the scan itself (the tests' in-process pool)
+        threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
+                         name="screener-orphan-watch").start()
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("screener").setLevel(log_level)
