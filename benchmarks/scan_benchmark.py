@@ -358,10 +358,11 @@ def choice_rows(video: Path, decode_s: float, smoke: bool) -> list[str]:
         clips = clips[:2]
     every_frame = next(c for c in choices() if c.name == REFERENCE)
     reference = {clip: key_frames_of(clip, every_frame.settings) for clip in clips}
-    reference_labels = labels_by_second(analyse_in_process(video, every_frame.settings)[2])
+    analysed = {c.name: analyse_in_process(video, c.settings) for c in choices()}
+    reference_labels = labels_by_second(analysed[REFERENCE][2])
     rows = []
     for choice in choices():
-        wall, _, result = analyse_in_process(video, choice.settings)
+        wall, _, result = analysed[choice.name]
         faces, labels = int(result.metrics["faces_found"]), labels_by_second(result)
         agree = sum(1 for second, label in labels.items() if reference_labels.get(second) == label)
         scenes, total, same = 0, 0, 0

@@ -136,7 +136,6 @@ class Settings:
 
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
 
-
 WORKER_MEMORY_BUDGET = 2**30
 """Memory allowed per default worker: one peaks at about 250 MiB (docs/benchmarks.md), and a
 machine with many cores but little memory must not run out."""
@@ -155,6 +154,7 @@ def default_worker_count() -> int:
     except (AttributeError, ValueError, OSError):
         return max(1, cores)
     return max(1, min(cores, memory // WORKER_MEMORY_BUDGET))
+
 
 _SECTIONS = {"keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings}
 
