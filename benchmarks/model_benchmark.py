@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from screener.emotions import OnnxEmotionModel
-from screener.evaluation import evaluate_predictions
+from screener.evaluation import Evaluation, evaluate_predictions
 from screener.fer_data import load_split
 from screener.settings import Settings
 
@@ -41,15 +41,15 @@ def faces_per_second(model: OnnxEmotionModel, images: np.ndarray, repeats: int =
 
 def flip_margin_row(
     path: Path, margin: float, single_pass: np.ndarray, images: np.ndarray, labels: np.ndarray
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Evaluation]:
     model = OnnxEmotionModel(path, batch_size=64, flip_margin=margin)
-    accuracy = evaluate_predictions(labels, model.predict(images).argmax(axis=1)).accuracy
+    evaluation = evaluate_predictions(labels, model.predict(images).argmax(axis=1))
     return {
         "flip_margin": margin,
         "mirrored_share": round(len(model.unsure(single_pass)) / len(images), 3),
-        "val_accuracy": round(accuracy, 4),
+        "val_accuracy": round(evaluation.accuracy, 4),
         "faces_per_s": round(faces_per_second(model, images)),
-    }
+    }, evaluation
 
 
 def main() -> None:
@@ -64,17 +64,16 @@ def main() -> None:
 
     val = load_split(args.data, "val")
     default_margin = Settings().emotions.flip_margin
-    scanned = OnnxEmotionModel(args.model, batch_size=64, flip_margin=default_margin)
-    result = evaluate_predictions(val.labels, scanned.predict(val.images).argmax(axis=1))
     model = OnnxEmotionModel(args.model, batch_size=64)
     probabilities = model.predict(val.images)
-    rows = [
-        flip_margin_row(args.model, margin, probabilities, val.images, val.labels)
+    measured = {
+        margin: flip_margin_row(args.model, margin, probabilities, val.images, val.labels)
         for margin in sorted({*args.margins, default_margin})
-    ]
-    as_scanned = next(row for row in rows if row["flip_margin"] == default_margin)
+    }
+    rows = [row for row, _ in measured.values()]
+    as_scanned, result = measured[default_margin]
     record = {
-        "model": scanned.name,
+        "model": OnnxEmotionModel(args.model, flip_margin=default_margin).name,
         "val_images": result.count,
         "flip_margin": default_margin,
         "val_accuracy": as_scanned["val_accuracy"],
