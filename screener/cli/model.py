@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli import app, fail
+from screener.cli.app import app, fail
 
 DataOption = Annotated[
     Path,

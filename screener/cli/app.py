@@ -1,0 +1,55 @@
+"""The `screener` Typer application, its exit codes and the one-line error every command uses.
+
+Command modules register on `app`; they import this module and `options`, never each other.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from screener import __version__
+
+app = typer.Typer(
+    name="screener",
+    help=(
+        "Offline screening of recorded student videos for sustained negative facial affect "
+        "(sadness, anger, fear). A screening aid for a counsellor, never a diagnosis."
+    ),
+    epilog=(
+        "Examples:\n\n\b\n  screener scan videos/ --out reports/   # analyse new videos, write "
+        "reports\n  screener history student42            # one student's sessions over time"
+        "\n  screener analyze lesson.mp4 --json     # one video, no database"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 2."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"screener {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Offline screening of student videos for sustained negative affect."""

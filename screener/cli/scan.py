@@ -1,0 +1,149 @@
+"""`screener scan`: analyse new videos under some paths, store them, refresh the reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail
+from screener.cli.options import (
+    AllFacesOption,
+    ConfigOption,
+    DbOption,
+    DebugOption,
+    EveryOption,
+    ModelOption,
+    QuietOption,
+    RulesOption,
+    build_settings,
+    configure_logging,
+    load_analyzer,
+    open_store,
+    show_progress,
+)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Video files or folders (searched "
+                                                "recursively).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML reports.")] = Path(
+        "reports"
+    ),
+    db: DbOption = None,
+    rules: RulesOption = None,
+    every: EveryOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Videos analysed in parallel: worker processes here, or of "
+                     "--cluster local (at least 2 there). 0 means one per CPU core "
+                     "[default: 0]. 1 analyses one video at a time in this process, with a "
+                     "thread each for decoding, key frames and faces.", min=0,
+                     show_default=False),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Analyse on a Dask cluster: the scheduler's address "
+                     "(tcp://HOST:8786), or 'local' for worker processes started here for this "
+                     "scan. Workers must see the videos at the same paths (a shared mount); "
+                     "this machine alone writes the database and reports. Needs "
+                     'pip install ".[cluster]".', show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Re-analyse videos already stored.")] = False,
+    pattern: Annotated[
+        str | None,
+        typer.Option(help="Regex with named groups (?P<student>..), (?P<session>..), "
+                     "(?P<date>YYYY-MM-DD) matched against each video's path relative to the "
+                     "folder scanned."),
+    ] = None,
+    model: ModelOption = None,
+    all_faces: AllFacesOption = False,
+    config: ConfigOption = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Analyse every new video under PATHS, store the sessions, and write HTML reports.
+
+    Student and session come from the path: <student>/<file>.mp4 or
+    <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
+    model and rules are skipped unless --force. Exit code 0 when every video was analysed
+    (or was already), 1 when some failed (each is listed with its reason), 2 for usage errors.
+    """
+    configure_logging(debug, quiet)
+    from screener.cli.reports import write_reports
+    from screener.discover import DiscoveryError, PathPattern
+    from screener.locking import LockTimeout, exclusive_scan
+    from screener.scan import scan as run_scan
+
+    settings = build_settings(config, db, rules, every, model, all_faces,
+                              workers=workers, cluster=cluster, force=force or None)
+    try:
+        path_pattern = PathPattern.compile(pattern) if pattern else None
+    except DiscoveryError as exc:
+        raise fail(str(exc)) from None
+    analyzer = load_analyzer(settings)
+    store = open_store(settings)
+    progress = _tqdm_progress if show_progress(quiet) else None
+    try:
+        with _analysis_backend(settings) as analyse, exclusive_scan(
+            settings.database_url, settings.lock_timeout_s,
+            lambda message: typer.echo(message, err=True),
+        ):
+            summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
+    except DiscoveryError as exc:
+        raise fail(str(exc)) from None
+    except LockTimeout as exc:
+        raise fail(str(exc), EXIT_FAILURES) from None
+    analysed = {o.job.student_id for o in summary.outcomes if o.status == "analysed"}
+    changed = sorted(analysed & set(store.student_ids()))
+    if changed or not (out / "index.html").exists():
+        write_reports(store, out, settings, changed)
+    for outcome in summary.failed:
+        typer.secho(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
+                    fg=typer.colors.RED)
+    if not quiet or summary.failed:
+        typer.echo(
+            f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
+            f"{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
+            f"{store.safe_url}"
+        )
+    raise typer.Exit(EXIT_FAILURES if summary.failed else EXIT_OK)
+
+
+@contextmanager
+def _analysis_backend(settings) -> Iterator:  # noqa: ANN001
+    """Yields a `scan.AnalyseAll`, or None to analyse here; a cluster is shut down however the
+    scan ends."""
+    if not settings.cluster:
+        yield None
+        return
+    from screener.cluster import ClusterError, DaskAnalysis
+
+    try:
+        with DaskAnalysis.from_settings(settings) as analyse:
+            yield analyse
+    except ClusterError as exc:
+        raise fail(str(exc)) from None
+
+
+def _tqdm_progress(total: int):  # -> scan.Progress
+    from tqdm import tqdm
+
+    from screener.scan import Progress
+
+    class Bar(Progress):
+        def __init__(self) -> None:
+            self.bar = tqdm(total=total, unit="video", desc="scanning", dynamic_ncols=True)
+
+        def advance(self, outcome) -> None:  # noqa: ANN001
+            self.bar.set_postfix_str(f"{outcome.job.path.name}: {outcome.level or outcome.status}")
+            self.bar.update(1)
+
+        def close(self) -> None:
+            self.bar.close()
+
+    return Bar()
