@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -31,6 +32,8 @@ _CONFLICT_SQLSTATES = {
 _SQLITE_CONFLICTS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CONSTRAINT_UNIQUE",
                      "SQLITE_CONSTRAINT_FOREIGNKEY")
 _WRITE = "screener_write"
+PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE = 0o600, 0o700
+"""What screener creates holds data about children: readable by its owner only."""
 
 
 def normalize_url(url: str) -> str:
@@ -39,6 +42,19 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for a server or an in-memory database."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None  # create_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):  # a URI filename: the path ends at its query
+        return Path(parsed.database.removeprefix("file:").split("?")[0]).expanduser()
+    return Path(parsed.database).expanduser()
 
 
 def create_engine(url: str) -> Engine:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from screener.database import PRIVATE_FILE_MODE, sqlite_file
 
 
 class LockTimeout(RuntimeError):
@@ -25,10 +25,8 @@ class LockTimeout(RuntimeError):
 
 
 def lock_path_for(db_url: str) -> Path | None:
-    url = make_url(db_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database).expanduser().with_name(Path(url.database).name + ".lock")
+    database = sqlite_file(db_url)
+    return None if database is None else database.with_name(database.name + ".lock")
 
 
 @contextmanager
@@ -39,8 +37,8 @@ def exclusive_scan(
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "a+") as handle:
         if not _try_lock(handle):
             holder = path.read_text().strip() or "another process"
             on_wait(f"another scan ({holder}) is using {db_url}; waiting up to {timeout_s:g} s")

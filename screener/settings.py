@@ -133,6 +133,12 @@ class Settings:
             return value
         return f"sqlite:///{Path(value).expanduser().resolve()}"
 
+    @property
+    def database_is_default(self) -> bool:
+        """The database in the user's data folder, which a scan may create; a place the user
+        named (`--db`, $SCREENER_DB) must already have its folder."""
+        return not (self.db_url or os.environ.get("SCREENER_DB"))
+
 
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
 

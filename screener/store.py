@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from screener.database import (
+    PRIVATE_FILE_MODE,
+    PRIVATE_FOLDER_MODE,
     create_engine,
     lock_schema,
     normalize_url,
     retry_conflicts,
+    sqlite_file,
     write_transaction,
 )
 from screener.discover import displayable
@@ -127,15 +131,18 @@ class StoredSession:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create: bool = True, make_folder: bool = False) -> None:
+        """`create=False` opens only an existing database (history, report: a mistyped path
+        must not leave an empty database behind). A new SQLite file is made readable by its
+        owner only (SQLite gives its -wal and -shm files the same mode); its folder must exist
+        unless `make_folder` (the default data folder, created 0700)."""
         self.url = url = normalize_url(url)
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
-                parents=True, exist_ok=True
-            )
+        path = sqlite_file(url)
+        if path is not None:
+            _prepare_sqlite_file(path, self.safe_url, create, make_folder)
         try:
             self.engine: Engine = create_engine(url)
-            retry_conflicts(self._prepare)
+            retry_conflicts(lambda: self._prepare(create))
         except StoreError:
             raise
         except Exception as exc:
@@ -148,7 +155,7 @@ class Store:
         except (sa.exc.ArgumentError, ValueError):
             return re.sub(r"://[^/@]*@", "://***@", self.url)
 
-    def _prepare(self) -> None:
+    def _prepare(self, create: bool) -> None:
         """Create a new database, or bring an older one forward, in one transaction: a failed
         migration leaves the database at its old version."""
         with write_transaction(self.engine) as conn:
@@ -158,6 +165,8 @@ class Store:
                 raise StoreError(f"{self.safe_url} is not a screener database")
             version = self.schema_version(conn)
             if version is None:
+                if not create:
+                    raise StoreError(f"no screener database at {self.safe_url}")
                 metadata.create_all(conn)
                 conn.execute(meta_table.insert().values(key="schema_version",
                                                         value=str(SCHEMA_VERSION)))
@@ -287,6 +296,23 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [_observation(row) for row in conn.execute(query)]
+
+
+def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool) -> None:
+    if path.exists():
+        return
+    if not create:
+        raise StoreError(f"no database at {path}")
+    if not path.parent.is_dir():
+        if not make_folder:
+            raise StoreError(f"cannot create database {shown}: no folder {path.parent}")
+        path.parent.mkdir(mode=PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        pass  # another scan created it first
+    except OSError as exc:
+        raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from None
 
 
 def _add_model_accuracy(conn: Connection) -> None:

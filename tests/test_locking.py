@@ -1,3 +1,4 @@
+import stat
 import subprocess
 import sys
 import time
@@ -69,3 +70,12 @@ def test_databases_without_a_file_take_no_lock_and_never_wait(url: str, tmp_path
     with exclusive_scan(url, 0), exclusive_scan(url, 0):  # a second scan at once is fine
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lock_file_is_private_and_no_folder_is_made_for_it(tmp_path: Path):
+    with exclusive_scan(f"sqlite:///{tmp_path}/a.db", 1):
+        pass
+    assert stat.S_IMODE((tmp_path / "a.db.lock").stat().st_mode) == 0o600
+    with pytest.raises(FileNotFoundError), exclusive_scan(f"sqlite:///{tmp_path}/no/a.db", 1):
+        pass
+    assert not (tmp_path / "no").exists()

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import random
+import stat
 import sys
 from dataclasses import replace
 from datetime import datetime
@@ -106,8 +107,26 @@ def test_same_video_is_replaced_not_duplicated(store):
 
 def test_history_survives_reopening(tmp_path: Path):
     url = f"sqlite:///{tmp_path}/db/nested/screener.db"
-    Store(url).save(make_result("ana", 3, "a" * 64, ["sad"]))
+    Store(url, make_folder=True).save(make_result("ana", 3, "a" * 64, ["sad"]))
     assert len(Store(url).sessions_of("ana")) == 1
+
+
+def test_a_new_database_and_its_folder_are_private(tmp_path: Path):
+    folder = tmp_path / "data" / "screener"
+    Store(f"sqlite:///{folder}/screener.db", make_folder=True).save(
+        make_result("ana", 3, "a" * 64, ["sad"]))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("screener.db", "screener.db-wal", "screener.db-shm"):
+        if (folder / name).exists():
+            assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+
+
+def test_a_database_is_never_created_where_not_asked(tmp_path: Path):
+    with pytest.raises(StoreError, match="no database at"):
+        Store(f"sqlite:///{tmp_path}/typo.db", create=False)
+    with pytest.raises(StoreError, match="no folder"):
+        Store(f"sqlite:///{tmp_path}/missing/screener.db")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_history_survives_reopening_and_keeps_exact_values(db_url: str):

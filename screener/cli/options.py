@@ -71,11 +71,13 @@ def build_settings(
     return settings.replace(**changes)
 
 
-def open_store(settings):  # -> Store
+def open_store(settings, create: bool = False):  # -> Store
+    """Only `scan` creates a database (`create`), and only its default folder."""
     from screener.store import Store, StoreError
 
     try:
-        return Store(settings.database_url)
+        return Store(settings.database_url, create, make_folder=create and
+                     settings.database_is_default)
     except StoreError as exc:
         raise fail(str(exc)) from None
 

@@ -86,7 +86,7 @@ def scan(
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     analyzer = load_analyzer(settings)
-    store = open_store(settings)
+    store = open_store(settings, create=True)
     progress = _tqdm_progress if show_progress(quiet) else None
     try:
         with _analysis_backend(settings) as analyse, exclusive_scan(
