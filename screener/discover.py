@@ -55,7 +55,7 @@ def discover(paths: Iterable[Path], pattern: PathPattern | None = None) -> list[
     for root in paths:
         if not root.exists():
             raise DiscoveryError(f"no such file or folder: {root}")
-        if root.is_file():
+        if not root.is_dir():  # a file, or a pipe or device the scan then reports as failed
             jobs.setdefault(_real(root), job_for(root, root.parent, pattern))
             continue
         for video in _walk_videos(root):

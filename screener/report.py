@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,11 +88,63 @@ class StudentRow:
         return LEVELS.index(self.latest.level) if self.latest.level in LEVELS else -1
 
 
+MANIFEST = ".screener-reports.json"
+"""In the reports folder: the state of each student's sessions when its page was written."""
+_STALE_TEMP_S = 60.0
+"""A temporary page older than this was left by a killed run (writing one takes milliseconds)."""
+
+
+def refresh_reports(store: Store, out_dir: Path, model: ModelCard) -> list[Path]:
+    """Bring `out_dir` up to date with the store, whatever happened to it since: pages that are
+    missing (a killed scan, a deleted folder, a new `--out`) or outdated are written, pages of
+    students no longer stored are removed, and the rest are left alone, so a nightly scan costs
+    little. Returns the files written (none when everything was up to date)."""
+    states = store.report_states()
+    written = _read_manifest(out_dir, model)
+    _remove_dead_temp_files(out_dir)
+    stale = [sid for sid, state in states.items()
+             if written.get(sid) != state or not (out_dir / f"{student_slug(sid)}.html").exists()]
+    gone = [sid for sid in written if sid not in states]
+    if not stale and not gone and (out_dir / "index.html").exists():
+        return []
+    for sid in gone:
+        (out_dir / f"{student_slug(sid)}.html").unlink(missing_ok=True)
+    return render_reports(store, out_dir, model, sorted(stale), states)
+
+
+def _renderer(model: ModelCard) -> str:
+    """What else a page depends on: this screener's templates, and the installed model (named
+    on the pages of sessions stored before schema 2)."""
+    return f"{screener.__version__} {model.name} {model.val_accuracy}"
+
+
+def _read_manifest(out_dir: Path, model: ModelCard) -> dict[str, str]:
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("renderer") != _renderer(model):
+        return {}
+    students = manifest.get("students")
+    return students if isinstance(students, dict) else {}
+
+
+def _remove_dead_temp_files(out_dir: Path) -> None:
+    if not out_dir.is_dir():
+        return
+    now = time.time()
+    for temp in out_dir.glob(".report-*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > _STALE_TEMP_S:
+                temp.unlink()
+
+
 def render_reports(
     store: Store,
     out_dir: Path,
     model: ModelCard,
     student_ids: Sequence[str] | None = None,
+    states: dict[str, str] | None = None,
 ) -> list[Path]:
     """Write `<slug>.html` for the given students (all when None), then `index.html` of all.
 
@@ -123,6 +177,12 @@ def render_reports(
         session_count=sum(r.sessions for r in rows),
     )
     written.append(_write_atomic(out_dir / "index.html", html))
+    states = store.report_states() if states is None else states
+    manifest = {sid: state for sid, state in _read_manifest(out_dir, model).items()
+                if sid in states}
+    manifest.update({sid: states[sid] for sid in wanted})
+    _write_atomic(out_dir / MANIFEST, json.dumps(
+        {"renderer": _renderer(model), "students": manifest}, indent=0, sort_keys=True))
     return written
 
 

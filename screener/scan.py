@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +22,7 @@ from screener.discover import PathPattern, discover, unreadable_reason, with_has
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.keyframes import VideoReadError
-from screener.store import Store
+from screener.store import Store, StoredCopy, stored_path
 
 log = logging.getLogger("screener.scan")
 
@@ -30,7 +31,9 @@ log = logging.getLogger("screener.scan")
 class VideoOutcome:
     job: VideoJob
     status: str
-    """`analysed`, `unchanged` (already stored with this model and rules) or `failed`."""
+    """`analysed`; `unchanged` (already stored with this model and rules); `moved` (stored,
+    found at a new path, and filed under it now); `duplicate` (the same recording as another
+    path, which keeps the session: see `reason`); or `failed`."""
     level: str | None = None
     reason: str = ""
 
@@ -46,6 +49,14 @@ class ScanSummary:
     @property
     def failed(self) -> list[VideoOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan; carries what was done, every stored session being whole."""
+
+    def __init__(self, summary: ScanSummary) -> None:
+        super().__init__()
+        self.summary = summary
 
 
 ProgressFactory = Callable[[int], "Progress"]
@@ -72,22 +83,37 @@ def scan(
     `analyse` is where the analyses run (default: here, or in `--workers` processes); whatever
     runs them, results come back to this loop, the only writer of the database."""
     summary = ScanSummary()
-    pending: list[VideoJob] = []
-    current = analyzer.versions
+    hashed: list[VideoJob] = []
     for job in discover(paths, pattern):
         reason = unreadable_reason(job.path)
         if reason is None:
             try:
-                job = with_hash(job)
+                hashed.append(with_hash(job))
+                continue
             except OSError as exc:
                 reason = f"cannot read: {exc.strerror or exc}"
-        if reason is not None:
-            summary.outcomes.append(_failed(job, reason))
+        summary.outcomes.append(_failed(job, reason))
+    pending: list[VideoJob] = []
+    copies: dict[str, list[VideoJob]] = {}
+    for job in hashed:
+        copies.setdefault(job.sha256, []).append(job)
+    current, force = analyzer.versions, analyzer.settings.force
+    for sha256, group in copies.items():
+        stored = store.stored_copy(sha256)
+        keeper = _keeper(group, stored)
+        original = keeper.path if keeper is not None else stored.video_path  # type: ignore[union-attr]
+        summary.outcomes.extend(VideoOutcome(job, "duplicate", reason=f"duplicate of {original}")
+                                for job in group if job is not keeper)
+        if keeper is None:
             continue
-        if not analyzer.settings.force and store.known_versions(job.sha256) == current:
-            summary.outcomes.append(VideoOutcome(job, "unchanged"))
+        if stored is None or force or stored.versions != current:
+            pending.append(keeper)
+        elif stored.video_path != stored_path(keeper.path):
+            store.relocate(keeper)
+            summary.outcomes.append(VideoOutcome(keeper, "moved",
+                                                 reason=f"moved from {stored.video_path}"))
         else:
-            pending.append(job)
+            summary.outcomes.append(VideoOutcome(keeper, "unchanged"))
     bar = progress(len(pending)) if progress else Progress()
     try:
         for job, result, error in (analyse or _analyse_all)(pending, analyzer):
@@ -101,13 +127,35 @@ def scan(
                 outcome = _failed(job, error)
             summary.outcomes.append(outcome)
             bar.advance(outcome)
+    except KeyboardInterrupt:
+        raise ScanInterrupted(summary) from None
     finally:
         bar.close()
     return summary
 
 
+def _keeper(group: list[VideoJob], stored: StoredCopy | None) -> VideoJob | None:
+    """Which of several paths with the same content keeps the session: the one it is stored
+    under; none when that file is still there outside this scan (the others are copies of it);
+    else the first in sorted order, so the outcome never depends on timing."""
+    if stored is not None:
+        for job in group:
+            if stored_path(job.path) == stored.video_path:
+                return job
+        if _same_size(Path(stored.video_path), group[0].path):
+            return None
+    return min(group, key=lambda job: stored_path(job.path))
+
+
+def _same_size(stored: Path, found: Path) -> bool:
+    try:
+        return stored.is_file() and stored.stat().st_size == found.stat().st_size
+    except OSError:
+        return False
+
+
 def _failed(job: VideoJob, reason: str) -> VideoOutcome:
-    log.warning("skipped %s: %s", job.path, reason)
+    log.debug("failed %s: %s", job.path, reason)  # the CLI prints each failure once
     return VideoOutcome(job, "failed", reason=reason)
 
 
@@ -131,11 +179,17 @@ def _analyse_all(jobs: list[VideoJob], analyzer: Analyzer) -> Iterator[Analysed]
                   os.getpid()),
     ) as pool:
         futures = {pool.submit(_analyse_in_worker, job): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # the worker process itself died
-                yield futures[future], None, f"worker failed: {first_line(exc)}"
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as exc:  # the worker process itself died
+                    yield futures[future], None, f"worker failed: {first_line(exc)}"
+        except BaseException:  # Ctrl-C: leaving the pool would wait for every video under way
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in multiprocessing.active_children():
+                process.terminate()
+            raise
 
 
 def analyse_one(analyzer: Analyzer, job: VideoJob) -> Analysed:
@@ -156,6 +210,7 @@ _worker_analyzer: Analyzer | None = None
 def _init_worker(settings, log_level: int, scan_pid: int) -> None:  # type: ignore[no-untyped-def]
     global _worker_analyzer
     if os.getpid() != scan_pid:  # not the scan itself (the tests' in-process pool)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle
         threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
                          name="screener-orphan-watch").start()
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.

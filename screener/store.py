@@ -9,6 +9,7 @@ made to take turns (`database.py`), so each video and student is stored exactly 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from screener.database import (
     write_transaction,
 )
 from screener.discover import displayable
-from screener.domain import Box, Observation, SessionResult
+from screener.domain import Box, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS
 from screener.errors import first_line
 
@@ -100,6 +101,19 @@ observations = sa.Table(
 
 class StoreError(RuntimeError):
     """The database cannot be opened or is not a screener database of a known version."""
+
+
+@dataclass(frozen=True)
+class StoredCopy:
+    video_path: str
+    student_id: str
+    versions: tuple[str, str]
+    """(model_version, rules_version) of its analysis."""
+
+
+def stored_path(path: Path) -> str:
+    """Absolute, so a session names its file whatever folder the scan was started from."""
+    return displayable(os.path.abspath(path))
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,55 @@ class Store:
             ).first()
         return (row.model_version, row.rules_version) if row else None
 
+    def stored_copy(self, sha256: str) -> StoredCopy | None:
+        """Where and how this video's session was stored, if it was."""
+        query = (
+            sa.select(sessions.c.video_path, students.c.student_id, sessions.c.model_version,
+                      sessions.c.rules_version)
+            .join(students, students.c.id == sessions.c.student_pk)
+            .where(sessions.c.video_sha256 == sha256)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return StoredCopy(row.video_path, row.student_id, (row.model_version,
+                                                           row.rules_version)) if row else None
+
+    def relocate(self, job: VideoJob) -> None:
+        """A stored video found at another path (moved or renamed) follows its file: student,
+        session, date and path become what the new path says; a student left with no session
+        is removed."""
+        def transaction() -> None:
+            with write_transaction(self.engine) as conn:
+                student_pk = self._student_pk(conn, job.student_id)
+                old = conn.execute(sa.select(sessions.c.id, sessions.c.student_pk).where(
+                    sessions.c.video_sha256 == job.sha256)).first()
+                if old is None:
+                    return
+                conn.execute(sessions.update().where(sessions.c.id == old.id).values(
+                    student_pk=student_pk, session_id=job.session_id,
+                    video_path=stored_path(job.path), recorded_at=job.recorded_at))
+                if old.student_pk != student_pk:
+                    _delete_if_empty(conn, old.student_pk)
+
+        retry_conflicts(transaction)
+
+    def report_states(self) -> dict[str, str]:
+        """A digest per student of everything its report shows from the sessions table, so
+        reports can be brought up to date without re-rendering the pages that are."""
+        query = (
+            sa.select(students.c.student_id, sessions.c.id, sessions.c.processed_at,
+                      sessions.c.session_id, sessions.c.video_path, sessions.c.recorded_at,
+                      sessions.c.level)
+            .join(students, students.c.id == sessions.c.student_pk)
+            .order_by(sessions.c.id)
+        )
+        digests: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                digest = digests.setdefault(row.student_id, hashlib.sha256())
+                digest.update(repr(tuple(row[1:])).encode("utf-8", "backslashreplace"))
+        return {sid: digest.hexdigest()[:16] for sid, digest in digests.items()}
+
     def save(self, result: SessionResult) -> int:
         """Store one session and its observations atomically, replacing an older analysis.
 
@@ -232,7 +295,7 @@ class Store:
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=displayable(str(job.path)),
+                    video_path=stored_path(job.path),
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,

@@ -128,6 +128,7 @@ def test_usage_errors_exit_2_without_traceback(args, db):
 def test_db_may_be_a_plain_file_path(tmp_path, astronaut, make_video, monkeypatch):
     make_video("v/kim_2026-02-01.mp4", face_frames(astronaut, 12))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "records").mkdir()
     result = run("scan", "v", "--out", "o", "--db", "records/s.db")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "records" / "s.db").is_file()

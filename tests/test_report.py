@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,13 @@ import pytest
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
 from screener.emotions import EMOTIONS, ModelCard
-from screener.report import DISCLAIMER_TITLE, render_reports, student_slug
+from screener.report import (
+    DISCLAIMER_TITLE,
+    MANIFEST,
+    refresh_reports,
+    render_reports,
+    student_slug,
+)
 from screener.store import Store
 
 MODEL = ModelCard(name="mini-xception-test", val_accuracy=0.66)
@@ -179,9 +186,44 @@ def test_files_are_private_and_no_temp_files_remain(store: Store, tmp_path: Path
     for path in written:
         assert path.parent == out
         assert path.stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+    expected = sorted([MANIFEST, *(p.name for p in written)])
+    assert sorted(p.name for p in out.iterdir()) == expected
+    assert (out / MANIFEST).stat().st_mode & 0o777 == 0o600
     render_reports(store, out, MODEL)  # replacing existing files leaves nothing behind either
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+    assert sorted(p.name for p in out.iterdir()) == expected
+
+
+def test_refresh_writes_what_is_missing_or_outdated_and_nothing_else(store: Store,
+                                                                     tmp_path: Path) -> None:
+    store.save(make_result("alex", 1, ["sad"] * 20))
+    store.save(make_result("maria", 1, ["happy"] * 20))
+    out = tmp_path / "reports"
+    alex, maria = (out / f"{student_slug(s)}.html" for s in ("alex", "maria"))
+    assert len(refresh_reports(store, out, MODEL)) == 3  # a new folder: everything
+    assert refresh_reports(store, out, MODEL) == []  # up to date: nothing rewritten
+    maria.unlink()
+    assert refresh_reports(store, out, MODEL) == [maria, out / "index.html"]
+    store.save(make_result("alex", 2, ["happy"] * 20))  # a new session
+    assert refresh_reports(store, out, MODEL) == [alex, out / "index.html"]
+    assert refresh_reports(store, out, ModelCard("another", 0.5)) != []  # templates/model changed
+
+
+def test_refresh_removes_dead_temporary_files_and_pages_of_students_gone(store: Store,
+                                                                          tmp_path: Path) -> None:
+    result = make_result("alex", 1, ["sad"] * 20)
+    store.save(result)
+    store.save(make_result("maria", 1, ["happy"] * 20))
+    out = tmp_path / "reports"
+    refresh_reports(store, out, MODEL)
+    dead, live = out / ".report-abc.tmp", out / ".report-def.tmp"
+    dead.write_text("half a page")
+    live.write_text("a page being written right now")
+    os.utime(dead, (0, 0))
+    store.relocate(replace(result.job, student_id="maria"))  # alex's only session moves
+    refresh_reports(store, out, MODEL)
+    assert not dead.exists() and live.exists()
+    assert not (out / f"{student_slug('alex')}.html").exists()
+    assert "alex" not in read(out / "index.html")
 
 
 def test_selected_students_only(store: Store, tmp_path: Path) -> None:

@@ -12,12 +12,17 @@ from screener.cli.app import EXIT_FAILURES, app, fail
 from screener.cli.options import DbOption, build_settings, open_store
 
 
-def write_reports(store, out: Path, settings, student_ids=None) -> list[Path]:  # noqa: ANN001
+def write_reports(store, out: Path, settings, student_ids=None,  # noqa: ANN001
+                  refresh: bool = False) -> list[Path]:
+    """`refresh`: only what is missing or outdated in `out` (`scan`); else the pages of
+    `student_ids` (all when None) and the index."""
     from screener.emotions import ModelCard
-    from screener.report import ReportError, render_reports
+    from screener.report import ReportError, refresh_reports, render_reports
 
     try:
         card = ModelCard.for_model(settings.model_path, settings.emotions.flip_margin)
+        if refresh:
+            return refresh_reports(store, out, card)
         return render_reports(store, out, card, student_ids)
     except ReportError as exc:
         raise fail(str(exc)) from None

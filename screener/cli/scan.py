@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail
+from screener.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, app, fail
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -75,8 +75,9 @@ def scan(
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
-    from screener.discover import DiscoveryError, PathPattern
+    from screener.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
     from screener.locking import LockTimeout, exclusive_scan
+    from screener.scan import ScanInterrupted
     from screener.scan import scan as run_scan
 
     settings = build_settings(config, db, rules, every, model, all_faces,
@@ -88,27 +89,39 @@ def scan(
     analyzer = load_analyzer(settings)
     store = open_store(settings, create=True)
     progress = _tqdm_progress if show_progress(quiet) else None
+    summary = None
     try:
         with _analysis_backend(settings) as analyse, exclusive_scan(
             settings.database_url, settings.lock_timeout_s,
             lambda message: typer.echo(message, err=True),
         ):
             summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
+            write_reports(store, out, settings, refresh=True)
+    except KeyboardInterrupt as exc:  # each stored session is whole; reports come next run
+        done = exc.summary if isinstance(exc, ScanInterrupted) else summary
+        typer.echo(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
+                   "the scan again to finish", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     except LockTimeout as exc:
         raise fail(str(exc), EXIT_FAILURES) from None
-    analysed = {o.job.student_id for o in summary.outcomes if o.status == "analysed"}
-    changed = sorted(analysed & set(store.student_ids()))
-    if changed or not (out / "index.html").exists():
-        write_reports(store, out, settings, changed)
     for outcome in summary.failed:
         typer.secho(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
                     fg=typer.colors.RED)
+    if not summary.outcomes:
+        raise fail(f"no video found under {', '.join(map(str, paths))} (looked for "
+                   f"{', '.join(sorted(VIDEO_SUFFIXES))})", EXIT_FAILURES)
+    if not quiet:
+        for outcome in summary.outcomes:
+            if outcome.status in ("duplicate", "moved"):
+                typer.echo(f"{outcome.job.path}: {outcome.reason}")
     if not quiet or summary.failed:
+        others = "".join(f"{summary.count(status)} {status}, " for status in ("moved", "duplicate")
+                         if summary.count(status))
         typer.echo(
             f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
-            f"{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
+            f"{others}{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
             f"{store.safe_url}"
         )
     raise typer.Exit(EXIT_FAILURES if summary.failed else EXIT_OK)
