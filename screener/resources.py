@@ -17,3 +17,13 @@ def resource_path(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"screener is installed without its {name}/ directory")
+
+
+def is_shipped(path: Path) -> bool:
+    """True for a path inside screener's own models folder, which scans read their model from
+    (in an editable install, the checkout's models/)."""
+    try:
+        models = resource_path("models")
+    except FileNotFoundError:
+        return False
+    return path.resolve().is_relative_to(models)

@@ -26,9 +26,11 @@ from screener.cli.options import (
 
 @app.command()
 def analyze(
-    video: Annotated[Path, typer.Argument(help="One video file.", exists=True, dir_okay=False)],
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="One video file.", exists=True,
+                                          dir_okay=False)],
     csv_path: Annotated[
-        Path | None, typer.Option("--csv", help="Write per-frame rows as CSV ('-' for stdout).")
+        Path | None, typer.Option("--csv", metavar="FILE|-",
+                                  help="Write per-frame rows as CSV ('-' for stdout).")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document (frames, metrics, level).")

@@ -5,13 +5,59 @@ Command modules register on `app`; they import this module and `options`, never 
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from screener import __version__
 
-app = typer.Typer(
+
+class _ReadableArgument(TyperArgument):
+    """`PATH...` in usage and help, as users know from other tools, not `{paths}...` and
+    `<list[Path]>`."""
+
+    def _usage_display_name(self) -> str:
+        name = (self.metavar or self.name.upper()).removesuffix("...")
+        name = name if self.nargs == 1 else f"{name}..."
+        return name if self.required else f"[{name}]"
+
+    def _rich_display_name(self) -> str:
+        return self._usage_display_name()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _ReadableOption(TyperOption):
+    """`--every FLOAT` rather than `--every <float range>` where no metavar was given."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        shown = super().display_type_rich(ctx)
+        if not shown:
+            return shown
+        return re.sub(r"^list\[(.*)\]$", r"\1", shown.strip("<>").removesuffix(" range")).upper()
+
+
+class _ReadableCommand(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _ReadableArgument
+            elif type(param) is TyperOption:
+                param.__class__ = _ReadableOption
+
+
+class _Typer(typer.Typer):
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or _ReadableCommand, **kwargs)
+
+
+app = _Typer(
     name="screener",
     help=(
         "Offline screening of recorded student videos for sustained negative facial affect "

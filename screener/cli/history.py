@@ -12,10 +12,11 @@ from screener.cli.options import DbOption, build_settings, open_store
 
 @app.command()
 def history(
-    student: Annotated[str, typer.Argument(help="Student id, as in the reports.")],
+    student: Annotated[str, typer.Argument(metavar="STUDENT",
+                                           help="Student id, as in the reports.")],
     db: DbOption = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="table, json or csv.")
+        str, typer.Option("--format", metavar="table|json|csv", help="table, json or csv.")
     ] = "table",
 ) -> None:
     """One student's sessions over time, oldest first."""

@@ -15,10 +15,12 @@ import typer
 
 from screener.cli.app import app, fail
 
+DEFAULT_TRAIN_OUT = "emotion_minixception.keras"
+
 DataOption = Annotated[
     Path,
     typer.Option(
-        "--data",
+        "--data", metavar="DIR|CSV",
         help="FER2013 folder (train/, val/, <emotion>/*.jpg) or CSV (emotion,pixels,Usage).",
     ),
 ]
@@ -27,20 +29,25 @@ DataOption = Annotated[
 @app.command()
 def train(
     data: DataOption,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the .keras model.")] = Path(
-        "models/emotion_minixception.keras"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", show_default=False,
+                     help="Where to write the .keras model (the .onnx goes beside it) [default: "
+                     f"{DEFAULT_TRAIN_OUT} in the current folder; never the shipped model]."),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = 100,
     batch_size: Annotated[int, typer.Option(help="Batch size, a multiple of 4.")] = 64,
     patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
     blocks: Annotated[
-        str, typer.Option(help="Filters of the residual blocks, comma-separated.")
+        str, typer.Option(metavar="N,N,...",
+                          help="Filters of the residual blocks, comma-separated.")
     ] = "16,32,64,128",
     l2: Annotated[float, typer.Option(help="L2 weight decay of the convolutions.")] = 0.01,
     schedule: Annotated[
-        str, typer.Option(help='"plateau" (halve on a stalled val loss) or "cosine".')
+        str, typer.Option(metavar="plateau|cosine",
+                          help='"plateau" (halve on a stalled val loss) or "cosine".')
     ] = "plateau",
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
     class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
@@ -50,7 +57,8 @@ def train(
     ] = 0.0,
     teacher: Annotated[
         list[Path] | None,
-        typer.Option(help="An ONNX model to distil from; repeat for an ensemble of teachers."),
+        typer.Option(metavar="MODEL.onnx",
+                     help="An ONNX model to distil from; repeat for an ensemble of teachers."),
     ] = None,
     distill: Annotated[
         float, typer.Option(help="Share of each target taken from the teachers (0 to 1).")
@@ -68,7 +76,11 @@ def train(
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     checkpoints: Annotated[
-        Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
+        Path | None,
+        typer.Option(metavar="DIR", show_default=False,
+                     help="Checkpoint folder; training resumes from it [default: beside --out, "
+                     "named after it; in the current folder when --out is in screener's own "
+                     "models folder]."),
     ] = None,
 ) -> None:
     """Train the mini-Xception emotion model on FER2013 (needs the "train" extra, TensorFlow).
@@ -79,8 +91,15 @@ def train(
     """
     from screener.emotions import ModelError
     from screener.fer_data import DatasetError, load_split
+    from screener.resources import is_shipped
     from screener.settings import SettingsError, TrainSettings
 
+    if out is None:
+        out = Path(DEFAULT_TRAIN_OUT)
+        if is_shipped(out):
+            raise fail(f"{out.resolve()} is screener's shipped model: give --out FILE")
+    if checkpoints is None and is_shipped(out):
+        checkpoints = Path(f"{out.stem}.checkpoints")
     try:
         block_filters = tuple(int(f) for f in blocks.split(","))
     except ValueError:
@@ -122,14 +141,17 @@ def train(
 def evaluate(
     data: DataOption,
     model: Annotated[
-        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+        Path | None, typer.Option(metavar="FILE", help="ONNX model (default: the shipped one).")
     ] = None,
-    split: Annotated[str, typer.Option(help="Split to read from a CSV or split folder.")] = "val",
+    split: Annotated[str, typer.Option(metavar="train|val|test",
+                                       help="Split to read from a CSV or split folder.")] = "val",
     detect_faces: Annotated[
         bool, typer.Option(help="Crop each image with the face detector first (portraits).")
     ] = False,
     confusion_png: Annotated[
-        Path | None, typer.Option("--confusion", help="Write the confusion matrix as a PNG.")
+        Path | None,
+        typer.Option("--confusion", metavar="FILE.png",
+                     help="Write the confusion matrix as a PNG."),
     ] = None,
     flip_margin: Annotated[
         float | None,

@@ -13,27 +13,31 @@ from screener.cli.app import fail
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML settings file (tables [keyframes], [faces], [emotions]).",
+    typer.Option("--config", metavar="FILE",
+                 help="TOML settings file (tables [keyframes], [faces], [emotions]).",
                  exists=True, dir_okay=False),
 ]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL, or the path of a SQLite file [default: "
+    typer.Option("--db", metavar="URL|FILE",
+                 help="Database URL, or the path of a SQLite file [default: "
                  "$SCREENER_DB, else a SQLite file in the user's data directory].",
                  show_default=False),
 ]
 RulesOption = Annotated[
     str | None,
-    typer.Option("--rules", help="Rule set: 'default', 'seed', or a TOML rules file."),
+    typer.Option("--rules", metavar="NAME|FILE",
+                 help="Rule set: 'default', 'seed', or a TOML rules file."),
 ]
 EveryOption = Annotated[
     float | None,
-    typer.Option("--every", help="Seconds between key frames inside a scene [default: 1].",
+    typer.Option("--every", metavar="SECONDS",
+                 help="Seconds between key frames inside a scene [default: 1].",
                  min=0.05, show_default=False),
 ]
 ModelOption = Annotated[
     Path | None,
-    typer.Option("--model", help="ONNX emotion model [default: the shipped one].",
+    typer.Option("--model", metavar="FILE", help="ONNX emotion model [default: the shipped one].",
                  exists=True, dir_okay=False),
 ]
 AllFacesOption = Annotated[

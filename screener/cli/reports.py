@@ -33,9 +33,11 @@ def write_reports(store, out: Path, settings, student_ids=None,  # noqa: ANN001
 @app.command()
 def report(
     students: Annotated[
-        list[str] | None, typer.Argument(help="Students to re-render [default: all].")
+        list[str] | None,
+        typer.Argument(metavar="STUDENT...", help="Students to re-render [default: all]."),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML reports.")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR",
+                                      help="Folder for the HTML reports.")] = Path(
         "reports"
     ),
     db: DbOption = None,

@@ -29,9 +29,10 @@ from screener.cli.options import (
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Video files or folders (searched "
-                                                "recursively).", exists=True)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the HTML reports.")] = Path(
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="PATH...", help="Video files or folders (searched recursively).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR",
+                                      help="Folder for the HTML reports.")] = Path(
         "reports"
     ),
     db: DbOption = None,
@@ -39,7 +40,7 @@ def scan(
     every: EveryOption = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Videos analysed in parallel: worker processes here, or of "
+        typer.Option(metavar="N", help="Videos analysed in parallel: worker processes here, or of "
                      "--cluster local (at least 2 there). 0 means one per CPU core "
                      "[default: 0]. 1 analyses one video at a time in this process, with a "
                      "thread each for decoding, key frames and faces.", min=0,
@@ -47,7 +48,7 @@ def scan(
     ] = None,
     cluster: Annotated[
         str | None,
-        typer.Option(help="Analyse on a Dask cluster: the scheduler's address "
+        typer.Option(metavar="URL|local", help="Analyse on a Dask cluster: the scheduler's address "
                      "(tcp://HOST:8786), or 'local' for worker processes started here for this "
                      "scan. Workers must see the videos at the same paths (a shared mount); "
                      "this machine alone writes the database and reports. Needs "
@@ -56,7 +57,8 @@ def scan(
     force: Annotated[bool, typer.Option(help="Re-analyse videos already stored.")] = False,
     pattern: Annotated[
         str | None,
-        typer.Option(help="Regex with named groups (?P<student>..), (?P<session>..), "
+        typer.Option(metavar="REGEX",
+                     help="Regex with named groups (?P<student>..), (?P<session>..), "
                      "(?P<date>YYYY-MM-DD) matched against each video's path relative to the "
                      "folder scanned."),
     ] = None,
@@ -66,7 +68,7 @@ def scan(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Analyse every new video under PATHS, store the sessions, and write HTML reports.
+    """Analyse every new video under each PATH, store the sessions, and write HTML reports.
 
     Student and session come from the path: <student>/<file>.mp4 or
     <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
