@@ -162,7 +162,8 @@ def test_a_broken_video_fails_on_its_worker_and_the_others_are_stored(cluster, t
     assert "2 analysed, 0 unchanged, 1 failed" in result.output
     stored = _stored(db)
     assert sorted(stored) == ["ona_2026-01-01", "ona_2026-01-03"]
-    assert stored["ona_2026-01-01"][0]["video_path"] == "videos/ona_2026-01-01.mp4"  # as given
+    assert stored["ona_2026-01-01"][0]["video_path"] == str(tmp_path / "videos" /
+                                                            "ona_2026-01-01.mp4")
     assert len(list((tmp_path / "r").glob("ona*.html"))) == 1
 
 

@@ -172,6 +172,8 @@ def evaluate(
     settings = Settings()
     if split not in ("train", "val", "test"):
         raise fail("--split must be train, val or test")
+    if confusion_png and not confusion_png.parent.is_dir():
+        raise fail(f"cannot write {confusion_png}: no folder {confusion_png.parent}")
     try:
         margin = settings.emotions.flip_margin if flip_margin is None else flip_margin
         classifier = OnnxEmotionModel(model or settings.model_path, flip_margin=margin)
