@@ -182,9 +182,10 @@ class DaskAnalysis:
         logging.getLogger("distributed").setLevel(level)
         if self.address == LOCAL:
             try:
+                # On this machine only: no dashboard, nothing listening beyond loopback.
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", silence_logs=level,
+                    host="127.0.0.1", dashboard_address=None, silence_logs=level,
                 )
             except Exception as exc:
                 raise ClusterError(
