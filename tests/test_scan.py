@@ -2,6 +2,7 @@
 mid-scan loses only the video in progress, and scans running at once store each video once."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -85,8 +86,34 @@ def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path
     assert again.returncode == 0, again.stderr
     assert f"{VIDEOS - len(sessions)} analysed, {len(sessions)} unchanged, 0 failed" in again.stdout
     assert _stored_sessions(engine, sqlite_path) == VIDEOS
-    assert (out / "index.html").is_file()
+    for link in re.findall(r'href="([^"#]+\.html)"', (out / "index.html").read_text()):
+        assert (out / link).is_file(), link  # every page the index links to was written
     engine.dispose()
+
+
+def test_a_scan_killed_before_its_reports_leaves_them_to_the_next_scan(tmp_path, astronaut):
+    """The kill lands after the last session is stored, before any page is written: the next
+    scan has nothing to analyse and must still write every page."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i, name in enumerate(["ana", "bo"]):
+        write_video(folder / f"{name}_2026-02-01.mp4", face_frames(astronaut, 12, seed=i))
+    db, out = f"sqlite:///{tmp_path}/s.db", tmp_path / "reports"
+    code = (
+        "import os, sys; import screener.report as r\n"
+        "r.render_reports = lambda *a, **k: os.kill(os.getpid(), 9)\n"
+        "r.refresh_reports = r.render_reports\n"
+        "from screener.cli import main; sys.argv = ['screener'] + sys.argv[1:]; main()\n"
+    )
+    kill = subprocess.run([sys.executable, "-c", code, "scan", str(folder), "--out", str(out),
+                           "--db", db, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert kill.returncode == -signal.SIGKILL, kill.stderr
+    assert not list(out.glob("*.html"))
+    again = screener("scan", folder, "--out", out, "--db", db)
+    assert again.returncode == 0, again.stderr
+    assert "0 analysed, 2 unchanged, 0 failed" in again.stdout
+    links = re.findall(r'href="([^"#]+\.html)"', (out / "index.html").read_text())
+    assert len(links) == 2 and all((out / link).is_file() for link in links)
 
 
 def _children(pid: int) -> set[int]:
