@@ -14,6 +14,7 @@ from screener.discover import (
     discover,
     file_sha256,
     job_for,
+    unreadable_reason,
     with_hash,
 )
 
@@ -195,6 +196,14 @@ def test_the_same_file_given_twice_appears_once(tmp_path):
     roundabout = tmp_path / "sub" / ".." / "sub" / "alex_2026-03-02.mp4"
     assert len(discover([video, video])) == 1
     assert len(discover([tmp_path, video, roundabout])) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_pipe_given_directly_is_a_job_so_the_scan_can_report_it(tmp_path):
+    pipe = tmp_path / "kim.mp4"
+    os.mkfifo(pipe)
+    [job] = discover([pipe])
+    assert job.path == pipe and unreadable_reason(pipe) is not None
 
 
 def test_empty_folder_gives_no_jobs(tmp_path):

@@ -284,3 +284,44 @@ def test_clients_saving_at_once_store_each_video_and_student_once(db_url: str):
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
             store_module.observations)).scalar() == VIDEOS * 15
+
+
+def test_a_relocated_session_follows_its_file_and_leaves_no_empty_student(store):
+    result = make_result("ana", 3, "a" * 64, ["sad"])
+    store.save(result)
+    store.save(make_result("bo", 4, "b" * 64, ["happy"]))
+    before = store.report_states()
+    assert store.stored_copy("a" * 64) == store_module.StoredCopy(
+        "/videos/ana_3.mp4", "ana", ("m@1", "default@1"))
+    store.relocate(replace(result.job, path=Path("/moved/bo/x.mp4"), student_id="bo",
+                           session_id="x", recorded_at=datetime(2026, 3, 9)))
+    assert store.student_ids() == ["bo"]
+    [moved, _] = sorted(store.sessions_of("bo"), key=lambda s: s.session_id, reverse=True)
+    assert (moved.session_id, moved.video_path, moved.recorded_at) == (
+        "x", "/moved/bo/x.mp4", datetime(2026, 3, 9))
+    after = store.report_states()
+    assert set(after) == {"bo"} and after["bo"] != before["bo"]
+
+
+def test_report_states_change_only_with_the_students_sessions(store):
+    store.save(make_result("ana", 3, "a" * 64, ["sad"]))
+    store.save(make_result("bo", 4, "b" * 64, ["happy"]))
+    before = store.report_states()
+    assert store.report_states() == before
+    store.save(make_result("bo", 5, "c" * 64, ["sad"]))
+    after = store.report_states()
+    assert after["ana"] == before["ana"] and after["bo"] != before["bo"]
+
+
+def test_stored_paths_are_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    result = make_result("ana", 3, "a" * 64, ["sad"])
+    store.save(replace(result, job=replace(result.job, path=Path("v/ana.mp4"))))
+    assert store.sessions_of("ana")[0].video_path == str(tmp_path / "v" / "ana.mp4")
+
+
+def test_a_reading_command_never_creates_tables(db_url):
+    with pytest.raises(StoreError, match="no (screener )?database"):
+        Store(db_url, create=False)
+    assert Store(db_url).student_ids() == []  # a scan may create it afterwards
