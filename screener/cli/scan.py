@@ -72,8 +72,9 @@ def scan(
 
     Student and session come from the path: <student>/<file>.mp4 or
     <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
-    model and rules are skipped unless --force. Exit code 0 when every video was analysed
-    (or was already), 1 when some failed (each is listed with its reason), 2 for usage errors.
+    model and rules are skipped unless --force; the same recording at two paths is stored
+    once. Exit code 0 when every video was analysed (or was already), 1 when some failed (each
+    is listed with its reason) or none was found, 2 for usage errors, 130 when interrupted.
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
