@@ -139,10 +139,11 @@ def _keeper(group: list[VideoJob], stored: StoredCopy | None) -> VideoJob | None
     under; none when that file is still there outside this scan (the others are copies of it);
     else the first in sorted order, so the outcome never depends on timing."""
     if stored is not None:
+        where = stored_path(Path(stored.video_path))  # older sessions: as given, maybe relative
         for job in group:
-            if stored_path(job.path) == stored.video_path:
+            if stored_path(job.path) == where:
                 return job
-        if _same_size(Path(stored.video_path), group[0].path):
+        if _same_size(Path(where), group[0].path):
             return None
     return min(group, key=lambda job: stored_path(job.path))
 
