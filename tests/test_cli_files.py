@@ -273,6 +273,29 @@ def test_a_copy_is_a_duplicate_and_a_moved_recording_follows_its_file(tmp_path, 
     assert_reports_match_the_database(out, db_file)  # ana's page gone, cy's written
 
 
+def test_the_first_path_in_sorted_order_keeps_a_new_recording(tmp_path, astronaut,
+                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    [found_first] = videos(tmp_path / "v", astronaut, ["ana/lesson.mp4"])  # student ana < zz
+    sorted_first = tmp_path / "v" / "aa" / "zz_2026-01-01.mp4"  # but v/aa < v/ana
+    sorted_first.parent.mkdir()
+    sorted_first.write_bytes(found_first.read_bytes())
+    result = run("scan", "v", "--out", "r", "--db", "s.db")
+    assert f"{Path('v/ana/lesson.mp4')}: duplicate of {Path('v/aa/zz_2026-01-01.mp4')}" in \
+        result.output, result.output
+    assert run("history", "zz", "--db", "s.db").exit_code == 0
+    # A session stored with a relative path (older scans) is the same file, not a copy of it.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sessions SET video_path = 'v/aa/zz_2026-01-01.mp4'"))
+    engine.dispose()
+    result = run("scan", "v", "--out", "r", "--db", "s.db")
+    assert "0 analysed, 0 unchanged, 1 moved, 1 duplicate, 0 failed" in result.output
+    [session] = json.loads(run("history", "zz", "--db", "s.db", "--format", "json").output
+                           )["sessions"]
+    assert session["video_path"] == str(sorted_first)
+
+
 # 11: friction
 
 
