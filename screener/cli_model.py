@@ -139,11 +139,19 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    probabilities_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--probabilities",
+            help="Write each image's path, true label and seven probabilities as CSV.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled images."""
+    """Accuracy, calibration error (ECE), per-class precision/recall/F1 and the confusion
+    matrix on labelled images, with the probabilities scans would give."""
     from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
-    from screener.evaluation import draw_confusion, evaluate_predictions
+    from screener.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
     from screener.fer_data import DatasetError, load_split
     from screener.settings import Settings
 
@@ -164,13 +172,19 @@ def evaluate(
     except (ModelError, DatasetError) as exc:
         raise fail(str(exc)) from None
     probabilities = classifier.predict(data_set.images)
-    result = evaluate_predictions(data_set.labels, probabilities.argmax(axis=1))
-    if confusion_png:
-        draw_confusion(result, confusion_png)
+    result = evaluate_probabilities(data_set.labels, probabilities)
+    try:
+        if confusion_png:
+            draw_confusion(result, confusion_png)
+        if probabilities_csv:
+            write_probabilities(probabilities_csv, data_set.paths, data_set.labels, probabilities)
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    typer.echo(f"expected calibration error {result.ece:.4f} (15 confidence bins)")
     typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name in EMOTIONS:
         m = result.per_class[name]
@@ -178,3 +192,61 @@ def evaluate(
     typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion, strict=True):
         typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
+
+
+@app.command()
+def calibrate(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Held-out split to fit on: never one the model trained on.")
+    ] = "val",
+    diagram: Annotated[
+        Path | None,
+        typer.Option(help="Write a reliability diagram PNG (before and after) here."),
+    ] = None,
+) -> None:
+    """Fit the model's temperature on held-out images, as scans run it, and store it in the
+    model's .json: every later scan and evaluation then gives calibrated probabilities."""
+    from screener.calibration import apply_temperature, fit_calibration, store_calibration
+    from screener.emotions import ModelError, OnnxEmotionModel
+    from screener.evaluation import draw_reliability
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import Settings
+
+    settings = Settings()
+    if split not in ("train", "val", "test"):
+        raise fail("--split must be train, val or test")
+    path = model or settings.model_path
+    margin = settings.emotions.flip_margin
+    try:
+        raw = OnnxEmotionModel(path, flip_margin=margin, temperature=1.0)
+        data_set = load_split(data, split)
+    except (ModelError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    probabilities = raw.predict(data_set.images)
+    result = fit_calibration(
+        probabilities, data_set.labels, margin, fitted_on=f"{data.name} {split}"
+    )
+    try:
+        store_calibration(path, result)
+        if diagram:
+            calibrated = apply_temperature(probabilities, result.temperature)
+            draw_reliability(
+                {
+                    "uncalibrated": (probabilities, data_set.labels),
+                    f"temperature {result.temperature:.3f}": (calibrated, data_set.labels),
+                },
+                diagram,
+                title=f"{path.stem}, {split}, flip margin {margin:g}",
+            )
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
+    typer.echo(
+        f"temperature {result.temperature:.4f} fitted on {result.images} images; ECE "
+        f"{result.ece_before:.4f} before, {result.ece_after:.4f} after, "
+        f"{result.ece_cross_fitted:.4f} cross-fitted (2 folds); stored in "
+        f"{path.with_suffix('.json')}"
+    )

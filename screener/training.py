@@ -201,7 +201,12 @@ def mixup(
 
 
 def load_teachers(paths: Sequence[str], flip_margin: float = 1.0) -> list[EmotionModel]:
-    return [OnnxEmotionModel(Path(path), flip_margin=flip_margin, spin=False) for path in paths]
+    """Teachers give their raw probabilities (temperature 1), as when the shipped model was
+    distilled, whatever calibration they were shipped with."""
+    return [
+        OnnxEmotionModel(Path(path), flip_margin=flip_margin, spin=False, temperature=1.0)
+        for path in paths
+    ]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
