@@ -112,7 +112,7 @@ def draw_reliability(
 ) -> None:
     """Reliability diagram, drawn with OpenCV: accuracy against confidence per bin for each
     named set of (probabilities, labels), over the diagonal of perfect calibration."""
-    size, left, top, bottom = 480, 70, 50, 70 + 22 * len(curves)
+    size, left, top, bottom = 480, 70, 50, 80 + 22 * len(curves)
     image = np.full((top + size + bottom, left + size + 30, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -137,10 +137,10 @@ def draw_reliability(
         for c, a in rows:
             cv2.circle(image, point(c, a), 4, colour, -1, cv2.LINE_AA)
         ece = expected_calibration_error(probabilities, labels)
-        y = top + size + 44 + 22 * k
+        y = top + size + 62 + 22 * k
         cv2.line(image, (left, y - 5), (left + 24, y - 5), colour, 2)
         cv2.putText(image, f"{name}: ECE {ece:.3f}", (left + 32, y), font, 0.5, (0, 0, 0), 1)
-    cv2.putText(image, "confidence", (left + size // 2 - 40, top + size + 34), font, 0.45,
+    cv2.putText(image, "confidence", (left + size // 2 - 40, top + size + 38), font, 0.45,
                 (0, 0, 0), 1)
     cv2.putText(image, "accuracy", (4, top - 12), font, 0.45, (0, 0, 0), 1)
     cv2.putText(image, title, (left + 70, top - 20), font, 0.5, (0, 0, 0), 1)

@@ -18,8 +18,19 @@ from typing import Any
 import cv2
 import numpy as np
 
+from screener.calibration import (
+    Calibration,
+    apply_temperature,
+    fit_calibration,
+    store_calibration,
+)
 from screener.emotions import EMOTIONS, INPUT_SIZE, EmotionModel, OnnxEmotionModel, preprocess
-from screener.evaluation import Evaluation, draw_confusion, evaluate_predictions
+from screener.evaluation import (
+    Evaluation,
+    draw_confusion,
+    draw_reliability,
+    evaluate_probabilities,
+)
 from screener.fer_data import LabelledImages
 from screener.settings import EmotionSettings, TrainSettings
 
@@ -334,10 +345,12 @@ def ship_checkpoint(
     margin = EmotionSettings().flip_margin
     evaluations = {m: evaluate_onnx(onnx_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
     draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
+    calibration = calibrate_onnx(onnx_path, val_data, margin)
     wall_s = float(state.get("wall_s", 0.0))
     write_model_card_json(
         out_path, settings, evaluations, margin, state, wall_s, best.count_params()
     )
+    store_calibration(onnx_path, calibration)
     return TrainResult(
         out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
         evaluations[margin], int(best.count_params()),
@@ -372,8 +385,27 @@ def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:
 
 
 def evaluate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float = 0.0) -> Evaluation:
-    probabilities = OnnxEmotionModel(onnx_path, flip_margin=flip_margin).predict(data.images)
-    return evaluate_predictions(data.labels, probabilities.argmax(axis=1))
+    """Accuracy and the uncalibrated ECE (any stored calibration is a previous model's)."""
+    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
+    return evaluate_probabilities(data.labels, model.predict(data.images))
+
+
+def calibrate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float) -> Calibration:
+    """Fit the temperature on `val` as scans run the model, and draw its reliability diagram.
+    `val` also chose the best epoch, a mild reuse the model card states."""
+    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
+    raw = model.predict(data.images)
+    calibration = fit_calibration(raw, data.labels, flip_margin)
+    calibrated = apply_temperature(raw, calibration.temperature)
+    draw_reliability(
+        {
+            "uncalibrated": (raw, data.labels),
+            f"temperature {calibration.temperature:.3f}": (calibrated, data.labels),
+        },
+        onnx_path.with_name(onnx_path.stem + "_reliability.png"),
+        title=f"{onnx_path.stem}, val, flip margin {flip_margin:g}",
+    )
+    return calibration
 
 
 def write_model_card_json(
