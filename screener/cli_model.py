@@ -35,9 +35,19 @@ def train(
     patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
+    arch: Annotated[
+        str, typer.Option(help='"minixception" or "vgg" (larger, slower, more accurate).')
+    ] = "minixception",
     blocks: Annotated[
-        str, typer.Option(help="Filters of the residual blocks, comma-separated.")
-    ] = "16,32,64,128",
+        str | None,
+        typer.Option(
+            help="Filters of the residual blocks (VGG: of the stages), comma-separated. "
+            "Default: 16,32,64,128 (mini-Xception), 32,64,128,256 (VGG).",
+            show_default=False,
+        ),
+    ] = None,
+    dropout: Annotated[float, typer.Option(help="VGG dropout after each stage.")] = 0.3,
+    dense: Annotated[int, typer.Option(help="VGG hidden dense units.")] = 512,
     l2: Annotated[float, typer.Option(help="L2 weight decay of the convolutions.")] = 0.01,
     schedule: Annotated[
         str, typer.Option(help='"plateau" (halve on a stalled val loss) or "cosine".')
@@ -45,6 +55,13 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
     class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
     augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
+    crop_jitter: Annotated[
+        bool,
+        typer.Option(
+            help="Also vary faces as the scan's crops vary: wider framing jitter, blur, low "
+            "resolution, lighting and contrast."
+        ),
+    ] = False,
     cutout: Annotated[
         float, typer.Option(help="Share of images that lose a random square (0 to 1).")
     ] = 0.0,
@@ -71,16 +88,19 @@ def train(
         Path | None, typer.Option(help="Checkpoint folder; training resumes from it.")
     ] = None,
 ) -> None:
-    """Train the mini-Xception emotion model on FER2013 (needs the "train" extra, TensorFlow).
+    """Train the emotion model on FER2013 (needs the "train" extra, TensorFlow).
 
     Keeps the epoch with the best `val` accuracy, exports it to ONNX beside the .keras file and
-    writes its metrics (.json) and confusion matrix (_confusion.png). Interrupted runs resume
+    writes its metrics and calibration (.json), confusion matrix (_confusion.png) and
+    reliability diagram (_reliability.png). Interrupted runs resume
     from the checkpoint folder when started again with the same command.
     """
     from screener.emotions import ModelError
     from screener.fer_data import DatasetError, load_split
-    from screener.settings import SettingsError, TrainSettings
+    from screener.settings import VGG_BLOCKS, SettingsError, TrainSettings
 
+    if blocks is None:
+        blocks = ",".join(map(str, VGG_BLOCKS if arch == "vgg" else TrainSettings().blocks))
     try:
         block_filters = tuple(int(f) for f in blocks.split(","))
     except ValueError:
@@ -90,7 +110,8 @@ def train(
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
         cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
-        consistent=consistent, mixup=mixup, seed=seed,
+        consistent=consistent, mixup=mixup, crop_jitter=crop_jitter, arch=arch,
+        dropout=dropout, dense=dense, seed=seed,
     )
     try:
         settings.validate()
