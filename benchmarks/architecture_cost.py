@@ -71,6 +71,9 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
         "shipped_model_faces_per_s_same_run": round(shipped),
         "speed_against_shipped": round(faces_per_s / shipped, 3),
         "single_face_ms": single_face_latency_ms(scanning, crops),
+        "shipped_model_single_face_ms_same_run": single_face_latency_ms(
+            OnnxEmotionModel(Settings().model_path, flip_margin=margin), crops
+        ),
     }
 
 
@@ -93,8 +96,9 @@ def main() -> None:
             record[name] = measure(settings, args.steps, Path(folder))
             print(name, json.dumps(record[name]), flush=True)
     if args.out:
+        earlier = json.loads(args.out.read_text()) if args.out.is_file() else {}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        args.out.write_text(json.dumps({**earlier, **record}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
