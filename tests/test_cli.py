@@ -117,6 +117,9 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["train", "--data", ".", "--distill", "1.5"],
         ["train", "--data", ".", "--consistent"],
         ["train", "--data", ".", "--mixup", "-0.2"],
+        ["train", "--data", ".", "--arch", "resnet"],
+        ["train", "--data", ".", "--arch", "vgg", "--dropout", "1"],
+        ["calibrate", "--data", ".", "--split", "all"],
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, db):
