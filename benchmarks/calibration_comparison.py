@@ -4,6 +4,7 @@ half and measured on the other, both ways, over several splits (models/README.md
     python benchmarks/calibration_comparison.py [--model M.onnx] [--margins 0 0.2 1] [--splits 5]
 
 Vector scaling (a scale and a bias per class) is not shipped; it lives only here, to compare.
+Needs SciPy (installed with the test extra, through scikit-image).
 """
 
 from __future__ import annotations
