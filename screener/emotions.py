@@ -15,6 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
+from screener.calibration import apply_temperature
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 """FER2013 label order: the index of a class is its FER2013 label."""
 
@@ -53,6 +55,8 @@ class ModelCard:
     name: str
     val_accuracy: float | None
     description: str = ""
+    temperature: float = 1.0
+    """Calibration temperature fitted on held-out faces (1: uncalibrated)."""
 
     @classmethod
     def for_model(cls, model_path: Path, flip_margin: float = 0.0) -> ModelCard:
@@ -72,6 +76,7 @@ class ModelCard:
             name=meta.get("name", model_path.stem),
             val_accuracy=recorded.get(flip_margin, recorded.get(0.0)),
             description=meta.get("description", ""),
+            temperature=float(meta.get("calibration", {}).get("temperature", 1.0)),
         )
 
 
@@ -90,6 +95,7 @@ class OnnxEmotionModel:
         threads: int | None = None,
         flip_margin: float = 0.0,
         spin: bool = True,
+        temperature: float | None = None,
     ) -> None:
         """`flip_margin`: a face whose two likeliest emotions are closer than this is also run
         mirrored, and the two answers averaged (0 never, 1 every face). Mirroring only the
@@ -98,7 +104,10 @@ class OnnxEmotionModel:
 
         `spin=False` stops idle threads from busy-waiting for the next batch. Spinning
         makes a lone session faster, but several sessions taking turns (a teachers' ensemble)
-        ran 2.5x slower with it: their idle threads stole the cores from the one at work."""
+        ran 2.5x slower with it: their idle threads stole the cores from the one at work.
+
+        `temperature`: None takes the calibration stored with the model (screener/calibration.py),
+        1 gives the network's raw probabilities (what a calibration is fitted on)."""
         if not 0.0 <= flip_margin <= 1.0:
             raise ModelError(f"flip margin must be between 0 and 1, not {flip_margin}")
         try:
@@ -123,8 +132,12 @@ class OnnxEmotionModel:
         self._batch_size = batch_size
         self._flip_margin = flip_margin
         self.card = ModelCard.for_model(path, flip_margin)
+        self.temperature = self.card.temperature if temperature is None else temperature
+        if self.temperature <= 0:
+            raise ModelError(f"calibration temperature must be positive, not {self.temperature}")
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
-        self.name = f"{self.card.name}@{_file_digest(path)}{mirrored}"
+        calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""
+        self.name = f"{self.card.name}@{_file_digest(path)}{mirrored}{calibrated}"
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -135,11 +148,12 @@ class OnnxEmotionModel:
         if unsure.size:
             mirrored = self._run(batch[unsure, :, ::-1])
             probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
-        return probabilities
+        return apply_temperature(probabilities, self.temperature)
 
     def unsure(self, probabilities: np.ndarray) -> np.ndarray:
         """Indices of the faces to run mirrored as well: decided face by face, so a face's
-        answer does not depend on the batch it came in."""
+        answer does not depend on the batch it came in, and on the raw single-pass
+        probabilities, so calibration changes no face's answer."""
         if self._flip_margin >= 1.0:
             return np.arange(len(probabilities))
         top_two = np.sort(probabilities, axis=1)[:, -2:]

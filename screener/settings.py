@@ -236,6 +236,12 @@ def _checked(key: str, value: Any, defaults: Any, where: str) -> Any:
     return value
 
 
+ARCHITECTURES = ("minixception", "vgg")
+VGG_BLOCKS = (32, 64, 128, 256)
+"""Default stage filters of `arch="vgg"`: half the width of Khaireddin & Chen's 64-512, which
+keeps it within the batched speed budget on a small CPU (models/README.md)."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Hyper-parameters of `screener train`; the defaults reproduce the shipped model."""
@@ -272,6 +278,16 @@ class TrainSettings:
     trained on (Beyer et al. 2022), at the cost of running the teachers every epoch."""
     mixup: float = 0.0
     """Alpha of the Beta distribution of mixup's blending share; 0 turns mixup off."""
+    crop_jitter: bool = False
+    """Augment as the scan's crops vary: wider framing jitter (scale, shift, turn) and the
+    blur, low resolution, lighting and contrast of video faces; needs augment."""
+    arch: str = "minixception"
+    """"minixception" (Arriaga et al. 2017) or "vgg": stages of two 3x3 convolutions with
+    batch norm, max pooling and dropout (Khaireddin & Chen 2021), wider and slower."""
+    dropout: float = 0.3
+    """Dropout after each VGG stage and before its classifier (not used by mini-Xception)."""
+    dense: int = 512
+    """Units of the VGG's hidden fully connected layer."""
     seed: int = 1337
 
     def validate(self) -> None:
@@ -291,3 +307,11 @@ class TrainSettings:
             raise SettingsError("consistent distillation needs at least one teacher")
         if self.schedule not in ("plateau", "cosine"):
             raise SettingsError('schedule must be "plateau" or "cosine"')
+        if self.arch not in ARCHITECTURES:
+            raise SettingsError(f"arch must be one of {', '.join(ARCHITECTURES)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise SettingsError("dropout must be a share from 0 to below 1")
+        if self.dense <= 0:
+            raise SettingsError("dense must be a positive number of units")
+        if self.arch == "vgg" and len(self.blocks) > 5:
+            raise SettingsError("a VGG at 48x48 has at most 5 stages (each halves the size)")

@@ -1,4 +1,4 @@
-"""Train the mini-Xception emotion classifier (Arriaga et al. 2017) on FER2013 with Keras.
+"""Train the emotion classifier (mini-Xception, Arriaga et al. 2017, or a VGG) on FER2013.
 
 TensorFlow is imported only inside these functions: it is an optional install (`.[train]`)
 that scanning never needs. Training resumes by itself from the checkpoint folder after an
@@ -15,12 +15,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from screener.augmentation import augment_batch, mixup
+from screener.calibration import (
+    Calibration,
+    apply_temperature,
+    fit_calibration,
+    store_calibration,
+)
 from screener.emotions import EMOTIONS, INPUT_SIZE, EmotionModel, OnnxEmotionModel, preprocess
-from screener.evaluation import Evaluation, draw_confusion, evaluate_predictions
+from screener.evaluation import (
+    Evaluation,
+    draw_confusion,
+    draw_reliability,
+    evaluate_probabilities,
+)
 from screener.fer_data import LabelledImages
+from screener.networks import architecture, build_model
 from screener.settings import EmotionSettings, TrainSettings
 
 
@@ -35,66 +47,6 @@ class TrainResult:
     """On `val` as scans run the model: flip margin `EmotionSettings.flip_margin`."""
     parameters: int
     accuracy_by_flip_margin: dict[float, float]
-
-
-def build_mini_xception(settings: TrainSettings) -> Any:
-    """Four residual blocks of depthwise-separable convolutions, as in the original paper."""
-    import keras
-    from keras import layers, regularizers
-
-    reg = regularizers.l2(settings.l2)
-    w = settings.width
-    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="faces")
-    x = inputs
-    for _ in range(2):
-        x = layers.Conv2D(8 * w, 3, kernel_regularizer=reg, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-    for filters in (f * w for f in settings.blocks):
-        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
-        residual = layers.BatchNormalization()(residual)
-        x = layers.SeparableConv2D(
-            filters, 3, padding="same", depthwise_regularizer=reg,
-            pointwise_regularizer=reg, use_bias=False,
-        )(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-        x = layers.SeparableConv2D(
-            filters, 3, padding="same", depthwise_regularizer=reg,
-            pointwise_regularizer=reg, use_bias=False,
-        )(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        x = layers.add([x, residual])
-    x = layers.Conv2D(len(EMOTIONS), 3, padding="same")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Activation("softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="mini_xception")
-
-
-def augment_batch(
-    images: np.ndarray, rng: np.random.Generator, cutout: float = 0.0
-) -> np.ndarray:
-    """The original recipe: rotation 10 degrees, shifts and zoom of 10%, horizontal flips.
-    With `cutout`, that share of images also loses a random square of 12 to 24 px (filled
-    with mid grey), so the network cannot lean on one region such as the mouth alone."""
-    out = np.empty_like(images)
-    centre = (INPUT_SIZE / 2, INPUT_SIZE / 2)
-    for i, image in enumerate(images):
-        angle = rng.uniform(-10, 10)
-        scale = rng.uniform(0.9, 1.1)
-        matrix = cv2.getRotationMatrix2D(centre, angle, scale)
-        matrix[:, 2] += rng.uniform(-0.1, 0.1, size=2) * INPUT_SIZE
-        warped = cv2.warpAffine(
-            image, matrix, (INPUT_SIZE, INPUT_SIZE), borderMode=cv2.BORDER_REFLECT_101
-        )
-        out[i] = warped[:, ::-1] if rng.random() < 0.5 else warped
-    if cutout > 0:
-        for i in np.flatnonzero(rng.random(len(images)) < cutout):
-            side = int(rng.integers(12, 25))
-            y, x = rng.integers(0, INPUT_SIZE - side + 1, size=2)
-            out[i, y : y + side, x : x + side] = 128
-    return out
 
 
 def _batches_class(keras: Any) -> type:
@@ -134,7 +86,9 @@ def _batches_class(keras: Any) -> type:
             images = self.data.images[rows]
             if self.settings.augment:
                 rng = np.random.default_rng([seed, self.epoch, index])
-                images = augment_batch(images, rng, self.settings.cutout)
+                images = augment_batch(
+                    images, rng, self.settings.cutout, self.settings.crop_jitter
+                )
             labels = self.data.labels[rows]
             targets = one_hot(labels) if self.teachers else self.targets[rows]
             weights = self.weights[labels]
@@ -180,28 +134,13 @@ def mix_targets(hard: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarra
     return ((1.0 - distill) * hard + distill * soft).astype(np.float32)
 
 
-def mixup(
-    images: np.ndarray,
-    targets: np.ndarray,
-    weights: np.ndarray,
-    alpha: float,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Blend each image with another of its batch, by a share drawn from Beta(alpha, alpha),
-    and its target and weight by the same share (Zhang et al. 2018): the network sees points
-    between the training images, not only the images, which regularises a small model."""
-    share = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
-    partner = rng.permutation(len(images))
-
-    def blend(values: np.ndarray) -> np.ndarray:
-        s = share.reshape(-1, *[1] * (values.ndim - 1))
-        return (s * values + (1.0 - s) * values[partner]).astype(np.float32)
-
-    return blend(images.astype(np.float32)), blend(targets), blend(weights)
-
-
 def load_teachers(paths: Sequence[str], flip_margin: float = 1.0) -> list[EmotionModel]:
-    return [OnnxEmotionModel(Path(path), flip_margin=flip_margin, spin=False) for path in paths]
+    """Teachers give their raw probabilities (temperature 1), as when the shipped model was
+    distilled, whatever calibration they were shipped with."""
+    return [
+        OnnxEmotionModel(Path(path), flip_margin=flip_margin, spin=False, temperature=1.0)
+        for path in paths
+    ]
 
 
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
@@ -257,7 +196,7 @@ def train(
     if state:
         log(f"resuming from {checkpoint_dir} (best val accuracy so far {state['best']:.4f})")
 
-    model = build_mini_xception(settings)
+    model = build_model(settings)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
     weights = class_weights(train_data.labels, settings.class_weights)
@@ -329,10 +268,12 @@ def ship_checkpoint(
     margin = EmotionSettings().flip_margin
     evaluations = {m: evaluate_onnx(onnx_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
     draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
+    calibration = calibrate_onnx(onnx_path, val_data, margin)
     wall_s = float(state.get("wall_s", 0.0))
     write_model_card_json(
         out_path, settings, evaluations, margin, state, wall_s, best.count_params()
     )
+    store_calibration(onnx_path, calibration)
     return TrainResult(
         out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
         evaluations[margin], int(best.count_params()),
@@ -367,8 +308,27 @@ def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:
 
 
 def evaluate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float = 0.0) -> Evaluation:
-    probabilities = OnnxEmotionModel(onnx_path, flip_margin=flip_margin).predict(data.images)
-    return evaluate_predictions(data.labels, probabilities.argmax(axis=1))
+    """Accuracy and the uncalibrated ECE (any stored calibration is a previous model's)."""
+    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
+    return evaluate_probabilities(data.labels, model.predict(data.images))
+
+
+def calibrate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float) -> Calibration:
+    """Fit the temperature on `val` as scans run the model, and draw its reliability diagram.
+    `val` also chose the best epoch, a mild reuse the model card states."""
+    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
+    raw = model.predict(data.images)
+    calibration = fit_calibration(raw, data.labels, flip_margin)
+    calibrated = apply_temperature(raw, calibration.temperature)
+    draw_reliability(
+        {
+            "uncalibrated": (raw, data.labels),
+            f"temperature {calibration.temperature:.3f}": (calibrated, data.labels),
+        },
+        onnx_path.with_name(onnx_path.stem + "_reliability.png"),
+        title=f"{onnx_path.stem}, val, flip margin {flip_margin:g}",
+    )
+    return calibration
 
 
 def write_model_card_json(
@@ -386,8 +346,7 @@ def write_model_card_json(
     evaluation = evaluations[flip_margin]
     meta = {
         "name": out_path.stem,
-        "architecture": f"mini-Xception (Arriaga et al. 2017), blocks {list(settings.blocks)}"
-        f" x{settings.width}",
+        "architecture": architecture(settings),
         "parameters": int(parameters),
         "classes": list(EMOTIONS),
         "input": "48x48 grey, scaled to [-1, 1]",
@@ -403,7 +362,8 @@ def write_model_card_json(
         "settings": asdict(settings),
         "evaluation": evaluation.to_dict(),
         "description": (
-            f"mini-Xception trained by screener on FER2013; accuracy {evaluation.accuracy:.1%} "
+            f"{'VGG' if settings.arch == 'vgg' else 'mini-Xception'} trained by screener on "
+            f"FER2013; accuracy {evaluation.accuracy:.1%} "
             f"on the {evaluation.count} FER2013 PublicTest (val) images, mirroring the faces "
             f"it is unsure of (flip margin {flip_margin:g})"
         ),

@@ -117,6 +117,9 @@ def test_pattern_option_names_students(tmp_path, db, astronaut, make_video):
         ["train", "--data", ".", "--distill", "1.5"],
         ["train", "--data", ".", "--consistent"],
         ["train", "--data", ".", "--mixup", "-0.2"],
+        ["train", "--data", ".", "--arch", "resnet"],
+        ["train", "--data", ".", "--arch", "vgg", "--dropout", "1"],
+        ["calibrate", "--data", ".", "--split", "all"],
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, db):
@@ -453,3 +456,68 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     monkeypatch.undo()
     assert run("history", "jo", "--db", db).exit_code == 0
     assert run("report", "--out", tmp_path / "r", "--db", db).exit_code == 0
+
+
+def test_evaluate_reports_ece_and_writes_each_images_probabilities(tmp_path):
+    import csv
+
+    import numpy as np
+
+    from screener.evaluation import expected_calibration_error
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    for name, value in [("happy/1.png", 220), ("sad/1.png", 20), ("sad/2.png", 210)]:
+        _write_grey(tmp_path / "faces" / name, value)
+    out = tmp_path / "out" / "p.csv"
+    result = run("evaluate", "--data", tmp_path / "faces", "--model", model, "--json",
+                 "--probabilities", out)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(Path(r["path"]).parent.name, r["label"]) for r in rows] == [
+        ("happy", "happy"), ("sad", "sad"), ("sad", "sad")]
+    probabilities = np.array([[float(r[e]) for e in doc["classes"]] for r in rows])
+    assert probabilities.argmax(axis=1).tolist() == [3, 4, 3]  # the bright sad face: happy
+    labels = np.array([3, 4, 4])
+    assert doc["ece"] == pytest.approx(expected_calibration_error(probabilities, labels), abs=1e-5)
+    assert doc["ece"] == pytest.approx(1 / 3, abs=1e-3)  # all near-certain, two of three right
+
+
+def test_calibrate_stores_a_temperature_that_evaluate_then_applies(tmp_path):
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    model.with_suffix(".json").write_text(json.dumps({"name": "bright", "val_accuracy": 0.5}))
+    # Bright faces are happy to the model, near-certainly; half of these are sad.
+    for i in range(4):
+        _write_grey(tmp_path / "faces" / "happy" / f"{i}.png", 220)
+        _write_grey(tmp_path / "faces" / "sad" / f"{i}.png", 220)
+
+    def evaluated() -> dict:
+        result = run("evaluate", "--data", tmp_path / "faces", "--model", model, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    before = evaluated()
+    result = run("calibrate", "--data", tmp_path / "faces", "--model", model,
+                 "--diagram", tmp_path / "reliability.png")
+    assert result.exit_code == 0, result.output
+    meta = json.loads(model.with_suffix(".json").read_text())
+    assert meta["val_accuracy"] == 0.5 and meta["calibration"]["temperature"] > 5
+    assert (tmp_path / "reliability.png").is_file()
+    after = evaluated()
+    assert after["accuracy"] == before["accuracy"] == 0.5
+    assert before["ece"] == pytest.approx(0.5, abs=1e-3)
+    assert after["ece"] < 0.25
+    from screener.emotions import OnnxEmotionModel
+
+    assert "+T" in OnnxEmotionModel(model).name
+    assert "+T" not in OnnxEmotionModel(model, temperature=1.0).name
+
+
+def test_calibrate_refuses_missing_data_in_one_line(tmp_path):
+    result = run("calibrate", "--data", tmp_path / "nowhere")
+    assert result.exit_code == 2
+    assert "not found" in result.output and "Traceback" not in result.output

@@ -21,6 +21,12 @@ def shipped_model() -> OnnxEmotionModel:
     return OnnxEmotionModel(Settings().model_path)
 
 
+@pytest.fixture(scope="module")
+def raw_model() -> OnnxEmotionModel:
+    """The shipped network without its calibration, for checking flip averaging alone."""
+    return OnnxEmotionModel(Settings().model_path, temperature=1.0)
+
+
 def test_preprocess_scales_to_minus_one_one_nhwc():
     crops = np.array([[[0, 255], [127, 128]]], dtype=np.uint8)
     batch = preprocess(crops)
@@ -68,7 +74,8 @@ def test_version_is_the_card_name_and_a_hash_of_the_file(shipped_model):
 
     path = Settings().model_path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    assert shipped_model.name == f"{shipped_model.card.name}@{digest}"
+    calibrated = f"+T{shipped_model.card.temperature:.4g}"
+    assert shipped_model.name == f"{shipped_model.card.name}@{digest}{calibrated}"
 
 
 def test_missing_or_broken_model_is_a_model_error(tmp_path):
@@ -90,32 +97,33 @@ def test_scan_path_never_imports_tensorflow():
     assert out.stdout.strip() == "False"
 
 
-def test_flip_margin_one_averages_every_face_with_its_mirror(shipped_model):
+def test_flip_margin_one_averages_every_face_with_its_mirror(raw_model):
     rng = np.random.default_rng(2)
     crops = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
-    averaged = OnnxEmotionModel(Settings().model_path, flip_margin=1.0).predict(crops)
-    expected = (shipped_model.predict(crops) + shipped_model.predict(crops[:, :, ::-1])) / 2
+    every_face = OnnxEmotionModel(Settings().model_path, flip_margin=1.0, temperature=1.0)
+    averaged = every_face.predict(crops)
+    expected = (raw_model.predict(crops) + raw_model.predict(crops[:, :, ::-1])) / 2
     assert np.allclose(averaged, expected, atol=1e-6)
     symmetric = np.concatenate([crops[:, :, :24], crops[:, :, :24][:, :, ::-1]], axis=2)
     assert np.allclose(
-        OnnxEmotionModel(Settings().model_path, flip_margin=1.0).predict(symmetric),
-        shipped_model.predict(symmetric), atol=1e-5,
+        every_face.predict(symmetric),
+        raw_model.predict(symmetric), atol=1e-5,
     )
 
 
 def test_flip_margin_mirrors_only_the_faces_whose_two_likeliest_emotions_are_close(
-    shipped_model,
+    raw_model,
 ):
     rng = np.random.default_rng(3)
     crops = rng.integers(0, 255, (60, 48, 48), dtype=np.uint8)
-    plain = shipped_model.predict(crops)
-    mirror = shipped_model.predict(crops[:, :, ::-1])
+    plain = raw_model.predict(crops)
+    mirror = raw_model.predict(crops[:, :, ::-1])
     top_two = np.sort(plain, axis=1)[:, -2:]
     gap = top_two[:, 1] - top_two[:, 0]
     margin = float(np.median(gap))
     unsure = gap < margin
     assert 0 < unsure.sum() < len(crops)
-    model = OnnxEmotionModel(Settings().model_path, flip_margin=margin)
+    model = OnnxEmotionModel(Settings().model_path, flip_margin=margin, temperature=1.0)
     expected = np.where(unsure[:, None], (plain + mirror) / 2, plain)
     assert np.allclose(model.predict(crops), expected, atol=1e-6)
     # decided face by face: a face alone gets the answer it gets in a batch
@@ -125,7 +133,7 @@ def test_flip_margin_mirrors_only_the_faces_whose_two_likeliest_emotions_are_clo
 
 def test_flip_margin_is_part_of_the_version_and_must_be_a_share(tmp_path):
     path = Settings().model_path
-    assert OnnxEmotionModel(path, flip_margin=0.2).name.endswith("+flip0.2")
+    assert "+flip0.2" in OnnxEmotionModel(path, flip_margin=0.2).name
     assert "+flip" not in OnnxEmotionModel(path, flip_margin=0.0).name
     for bad in (-0.1, 1.5):
         with pytest.raises(ModelError, match="between 0 and 1"):
@@ -155,3 +163,55 @@ def test_card_of_a_model_recorded_before_flip_margins_is_its_single_pass_accurac
     model = _card_json(tmp_path, {"name": "old", "val_accuracy": 0.6})
     assert ModelCard.for_model(model, 0.0).val_accuracy == 0.6
     assert ModelCard.for_model(model, 0.2).val_accuracy == 0.6
+
+
+def test_a_temperature_of_one_gives_the_networks_own_probabilities(tmp_path):
+    import shutil
+
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 255, (20, 48, 48), dtype=np.uint8)
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(Settings().model_path, bare)  # no .json: no calibration
+    raw = OnnxEmotionModel(bare, flip_margin=0.2).predict(crops)
+    unscaled = OnnxEmotionModel(bare, flip_margin=0.2, temperature=1.0)
+    assert np.array_equal(unscaled.predict(crops), raw)
+    assert OnnxEmotionModel(bare, flip_margin=0.2).name.endswith("+flip0.2")
+
+
+def test_the_stored_temperature_rescales_the_flip_averaged_output(tmp_path):
+    import json
+    import shutil
+
+    from screener.calibration import apply_temperature
+
+    rng = np.random.default_rng(4)
+    crops = rng.integers(0, 255, (40, 48, 48), dtype=np.uint8)
+    model = tmp_path / "m.onnx"
+    shutil.copy(Settings().model_path, model)
+    model.with_suffix(".json").write_text(json.dumps({"calibration": {"temperature": 2.0}}))
+    raw = OnnxEmotionModel(model, flip_margin=0.2, temperature=1.0).predict(crops)
+    calibrated = OnnxEmotionModel(model, flip_margin=0.2)
+    assert calibrated.name.endswith("+flip0.2+T2")
+    got = calibrated.predict(crops)
+    assert np.allclose(got, apply_temperature(raw, 2.0), atol=1e-6)
+    assert np.array_equal(got.argmax(axis=1), raw.argmax(axis=1))
+    assert (got.max(axis=1) < raw.max(axis=1)).all()
+    with pytest.raises(ModelError, match="positive"):
+        OnnxEmotionModel(model, temperature=0.0)
+
+
+def test_a_scan_labels_the_astronaut_happy_without_importing_tensorflow(make_video, astronaut):
+    video = make_video("astronaut.mp4", [astronaut.copy() for _ in range(20)], fps=10)
+    code = (
+        "import sys, datetime, collections; from pathlib import Path; "
+        "from screener.analysis import Analyzer; from screener.domain import VideoJob; "
+        "from screener.settings import Settings; "
+        f"job = VideoJob(Path({str(video)!r}), 'a', 'a-1', datetime.datetime(2026, 1, 1), "
+        "'0' * 64); "
+        "result = Analyzer.from_settings(Settings()).analyze(job); "
+        "labels = collections.Counter(o.label for o in result.observations if o.label); "
+        "print(labels.most_common(1)[0][0], sum(labels.values()), 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    label, faces, tensorflow = out.stdout.split()
+    assert (label, tensorflow) == ("happy", "False") and int(faces) >= 2

@@ -108,3 +108,53 @@ def test_draw_confusion_depends_on_the_evaluation(tmp_path):
     a, b = cv2.imread(str(tmp_path / "right.png")), cv2.imread(str(tmp_path / "wrong.png"))
     assert a.shape == b.shape
     assert not np.array_equal(a, b)
+
+
+def test_expected_calibration_error_by_hand():
+    from screener.evaluation import expected_calibration_error, reliability
+
+    # confidences 0.9, 0.9 (bin 14/15..1], one right, one wrong) and 0.5, 0.5, 0.5, 0.5
+    # (bin (7/15, 8/15], three right): |0.5 - 0.9| * 2/6 + |0.75 - 0.5| * 4/6 = 0.3
+    def row(top: int, confidence: float) -> list[float]:
+        rest = (1 - confidence) / 6
+        return [confidence if i == top else rest for i in range(7)]
+
+    probabilities = np.array([row(HAPPY, 0.9), row(HAPPY, 0.9)] + [row(SAD, 0.5)] * 4)
+    labels = np.array([HAPPY, ANGRY, SAD, SAD, SAD, NEUTRAL])
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.3)
+    bins = reliability(probabilities, labels)
+    assert len(bins) == 15
+    assert bins[13] == pytest.approx((0.9, 0.5, 2))
+    assert bins[7] == pytest.approx((0.5, 0.75, 4))
+    assert sum(count for _, _, count in bins) == 6
+
+
+def test_a_confidence_on_a_bin_edge_falls_in_the_lower_bin():
+    from screener.evaluation import reliability
+
+    probabilities = np.full((1, 7), (1 - 2 / 3) / 6)
+    probabilities[0, 0] = 2 / 3  # the upper edge of bin (9/15, 10/15]
+    assert reliability(probabilities, np.array([ANGRY]))[9][2] == 1
+
+
+def test_evaluating_probabilities_adds_the_ece_to_the_metrics():
+    from screener.evaluation import evaluate_probabilities
+
+    probabilities = np.eye(7)[PREDICTED]
+    ev = evaluate_probabilities(np.array(LABELS), probabilities)
+    assert ev.accuracy == pytest.approx(0.8)
+    assert ev.ece == pytest.approx(0.2)  # all certain, 80% right
+    assert ev.to_dict()["ece"] == pytest.approx(0.2)
+    assert "ece" not in evaluate_predictions(np.array(LABELS), np.array(PREDICTED)).to_dict()
+
+
+def test_reliability_diagram_is_a_png(tmp_path):
+    from screener.evaluation import draw_reliability
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(7), 100)
+    labels = rng.integers(0, 7, 100)
+    path = tmp_path / "out" / "reliability.png"
+    draw_reliability({"a": (probabilities, labels), "b": (probabilities ** 2, labels)}, path)
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 400

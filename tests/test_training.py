@@ -8,17 +8,16 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from screener.augmentation import augment_batch, jitter_like_video, mixup  # noqa: E402
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
+from screener.networks import build_mini_xception, build_model  # noqa: E402
 from screener.settings import EmotionSettings, SettingsError, TrainSettings  # noqa: E402
 from screener.training import (  # noqa: E402
     _batches_class,
-    augment_batch,
-    build_mini_xception,
     class_weights,
     export_onnx,
     learning_rate,
-    mixup,
     one_hot,
     train,
     training_targets,
@@ -69,6 +68,50 @@ def test_cutout_greys_a_square_in_the_chosen_share_and_keeps_the_rest_of_the_rec
         TrainSettings(cutout=1.5).validate()
 
 
+def test_crop_jitter_varies_framing_and_lighting_and_stays_reproducible():
+    data = stripes(64, 0).images
+    plain = augment_batch(data, np.random.default_rng(5))
+    jittered = augment_batch(data, np.random.default_rng(5), crop_jitter=True)
+    assert jittered.shape == data.shape and jittered.dtype == np.uint8
+    assert not np.array_equal(jittered, plain)
+    assert np.array_equal(jittered, augment_batch(data, np.random.default_rng(5), crop_jitter=True))
+    # lighting and contrast change: the spread of mean brightness across faces grows
+    assert jittered.mean(axis=(1, 2)).std() > plain.mean(axis=(1, 2)).std()
+
+
+def test_video_jitter_blurs_or_relights_some_faces_and_leaves_others_alone():
+    face = stripes(1, 0).images[0]
+    rng = np.random.default_rng(0)
+    outs = [jitter_like_video(face, rng) for _ in range(200)]
+    unchanged = sum(np.array_equal(out, face) for out in outs)
+    assert 0 < unchanged < 100  # lighting alone touches 80% of faces
+    # blur or low resolution smooths the stripes' edges in some of them
+    edges = [np.abs(np.diff(out.astype(int), axis=1)).mean() for out in outs]
+    assert min(edges) < 0.6 * np.abs(np.diff(face.astype(int), axis=1)).mean()
+
+
+def test_vgg_is_larger_and_outputs_the_seven_emotions():
+    small = build_model(TrainSettings())
+    vgg = build_model(TrainSettings(arch="vgg", blocks=(8, 16, 32, 64), dense=32, l2=0.0))
+    assert vgg.name == "vgg" and vgg.output_shape == (None, len(EMOTIONS))
+    assert vgg.count_params() > small.count_params()
+    out = vgg.predict(np.zeros((4, 48, 48, 1), np.float32), verbose=0)
+    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_vgg_trains_with_crop_jitter_and_exports(tmp_path: Path):
+    settings = TrainSettings(arch="vgg", blocks=(8, 16), dense=16, epochs=3, batch_size=16,
+                             learning_rate=3e-3, l2=0.0, dropout=0.1, crop_jitter=True)
+    out = tmp_path / "vgg.keras"
+    result = train(stripes(100, 1), stripes(40, 2), out, settings, tmp_path / "ckpt",
+                   log=lambda _: None)
+    assert result.epochs_run == 3
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["architecture"].startswith("VGG") and meta["settings"]["crop_jitter"] is True
+    assert OnnxEmotionModel(out.with_suffix(".onnx")).predict(stripes(4, 3).images).shape == (
+        4, len(EMOTIONS))
+
+
 def test_batch_sizes_must_be_multiples_of_four():
     with pytest.raises(SettingsError):
         TrainSettings(batch_size=30).validate()
@@ -89,7 +132,8 @@ def test_wider_late_blocks_change_only_the_low_resolution_layers():
     "bad",
     [
         {"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1},
-        {"consistent": True}, {"mixup": -0.2},
+        {"consistent": True}, {"mixup": -0.2}, {"arch": "resnet"}, {"dropout": 1.0},
+        {"dense": 0}, {"arch": "vgg", "blocks": (8, 8, 8, 8, 8, 8)},
     ],
 )
 def test_bad_architecture_or_schedule_is_refused(bad):
@@ -133,7 +177,12 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     import keras
 
     keras_model = keras.models.load_model(out)
-    probabilities = OnnxEmotionModel(out.with_suffix(".onnx")).predict(stripes(8, 3).images)
+    calibration = meta["calibration"]
+    assert calibration["method"] == "temperature" and calibration["temperature"] > 0
+    assert calibration["images"] == 40 and calibration["flip_margin"] == default_margin
+    assert (tmp_path / "model_reliability.png").is_file()
+    raw = OnnxEmotionModel(out.with_suffix(".onnx"), temperature=1.0)
+    probabilities = raw.predict(stripes(8, 3).images)
     keras_probabilities = keras_model.predict(
         stripes(8, 3).images[..., None] / 127.5 - 1.0, verbose=0
     )
@@ -305,12 +354,16 @@ def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
         assert result.evaluation.count == 32
 
 
-def test_loss_falls_over_a_few_steps():
+@pytest.mark.parametrize("arch", [
+    TrainSettings(l2=0.0),
+    TrainSettings(arch="vgg", blocks=(8, 16, 32), dense=32, l2=0.0, dropout=0.1),
+])
+def test_loss_falls_over_a_few_steps(arch):
     import keras
 
     from screener.emotions import preprocess
 
-    model = build_mini_xception(TrainSettings(l2=0.0))
+    model = build_model(arch)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy")
     data = stripes(64, 4)
     x, y = preprocess(data.images), np.eye(len(EMOTIONS))[data.labels]

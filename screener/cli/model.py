@@ -40,10 +40,20 @@ def train(
     patience: Annotated[int, typer.Option(help="Early stopping patience on val accuracy.")] = 20,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     width: Annotated[int, typer.Option(help="Filter multiplier (1 = original).")] = 1,
+    arch: Annotated[
+        str, typer.Option(help='"minixception" or "vgg" (larger, slower, more accurate).')
+    ] = "minixception",
     blocks: Annotated[
-        str, typer.Option(metavar="N,N,...",
-                          help="Filters of the residual blocks, comma-separated.")
-    ] = "16,32,64,128",
+        str | None,
+        typer.Option(
+            metavar="N,N,...",
+            help="Filters of the residual blocks (VGG: of the stages), comma-separated. "
+            "Default: 16,32,64,128 (mini-Xception), 32,64,128,256 (VGG).",
+            show_default=False,
+        ),
+    ] = None,
+    dropout: Annotated[float, typer.Option(help="VGG dropout after each stage.")] = 0.3,
+    dense: Annotated[int, typer.Option(help="VGG hidden dense units.")] = 512,
     l2: Annotated[float, typer.Option(help="L2 weight decay of the convolutions.")] = 0.01,
     schedule: Annotated[
         str, typer.Option(metavar="plateau|cosine",
@@ -52,6 +62,13 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing, 0 to 0.3.")] = 0.0,
     class_weights: Annotated[bool, typer.Option(help="Weight rare classes up.")] = False,
     augment: Annotated[bool, typer.Option(help="Rotate, shift, zoom and flip.")] = True,
+    crop_jitter: Annotated[
+        bool,
+        typer.Option(
+            help="Also vary faces as the scan's crops vary: wider framing jitter, blur, low "
+            "resolution, lighting and contrast."
+        ),
+    ] = False,
     cutout: Annotated[
         float, typer.Option(help="Share of images that lose a random square (0 to 1).")
     ] = 0.0,
@@ -83,16 +100,17 @@ def train(
                      "models folder]."),
     ] = None,
 ) -> None:
-    """Train the mini-Xception emotion model on FER2013 (needs the "train" extra, TensorFlow).
+    """Train the emotion model on FER2013 (needs the "train" extra, TensorFlow).
 
     Keeps the epoch with the best `val` accuracy, exports it to ONNX beside the .keras file and
-    writes its metrics (.json) and confusion matrix (_confusion.png). Interrupted runs resume
+    writes its metrics and calibration (.json), confusion matrix (_confusion.png) and
+    reliability diagram (_reliability.png). Interrupted runs resume
     from the checkpoint folder when started again with the same command.
     """
     from screener.emotions import ModelError
     from screener.fer_data import DatasetError, load_split
     from screener.resources import is_shipped
-    from screener.settings import SettingsError, TrainSettings
+    from screener.settings import VGG_BLOCKS, SettingsError, TrainSettings
 
     if out is None:
         out = Path(DEFAULT_TRAIN_OUT)
@@ -100,6 +118,8 @@ def train(
             raise fail(f"{out.resolve()} is screener's shipped model: give --out FILE")
     if checkpoints is None and is_shipped(out):
         checkpoints = Path(f"{out.stem}.checkpoints")
+    if blocks is None:
+        blocks = ",".join(map(str, VGG_BLOCKS if arch == "vgg" else TrainSettings().blocks))
     try:
         block_filters = tuple(int(f) for f in blocks.split(","))
     except ValueError:
@@ -109,7 +129,8 @@ def train(
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
         cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
-        consistent=consistent, mixup=mixup, seed=seed,
+        consistent=consistent, mixup=mixup, crop_jitter=crop_jitter, arch=arch,
+        dropout=dropout, dense=dense, seed=seed,
     )
     try:
         settings.validate()
@@ -161,11 +182,19 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    probabilities_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--probabilities",
+            help="Write each image's path, true label and seven probabilities as CSV.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled images."""
+    """Accuracy, calibration error (ECE), per-class precision/recall/F1 and the confusion
+    matrix on labelled images, with the probabilities scans would give."""
     from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
-    from screener.evaluation import draw_confusion, evaluate_predictions
+    from screener.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
     from screener.fer_data import DatasetError, load_split
     from screener.settings import Settings
 
@@ -188,13 +217,19 @@ def evaluate(
     except (ModelError, DatasetError) as exc:
         raise fail(str(exc)) from None
     probabilities = classifier.predict(data_set.images)
-    result = evaluate_predictions(data_set.labels, probabilities.argmax(axis=1))
-    if confusion_png:
-        draw_confusion(result, confusion_png)
+    result = evaluate_probabilities(data_set.labels, probabilities)
+    try:
+        if confusion_png:
+            draw_confusion(result, confusion_png)
+        if probabilities_csv:
+            write_probabilities(probabilities_csv, data_set.paths, data_set.labels, probabilities)
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
     typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    typer.echo(f"expected calibration error {result.ece:.4f} (15 confidence bins)")
     typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name in EMOTIONS:
         m = result.per_class[name]
@@ -202,3 +237,61 @@ def evaluate(
     typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion, strict=True):
         typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
+
+
+@app.command()
+def calibrate(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Held-out split to fit on: never one the model trained on.")
+    ] = "val",
+    diagram: Annotated[
+        Path | None,
+        typer.Option(help="Write a reliability diagram PNG (before and after) here."),
+    ] = None,
+) -> None:
+    """Fit the model's temperature on held-out images, as scans run it, and store it in the
+    model's .json: every later scan and evaluation then gives calibrated probabilities."""
+    from screener.calibration import apply_temperature, fit_calibration, store_calibration
+    from screener.emotions import ModelError, OnnxEmotionModel
+    from screener.evaluation import draw_reliability
+    from screener.fer_data import DatasetError, load_split
+    from screener.settings import Settings
+
+    settings = Settings()
+    if split not in ("train", "val", "test"):
+        raise fail("--split must be train, val or test")
+    path = model or settings.model_path
+    margin = settings.emotions.flip_margin
+    try:
+        raw = OnnxEmotionModel(path, flip_margin=margin, temperature=1.0)
+        data_set = load_split(data, split)
+    except (ModelError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    probabilities = raw.predict(data_set.images)
+    result = fit_calibration(
+        probabilities, data_set.labels, margin, fitted_on=f"{data.name} {split}"
+    )
+    try:
+        store_calibration(path, result)
+        if diagram:
+            calibrated = apply_temperature(probabilities, result.temperature)
+            draw_reliability(
+                {
+                    "uncalibrated": (probabilities, data_set.labels),
+                    f"temperature {result.temperature:.3f}": (calibrated, data_set.labels),
+                },
+                diagram,
+                title=f"{path.stem}, {split}, flip margin {margin:g}",
+            )
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
+    typer.echo(
+        f"temperature {result.temperature:.4f} fitted on {result.images} images; ECE "
+        f"{result.ece_before:.4f} before, {result.ece_after:.4f} after, "
+        f"{result.ece_cross_fitted:.4f} cross-fitted (2 folds); stored in "
+        f"{path.with_suffix('.json')}"
+    )
