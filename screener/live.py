@@ -11,8 +11,10 @@ beside them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import statistics
+import threading
 import time
 import uuid
 from collections import deque
@@ -26,9 +28,9 @@ import numpy as np
 
 from screener.aggregate import session_metrics, smooth_labels, with_smoothing
 from screener.analysis import Analyzer
-from screener.domain import Frame, Observation, SessionResult, VideoInfo, VideoJob
+from screener.domain import Box, Frame, Observation, SessionResult, VideoInfo, VideoJob
 from screener.emotions import EMOTIONS
-from screener.faces import FaceTracker
+from screener.faces import FaceTracker, crop_face, to_grey
 from screener.live_alerts import Alert, alert_policy
 from screener.live_source import (
     CaptureReader,
@@ -39,6 +41,8 @@ from screener.live_source import (
 )
 from screener.overlay import draw_annotations
 from screener.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ALERT_SHOWN_S = 3.0
 """How long an alert stays drawn on the video."""
@@ -57,19 +61,82 @@ class AnalysedFrame:
     """The frame with its annotations, when something shows or records it."""
 
 
+class FaceWatcher:
+    """The detector and its tracker, on the newest frame they have not seen.
+
+    In the `background` the search runs in a thread of its own while each frame is labelled
+    at once with the latest boxes found (at most a detection or two old, ~1/30 s on an idle
+    machine): a busy machine then updates the boxes less often instead of dropping frames,
+    since cropping and classifying a face cost ~1.5 ms and the search ~10-70 (docs/benchmarks.md).
+    Otherwise (`--fast`) every frame is searched before it is labelled."""
+
+    def __init__(self, analyzer: Analyzer, background: bool) -> None:
+        self._tracker = FaceTracker(analyzer.detector, analyzer.settings.faces)
+        self._cond = threading.Condition()
+        self._pending: Frame | None = None
+        self._boxes: list[Box] = []
+        self._searched = -1
+        self._stopped = False
+        self.searches = 0
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="screener-live-faces",
+                                            daemon=True)
+            self._thread.start()
+
+    def boxes(self, frame: Frame) -> tuple[list[Box], int]:
+        """The boxes to use on `frame`, and the index of the frame they were found in."""
+        if self._thread is None:
+            self.searches += 1
+            return [f.box for f in self._tracker.faces(frame)], frame.index
+        with self._cond:
+            self._pending = frame
+            self._cond.notify_all()
+            if self._searched < 0:  # the first frame waits for its own faces
+                self._cond.wait_for(lambda: self._searched >= 0 or self._stopped)
+            return list(self._boxes), self._searched
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._stopped)
+                if self._stopped:
+                    return
+                frame, self._pending = self._pending, None
+            try:
+                boxes = [f.box for f in self._tracker.faces(frame)]  # type: ignore[arg-type]
+            except Exception:  # a failed search finds nothing; the next frame tries again
+                log.debug("face search failed", exc_info=True)
+                boxes = []
+            with self._cond:
+                self._boxes, self._searched = boxes, frame.index  # type: ignore[union-attr]
+                self.searches += 1
+                self._cond.notify_all()
+
+
 class LiveAnalyzer:
     """Analyses the frames of one live session in order; not thread-safe."""
 
-    def __init__(self, analyzer: Analyzer, window_s: float | None = None) -> None:
+    def __init__(self, analyzer: Analyzer, window_s: float | None = None,
+                 background_faces: bool = True) -> None:
         settings = analyzer.settings
         self.analyzer, self.rules = analyzer, analyzer.rules
-        self._tracker = FaceTracker(analyzer.detector, settings.faces)
+        self.faces = FaceWatcher(analyzer, background_faces)
+        self._offsets = settings.faces.offsets
         self._recent: deque[str] = deque(maxlen=self.rules.smoothing_window)
         self._every = settings.keyframes.every_s
         self._next_key_t = 0.0
         self.policy = alert_policy(self.rules, window_s or settings.live.window_s, self._every)
         self.key_observations: list[Observation] = []
         self.latencies_ms: list[float] = []
+        self.box_ages: list[int] = []
         self.alerts: list[Alert] = []
         self.last_t_s = 0.0
         self.frame_size: tuple[int, int] | None = None
@@ -77,20 +144,22 @@ class LiveAnalyzer:
     def analyse(self, frame: LiveFrame) -> AnalysedFrame:
         t_s = round(frame.t_s, 3)
         self.frame_size = (frame.image.shape[1], frame.image.shape[0])
-        faces = self._tracker.faces(Frame(t_s, frame.index, frame.image, 0, 0.0))
+        boxes, found_in = self.faces.boxes(Frame(t_s, frame.index, frame.image, 0, 0.0))
         observations: list[Observation] = []
-        if faces:
-            probabilities = self.analyzer.model.predict([f.crop for f in faces])
-            for face, probs in zip(faces, probabilities, strict=True):
+        if boxes:
+            grey = to_grey(frame.image)
+            crops = [crop_face(grey, box, self._offsets) for box in boxes]
+            probabilities = self.analyzer.model.predict(crops)
+            for box, probs in zip(boxes, probabilities, strict=True):
                 observations.append(Observation(
-                    t_s, frame.index, face.box, tuple(round(float(p), 5) for p in probs),
+                    t_s, frame.index, box, tuple(round(float(p), 5) for p in probs),
                     EMOTIONS[int(probs.argmax())],
                 ))
             student = observations[0]
             self._recent.append(student.label)  # type: ignore[arg-type]
             smoothed = smooth_labels(list(self._recent), len(self._recent))[-1]
-            observations[0] = Observation(student.t_s, student.frame_index, student.box,
-                                          student.probabilities, student.label, smoothed)
+            observations[0] = replace(student, smoothed_label=smoothed)
+            self.box_ages.append(frame.index - found_in)
         else:
             observations.append(Observation(t_s, frame.index, None, None, None))
         latency_ms = (time.perf_counter() - frame.read_at) * 1000
@@ -107,6 +176,9 @@ class LiveAnalyzer:
     @property
     def analysed_frames(self) -> int:
         return len(self.latencies_ms)
+
+    def close(self) -> None:
+        self.faces.stop()
 
 
 class LiveSink(Protocol):
@@ -141,6 +213,11 @@ class LiveSummary:
     reason: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     alerts: list[Alert] = field(default_factory=list)
+    face_searches: int = 0
+    """Face searches run: as many as frames analysed with `--fast`, fewer live when the
+    machine is busy (each frame then uses the latest boxes found)."""
+    box_ages: list[int] = field(default_factory=list, repr=False)
+    """Per labelled face: how many frames before it its box was found."""
 
     @property
     def fps(self) -> float:
@@ -171,6 +248,8 @@ class LiveSummary:
             "latency_ms_p95": round(p95, 1) if p95 is not None else None,
             "key_frames": int(self.result.metrics["frames_analysed"]),
             "level": a.level, "rule": a.rule, "explanation": a.explanation,
+            "face_searches": self.face_searches,
+            "box_age_frames_median": statistics.median(self.box_ages) if self.box_ages else None,
             "alerts": len(self.alerts), "stopped": self.stopped, "reason": self.reason or None,
         }
 
@@ -224,6 +303,7 @@ def run_live(grabber: FrameGrabber, live: LiveAnalyzer, spec: SourceSpec,
         stopped = "interrupted"
     finally:
         grabber.stop()
+        live.close()
         for sink in sinks:
             sink.close()
     if grabber.lost:
@@ -233,7 +313,7 @@ def run_live(grabber: FrameGrabber, live: LiveAnalyzer, spec: SourceSpec,
         source=spec.label, frames=grabber.frames_read, analysed_frames=live.analysed_frames,
         dropped_frames=grabber.dropped, wall_s=time.perf_counter() - started, stopped=stopped,
         result=result, reason=grabber.lost or "", latencies_ms=live.latencies_ms,
-        alerts=live.alerts,
+        alerts=live.alerts, face_searches=live.faces.searches, box_ages=live.box_ages,
     )
 
 

@@ -37,7 +37,7 @@ def draw_annotations(
 ) -> np.ndarray:
     """Draws on `image` itself (a frame the caller owns) and returns it."""
     scale = max(0.5, image.shape[1] / 1280)
-    thickness = max(1, round(2 * scale))
+    thickness = max(2, round(2 * scale))
     for o in observations:
         if o.box is None:
             continue

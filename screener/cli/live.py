@@ -104,7 +104,9 @@ def live(
     except SourceError as exc:
         raise fail(str(exc)) from None
     store = open_store(settings) if student is not None else None
-    analyzer = load_analyzer(settings)
+    # One face at a time: a second model thread would only spin, taking a core from the
+    # reader and the face search.
+    analyzer = load_analyzer(settings, threads=1)
     try:
         grabber = open_grabber(spec, settings, fast)
     except SourceError as exc:
@@ -131,7 +133,8 @@ def live(
     note(f"live from {spec.label}" + (": q or Esc in the window" if len(sinks) > 1 and
                                       not isinstance(sinks[-1], Recording) else ":")
          + " Ctrl-C to stop")
-    summary = run_live(grabber, LiveAnalyzer(analyzer), spec, sinks)
+    live_analyzer = LiveAnalyzer(analyzer, background_faces=not (fast and spec.is_file))
+    summary = run_live(grabber, live_analyzer, spec, sinks)
     stored = None
     if store is not None:
         result = for_student(summary.result, student)  # type: ignore[arg-type]
