@@ -76,25 +76,66 @@ def make_clip(folder: Path, name: str, size: tuple[int, int], seconds: float) ->
     return path
 
 
-def paced_run(clip: Path, analyzer: Analyzer, record: Path | None = None) -> dict:
-    """The clip played live, as `screener live FILE --no-window [--record]` does."""
+def paced_run(clip: Path, analyzer: Analyzer, record: Path | None = None,
+              background_faces: bool = True) -> dict:
+    """The clip played live, as `screener live FILE --no-window [--record]` does;
+    `background_faces=False` searches each frame for faces before labelling it instead."""
     spec = parse_source(str(clip))
     grabber = open_grabber(spec, analyzer.settings)
-    sinks = [Recording(record, FPS)] if record else []
+    labels = LabelLog()
+    sinks = [labels, Recording(record, FPS)] if record else [labels]
     cpu = time.process_time()
-    summary = run_live(grabber, LiveAnalyzer(analyzer), spec, sinks)
+    summary = run_live(grabber, LiveAnalyzer(analyzer, background_faces=background_faces), spec,
+                       sinks)
     cpu = time.process_time() - cpu
     return {
         "frames": summary.frames, "analysed": summary.analysed_frames,
         "dropped": summary.dropped_frames, "dropped_share": round(summary.dropped_share, 4),
-        "fps": round(summary.fps, 2),
+        "fps": round(summary.fps, 2), "wall_s": round(summary.wall_s, 2),
+        "clip_s": round(summary.frames / FPS, 2),
         "latency_ms_median": round(summary.latency_ms() or 0, 1),
         "latency_ms_p95": round(summary.latency_ms(0.95) or 0, 1),
         "cpu_cores_used": round(cpu / summary.wall_s, 2),
         "face_searches": summary.face_searches,
         "box_age_frames_median": statistics.median(summary.box_ages) if summary.box_ages else None,
         "level": summary.result.level,
+        "negative_share": round(summary.result.metrics["negative_share"], 3),
+        "labels": labels.labels,
     }
+
+
+class LabelLog:
+    """A sink that keeps each analysed frame's label, to compare two ways of running."""
+
+    wants_image = False
+
+    def __init__(self) -> None:
+        self.labels: dict[int, str | None] = {}
+
+    def show(self, analysed) -> bool:  # noqa: ANN001
+        self.labels[analysed.frame.index] = analysed.observations[0].label
+        return True
+
+    def idle(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def every_frame_labels(clip: Path, analyzer: Analyzer) -> dict[int, str | None]:
+    """Each frame searched and labelled, none dropped (`--fast`): the reference."""
+    spec = parse_source(str(clip))
+    labels = LabelLog()
+    run_live(open_grabber(spec, analyzer.settings, fast=True),
+             LiveAnalyzer(analyzer, background_faces=False), spec, [labels])
+    return labels.labels
+
+
+def agreement(run: dict, reference: dict[int, str | None]) -> float:
+    """Share of the run's analysed frames labelled as the reference labels them."""
+    same = [run["labels"][i] == reference[i] for i in run["labels"] if i in reference]
+    return round(sum(same) / len(same), 3) if same else 0.0
 
 
 def stage_costs(clip: Path, analyzer: Analyzer, frames: int = 150) -> dict:
@@ -148,6 +189,12 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(SIZES), help="Comma-separated: "
                         + ", ".join(SIZES))
     parser.add_argument("--record", action="store_true", help="Also run 720p with --record.")
+    parser.add_argument("--search-each-frame", action="store_true",
+                        help="Also run 720p searching every frame for faces before labelling it "
+                        "(the first design), for comparison.")
+    parser.add_argument("--agreement", action="store_true",
+                        help="Also label every frame of each clip with --fast, and report the "
+                        "share of frames the live run labelled the same.")
     parser.add_argument("--json", type=Path, help="Write the results here.")
     args = parser.parse_args()
     if not SOURCE.is_file():
@@ -165,21 +212,37 @@ def main() -> None:
             run = paced_run(clip, analyzer)
             run["stages"] = stage_costs(clip, analyzer)
             results["runs"][name] = run
-            print(name, json.dumps(run), flush=True)
+            reference = every_frame_labels(clip, analyzer) if args.agreement else None
+            if reference is not None:
+                run["agreement"] = agreement(run, reference)
+            print(name, json.dumps({k: v for k, v in run.items() if k != "labels"}), flush=True)
+            if args.search_each_frame and name == "720p":
+                each = paced_run(clip, analyzer, background_faces=False)
+                results["runs"]["720p, search each frame"] = each
+                if reference is not None:
+                    each["agreement"] = agreement(each, reference)
+                print("720p, search each frame",
+                      json.dumps({k: v for k, v in each.items() if k != "labels"}), flush=True)
             if args.record and name == "720p":
                 recorded = paced_run(clip, analyzer, folder / "recorded.mp4")
                 results["runs"]["720p --record"] = recorded
-                print("720p --record", json.dumps(recorded), flush=True)
+                print("720p --record",
+                      json.dumps({k: v for k, v in recorded.items() if k != "labels"}), flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     print(f"load average at start {results['machine']['load_average_at_start']}, "
           f"at end {results['machine']['load_average_at_end']}")
-    print("| source | dropped | median latency | p95 latency | analysed fps | cores used |")
-    print("|---|---|---|---|---|---|")
+    print("| source (30 fps) | dropped | median latency | p95 latency | analysed fps | wall / clip "
+          "| face searches | cores used | negative share | same label as every frame searched |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, run in results["runs"].items():
-        print(f"| {name} 30 fps | {run['dropped_share']:.1%} | {run['latency_ms_median']} ms "
-              f"| {run['latency_ms_p95']} ms | {run['fps']} | {run['cpu_cores_used']} |")
+        print(f"| {name} | {run['dropped_share']:.1%} | {run['latency_ms_median']} ms "
+              f"| {run['latency_ms_p95']} ms | {run['fps']} | {run['wall_s']} / {run['clip_s']} s "
+              f"| {run['face_searches']} | {run['cpu_cores_used']} | {run['negative_share']} "
+              f"| {run.get('agreement', '')} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+        for run in results["runs"].values():
+            run.pop("labels", None)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 

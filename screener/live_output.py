@@ -108,12 +108,14 @@ class AlertPrinter:
 
 
 class Recording:
-    """`--record FILE`: the annotated frames, opened with the first frame's size."""
+    """`--record FILE`: the annotated frames, opened with the first frame's size. Live, a frame
+    the encoder has no time for is left out of the recording rather than hold up the analysis;
+    `every_frame` (`--fast`) waits for the encoder instead."""
 
     wants_image = True
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
+    def __init__(self, path: Path, fps: float, every_frame: bool = False) -> None:
+        self.path, self.fps, self.every_frame = path, fps, every_frame
         self.recorder: VideoRecorder | None = None
         self.error: str | None = None
         """Why the recording failed; the session itself goes on and is stored."""
@@ -126,13 +128,17 @@ class Recording:
             if self.recorder is None:
                 height, width = analysed.image.shape[:2]
                 self.recorder = VideoRecorder(self.path, width, height, self.fps)
-            self.recorder.write(analysed.image, analysed.frame.t_s)
+            self.recorder.write(analysed.image, analysed.frame.t_s, wait=self.every_frame)
         except RecordingError as exc:
             self.error = str(exc)
         return True
 
     def idle(self) -> bool:
         return True
+
+    @property
+    def skipped(self) -> int:
+        return self.recorder.skipped if self.recorder is not None else 0
 
     def close(self) -> None:
         if self.recorder is not None:

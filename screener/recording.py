@@ -1,8 +1,8 @@
 """The annotated video of a live session, written as H.264 through PyAV (FFmpeg's libx264).
 
 Encoding runs in a thread of its own beside the analysis (FFmpeg releases the GIL). Each frame
-keeps its time in the session, so frames dropped live leave the recording's clock right: it
-plays at the speed the session ran, only less smoothly.
+keeps its time in the session, so frames dropped live (or left out while the encoder is behind)
+leave the recording's clock right: it plays at the speed the session ran, only less smoothly.
 """
 
 from __future__ import annotations
@@ -52,14 +52,22 @@ class VideoRecorder:
         self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=8)
         self.error: str | None = None
         self.frames = 0
+        self.skipped = 0
         self._thread = threading.Thread(target=self._encode_all, name="screener-recorder",
                                         daemon=True)
         self._thread.start()
 
-    def write(self, image: np.ndarray, t_s: float) -> None:
-        """Queues a BGR frame shown at `t_s` seconds; blocks while the encoder is behind."""
-        if self.error is None:
-            self._queue.put((image, t_s))
+    def write(self, image: np.ndarray, t_s: float, wait: bool = True) -> bool:
+        """Queues a BGR frame shown at `t_s` seconds. While the encoder is behind, waits for it,
+        or with `wait=False` leaves the frame out (counted in `skipped`) and returns False."""
+        if self.error is not None:
+            return False
+        try:
+            self._queue.put((image, t_s), block=wait)
+        except queue.Full:
+            self.skipped += 1
+            return False
+        return True
 
     def close(self) -> None:
         """Finishes the file; raises `RecordingError` if writing failed on the way."""

@@ -119,7 +119,7 @@ def live(
     sinks: list = [JsonLines() if as_json else AlertPrinter()]
     recording = None
     if record is not None:
-        recording = Recording(record, grabber.source_fps or 30.0)
+        recording = Recording(record, grabber.source_fps or 30.0, every_frame=fast)
         sinks.append(recording)
     if not no_window:
         problem = display_problem()
@@ -147,11 +147,15 @@ def live(
     if as_json:
         document = summary.document()
         document.update({"student": student, "stored_session": stored,
-                         "recording": str(record) if record else None})
+                         "recording": str(record) if record else None,
+                         "recording_skipped_frames": recording.skipped if recording else None})
         typer.echo(json.dumps(document))
     elif not quiet:
         for line in summary_lines(summary):
             typer.echo(line)
+        if recording is not None:
+            typer.echo(f"recorded {record}" + (f" ({recording.skipped} analysed frames left out:"
+                       " the encoder was behind)" if recording.skipped else ""))
         if stored is not None:
             typer.echo(f"stored as session {summary.result.job.session_id} of {student}; "
                        f"database: {store.safe_url}")  # type: ignore[union-attr]
