@@ -236,20 +236,21 @@ def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
-        blank = ImageGrab.grab(xdisplay=xvfb_display)
-        shot, deadline = None, time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.5)
-            grabbed = np.asarray(ImageGrab.grab(xdisplay=xvfb_display))
-            if grabbed.std() > 20:
-                shot = grabbed
-                break
-        assert shot is not None, "the screen stayed blank"
-        assert np.asarray(blank).std() < 5
-        # The box colours: a blue box (sad) or a yellow one (happy) is on the screen.
-        blue = ((shot[..., 2] > 200) & (shot[..., 0] < 60) & (shot[..., 1] < 60)).sum()
-        yellow = ((shot[..., 0] > 200) & (shot[..., 1] > 200) & (shot[..., 2] < 60)).sum()
-        assert blue + yellow > 50
+        blank = np.asarray(ImageGrab.grab(xdisplay=xvfb_display))
+        assert blank.std() < 5
+        shot, boxes, deadline = blank, 0, time.monotonic() + 60
+        while boxes <= 50 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.3)
+            shot = np.asarray(ImageGrab.grab(xdisplay=xvfb_display))  # RGB
+            # A box in a label's colour: blue (sad) or yellow (happy).
+            blue = (shot[..., 2] > 200) & (shot[..., 0] < 60) & (shot[..., 1] < 60)
+            yellow = (shot[..., 0] > 200) & (shot[..., 1] > 200) & (shot[..., 2] < 60)
+            boxes = int(blue.sum() + yellow.sum())
+        if boxes <= 50:
+            process.kill()
+            _, errors = process.communicate(timeout=60)
+            pytest.fail(f"no box was drawn on the screen (std {shot.std():.1f}); exit "
+                        f"{process.returncode}, stderr: {errors[-2000:]}")
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=60)
     finally:
@@ -258,3 +259,31 @@ def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
     assert process.returncode == 0, errors
     assert "continuing without a window" not in errors
     assert json_lines(rest)[-1]["type"] == "summary"
+
+
+def test_a_source_that_fails_midway_stores_what_was_seen_and_exits_1(moods, tmp_path,
+                                                                     monkeypatch):
+    import screener.live
+    from screener.live_source import CaptureReader
+
+    class FailingReader(CaptureReader):
+        """The real reader, until the connection drops after 30 frames."""
+
+        def read(self):
+            self.sent = getattr(self, "sent", 0) + 1
+            if self.sent > 30:
+                raise OSError("connection reset by peer")
+            return super().read()
+
+    monkeypatch.setattr(screener.live, "CaptureReader", FailingReader)
+    video, model = moods
+    db = f"sqlite:///{tmp_path}/screener.db"
+    result = run("live", video, "--fast", "--no-window", "--json", "--model", model,
+                 "--student", "kim", "--db", db)
+    assert result.exit_code == 1
+    assert "source lost: connection reset by peer" in result.stderr
+    summary = json_lines(result.stdout)[-1]
+    assert summary["stopped"] == "lost" and summary["analysed_frames"] == 30
+    assert summary["stored_session"] is not None
+    sessions = json.loads(run("history", "kim", "--db", db, "--format", "json").stdout)
+    assert [s["frames_analysed"] for s in sessions["sessions"]] == [3]  # t = 0, 1, 2 s
