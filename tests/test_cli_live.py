@@ -287,3 +287,16 @@ def test_a_source_that_fails_midway_stores_what_was_seen_and_exits_1(moods, tmp_
     assert summary["stored_session"] is not None
     sessions = json.loads(run("history", "kim", "--db", db, "--format", "json").stdout)
     assert [s["frames_analysed"] for s in sessions["sessions"]] == [3]  # t = 0, 1, 2 s
+
+
+def test_default_rules_announce_the_level_of_the_window_when_it_changes(moods):
+    video, model = moods
+    result = run("live", video, "--fast", "--no-window", "--json", "--model", model)
+    assert result.exit_code == 0, result.output
+    lines = json_lines(result.stdout)
+    alerts = [d for d in lines if d["type"] == "alert"]
+    # Until 10 key frames (one a second) show a face the level is "insufficient", unannounced.
+    # 6 of 10 key frames are sad, and smoothed (mode of the last 10) all 10 are: a 10 s run.
+    assert [(a["t_s"], a["kind"], a["level"]) for a in alerts] == [(9.0, "level", "high")]
+    assert "over the last 60 s (rule sustained-negative)" in alerts[0]["message"]
+    assert lines[-1]["level"] == "high" and lines[-1]["rule"] == "sustained-negative"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -228,3 +229,20 @@ def test_stopping_the_grabber_ends_its_thread_while_paced():
     take_all(grabber)
     stopper.join()
     assert grabber.ended and grabber.frames_read < 10
+
+
+def test_q_or_esc_in_the_window_ends_the_session(analyzer, astronaut, make_video, monkeypatch):
+    from screener import live_output
+
+    keys = iter([-1, -1, ord("q")])
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda *a: next(keys, 27))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    video = make_video("face.mp4", face_frames(astronaut, 20), fps=20)
+    spec = parse_source(str(video))
+    grabber = open_grabber(spec, analyzer.settings, fast=True)
+    summary = run_live(grabber, LiveAnalyzer(analyzer, background_faces=False), spec,
+                       [live_output.Window()])
+    assert summary.stopped == "key" and summary.analysed_frames == 3
