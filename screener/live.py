@@ -1,8 +1,9 @@
 """`screener live`: the original real-time program on screener's pipeline.
 
 Frames come from a `FrameGrabber` (newest frame only; `live_source.py`). Each frame the loop
-takes goes through the scan's own parts: the face detector with its tracker, the emotion model,
-the smoothing (mode of the last 10 labels, as the original displayed) and the rule set. What is
+takes goes through the scan's own parts: the face detector with its tracker (searching in a
+thread of its own, `FaceWatcher`), the emotion model, the smoothing (mode of the last 10
+labels, as the original displayed) and the rule set. What is
 kept for the session are the observations at the key-frame rate (one every `every_s` seconds),
 so a live session's metrics and level mean what a scanned session's do and it can be stored
 beside them.
@@ -254,16 +255,15 @@ class LiveSummary:
         }
 
 
-def open_grabber(spec: SourceSpec, settings: Settings, fast: bool = False,
-                 opener=None) -> FrameGrabber:  # noqa: ANN001
+def open_grabber(spec: SourceSpec, settings: Settings, fast: bool = False) -> FrameGrabber:
     """Opens the source now (a `SourceError` says why it cannot be) and starts reading it. A
-    file is timed by its own frame rate and, unless `fast`, played at it."""
+    file is timed by its own frame rate and, unless `fast`, played at it; a camera or stream
+    that stops is reopened the same way."""
     live = settings.live
 
-    def open_source() -> FrameReader:
+    def opener() -> FrameReader:
         return CaptureReader(spec, live.open_timeout_s)
 
-    opener = opener or open_source
     reader = opener()
     file_fps = (reader.fps or 30.0) if spec.is_file else None
     return FrameGrabber(
