@@ -20,6 +20,8 @@ class VideoJob:
     session_id: str
     recorded_at: datetime
     sha256: str = ""
+    source: str = ""
+    """Where a live session was read from (`live: camera 0`), stored instead of the path."""
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,33 @@ class EmotionSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """`screener live`: a camera, stream or file analysed as it plays."""
+
+    window_s: float = 60.0
+    """The default rule set's level is that of the last this many seconds, announced when it
+    changes."""
+    reconnects: int = 3
+    """A camera or stream that stops sending is reopened this many times before the session
+    ends (and is stored with what was seen)."""
+    reconnect_delay_s: float = 1.0
+    open_timeout_s: float = 5.0
+    """How long a stream URL may take to open, or to send its next frame."""
+
+    def __post_init__(self) -> None:
+        if not self.window_s > 0:
+            raise SettingsError("live.window_s must be positive")
+        if self.reconnects < 0 or self.reconnect_delay_s < 0 or not self.open_timeout_s > 0:
+            raise SettingsError("live.reconnects and reconnect_delay_s must be 0 or more, "
+                                "open_timeout_s positive")
+
+
+@dataclass(frozen=True)
 class Settings:
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     emotions: EmotionSettings = field(default_factory=EmotionSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     rules: str = "default"
     """A shipped rule set name (`default`, `seed`) or the path of a TOML rules file."""
     db_url: str | None = None
@@ -162,7 +185,10 @@ def default_worker_count() -> int:
     return max(1, min(cores, memory // WORKER_MEMORY_BUDGET))
 
 
-_SECTIONS = {"keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings}
+_SECTIONS = {
+    "keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings,
+    "live": LiveSettings,
+}
 
 
 def default_database_url() -> str:

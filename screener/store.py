@@ -295,7 +295,7 @@ class Store:
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=stored_path(job.path),
+                    video_path=displayable(job.source) if job.source else stored_path(job.path),
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,

@@ -17,7 +17,7 @@ from screener.cli.app import app
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ("scan", "history", "reports", "analyze", "model")
+COMMAND_MODULES = ("scan", "history", "reports", "analyze", "live", "model")
 """Each registers its commands on `app` when imported; `--help` lists them in this order."""
 
 for _name in COMMAND_MODULES:

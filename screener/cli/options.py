@@ -86,13 +86,13 @@ def open_store(settings, create: bool = False):  # -> Store
         raise fail(str(exc)) from None
 
 
-def load_analyzer(settings):  # -> Analyzer
+def load_analyzer(settings, threads: int | None = None):  # -> Analyzer
     from screener.analysis import Analyzer
     from screener.emotions import ModelError
     from screener.rules import RulesError
 
     try:
-        return Analyzer.from_settings(settings)
+        return Analyzer.from_settings(settings, threads)
     except (ModelError, RulesError) as exc:
         raise fail(str(exc)) from None
 
