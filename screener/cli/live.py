@@ -103,7 +103,7 @@ def live(
         spec = parse_source(source)
     except SourceError as exc:
         raise fail(str(exc)) from None
-    store = open_store(settings) if student is not None else None
+    store = open_store(settings, create=True) if student is not None else None
     # One face at a time: a second model thread would only spin, taking a core from the
     # reader and the face search.
     analyzer = load_analyzer(settings, threads=1)

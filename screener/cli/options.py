@@ -76,7 +76,8 @@ def build_settings(
 
 
 def open_store(settings, create: bool = False):  # -> Store
-    """Only `scan` creates a database (`create`), and only its default folder."""
+    """Only the commands that store sessions (`scan`, `live --student`) create a database
+    (`create`), and only its default folder."""
     from screener.store import Store, StoreError
 
     try:
