@@ -18,7 +18,7 @@ import numpy as np
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
-from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
+from screener.faces import FaceDetector, FaceTracker, make_detector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
 from screener.settings import Settings
@@ -56,10 +56,11 @@ class Analyzer:
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> Analyzer:
-        """`threads` caps the model's threads when several worker processes share the CPU."""
+        """`threads` caps the model's threads when several worker processes share the CPU. Raises
+        ModelError, DetectorError or RulesError when a file cannot be loaded."""
         return cls(
             settings=settings,
-            detector=HaarFaceDetector(settings.faces),
+            detector=make_detector(settings.faces),
             model=OnnxEmotionModel(
                 settings.model_path, settings.emotions.batch_size, threads,
                 settings.emotions.flip_margin,

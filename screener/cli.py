@@ -133,11 +133,12 @@ def open_store(settings):  # -> Store
 def load_analyzer(settings):  # -> Analyzer
     from screener.analysis import Analyzer
     from screener.emotions import ModelError
+    from screener.faces import DetectorError
     from screener.rules import RulesError
 
     try:
         return Analyzer.from_settings(settings)
-    except (ModelError, RulesError) as exc:
+    except (ModelError, DetectorError, RulesError) as exc:
         raise fail(str(exc)) from None
 
 
