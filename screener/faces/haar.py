@@ -10,13 +10,12 @@ import numpy as np
 
 from screener.domain import Box, Detection
 from screener.faces.crop import to_grey
+from screener.faces.detector import DetectorError
 from screener.settings import FaceSettings
 
 
 class HaarFaceDetector:
     def __init__(self, settings: FaceSettings, cascade: Path | None = None) -> None:
-        from screener.faces import DetectorError
-
         path = cascade or Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():

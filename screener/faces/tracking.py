@@ -7,6 +7,7 @@ import numpy as np
 
 from screener.domain import Box, Detection, Face, Frame
 from screener.faces.crop import model_crop, to_grey
+from screener.faces.detector import FaceDetector
 from screener.settings import FaceSettings
 
 _TRACKED_FACE_PX = 80
@@ -29,7 +30,7 @@ def student_face(found: list[Detection]) -> Detection | None:
                key=lambda d: d.box.area)
 
 
-def faces_in_frame(frame: Frame, detector, settings: FaceSettings) -> list[Face]:
+def faces_in_frame(frame: Frame, detector: FaceDetector, settings: FaceSettings) -> list[Face]:
     """The student's face, or every face (largest first) when `keep_all` is set."""
     found = detector.detect(frame.image)
     if settings.keep_all:
@@ -49,7 +50,7 @@ class FaceTracker:
     `full_search_every` key frames, so a face that appears elsewhere is not missed long.
     With `keep_all` every key frame gets the full search. Not thread-safe: one per video."""
 
-    def __init__(self, detector, settings: FaceSettings) -> None:
+    def __init__(self, detector: FaceDetector, settings: FaceSettings) -> None:
         self.detector, self.settings = detector, settings
         self._last: Box | None = None
         self._scene = -1

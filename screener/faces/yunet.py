@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from screener.domain import Box, Detection
+from screener.faces.detector import DetectorError
 from screener.resources import resource_path
 from screener.settings import FaceSettings
 
@@ -19,8 +20,6 @@ DEFAULT_MODEL = Path("yunet") / "yunet_s_640_640.onnx"
 
 class YuNetFaceDetector:
     def __init__(self, settings: FaceSettings) -> None:
-        from screener.faces import DetectorError
-
         path = settings.detector_model or resource_path("models") / DEFAULT_MODEL
         if not Path(path).is_file():
             raise DetectorError(f"face detector model not found: {path}")
