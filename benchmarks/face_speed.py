@@ -90,7 +90,7 @@ def main() -> None:
     lines += [f"| {name} | {full:.1f} | {near:.1f} |" for name, (full, near) in detectors.items()]
     table = "\n".join(lines)
     print(table)
-    out = ROOT / "benchmarks" / "results" / "face_speed.json"
+    out = ROOT / "benchmarks" / "results" / "face_speed.json"  # runs kept as face_speed_run*.json
     out.write_text(json.dumps({"grab_s": grab, "analysis_s": best, "stages": stages,
                                "detector_ms": detectors, "seconds": args.seconds},
                               indent=1) + "\n", encoding="utf-8")
