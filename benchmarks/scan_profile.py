@@ -22,7 +22,7 @@ import cv2
 from screener.analysis import BatchedClassifier, StageClock
 from screener.decoding import PyAvDecoder
 from screener.emotions import OnnxEmotionModel
-from screener.faces import FaceTracker, HaarFaceDetector
+from screener.faces import FaceTracker, make_detector
 from screener.keyframes import KeyframeReader
 from screener.settings import KeyframeSettings, Settings
 
@@ -60,7 +60,7 @@ def profile(video: Path) -> dict[str, float]:
     cpu[COPIES] = time.process_time() - started - cpu[DECODING]
 
     reader = KeyframeReader(video, keyframes)
-    tracker = FaceTracker(HaarFaceDetector(settings.faces), settings.faces)
+    tracker = FaceTracker(make_detector(settings.faces), settings.faces)
     model = OnnxEmotionModel(settings.model_path, settings.emotions.batch_size, threads=1)
     classifier = BatchedClassifier(model, settings.emotions.batch_size, StageClock())
     key_frames = 0

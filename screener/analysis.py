@@ -18,7 +18,7 @@ import numpy as np
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
-from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
+from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
 from screener.settings import Settings
@@ -56,10 +56,11 @@ class Analyzer:
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> Analyzer:
-        """`threads` caps the model's threads when several worker processes share the CPU."""
+        """`threads` caps the model's threads when several worker processes share the CPU. Raises
+        ModelError, DetectorError or RulesError when a file cannot be loaded."""
         return cls(
             settings=settings,
-            detector=HaarFaceDetector(settings.faces),
+            detector=make_detector(settings.faces),
             model=OnnxEmotionModel(
                 settings.model_path, settings.emotions.batch_size, threads,
                 settings.emotions.flip_margin,
@@ -79,9 +80,14 @@ class Analyzer:
         return cls.from_settings(settings.replace(keyframes=keyframes), threads=1)
 
     @property
+    def model_version(self) -> str:
+        """The emotion model's version and how faces reach it (detector, framing)."""
+        return f"{self.model.name}+{faces_version(self.settings.faces)}"
+
+    @property
     def versions(self) -> tuple[str, str]:
         """(model version, rules version) as stored with each session it analyses."""
-        return self.model.name, self.rules.tag
+        return self.model_version, self.rules.tag
 
     def analyze(self, job: VideoJob, progress: FrameProgress | None = None) -> SessionResult:
         clock = StageClock()
@@ -106,7 +112,7 @@ class Analyzer:
             observations=observations,
             metrics=metrics,
             assessment=assessment,
-            model_version=self.model.name,
+            model_version=self.model_version,
             model_accuracy=self.model.card.val_accuracy,
             stage_seconds=clock.seconds,
         )

@@ -36,6 +36,16 @@ class Box:
         return self.w * self.h
 
 
+@dataclass(frozen=True)
+class Detection:
+    """A face a detector found: its box, and where it has them the five landmarks (the
+    subject's right eye, left eye, nose tip, right and left mouth corners, in image pixels)."""
+
+    box: Box
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    score: float = 1.0
+
+
 @dataclass
 class Frame:
     """A representative frame of a sampling window inside a scene."""
@@ -57,7 +67,7 @@ class Face:
     frame_index: int
     box: Box
     crop: np.ndarray
-    """48x48 grey, margins applied, ready for the emotion model."""
+    """48x48 grey, aligned and framed relative to the face, ready for the emotion model."""
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ import numpy as np
 
 from screener.aggregate import session_metrics, smooth_labels, with_smoothing
 from screener.analysis import Analyzer
-from screener.domain import Box, Frame, Observation, SessionResult, VideoInfo, VideoJob
+from screener.domain import Box, Detection, Frame, Observation, SessionResult, VideoInfo, VideoJob
 from screener.emotions import EMOTIONS
-from screener.faces import FaceTracker, crop_face, to_grey
+from screener.faces import FaceTracker, model_crop, to_grey
 from screener.live_alerts import Alert, alert_policy
 from screener.live_source import (
     CaptureReader,
@@ -130,7 +130,7 @@ class LiveAnalyzer:
         settings = analyzer.settings
         self.analyzer, self.rules = analyzer, analyzer.rules
         self.faces = FaceWatcher(analyzer, background_faces)
-        self._offsets = settings.faces.offsets
+        self._face_settings = settings.faces
         self._recent: deque[str] = deque(maxlen=self.rules.smoothing_window)
         self._every = settings.keyframes.every_s
         self._next_key_t = 0.0
@@ -149,7 +149,9 @@ class LiveAnalyzer:
         observations: list[Observation] = []
         if boxes:
             grey = to_grey(frame.image)
-            crops = [crop_face(grey, box, self._offsets) for box in boxes]
+            # Framed as scans frame faces; the boxes may come from a slightly older frame, so
+            # its landmarks are not reused to level the eyes.
+            crops = [model_crop(grey, Detection(box), self._face_settings) for box in boxes]
             probabilities = self.analyzer.model.predict(crops)
             for box, probs in zip(boxes, probabilities, strict=True):
                 observations.append(Observation(
@@ -354,7 +356,7 @@ def session_result(live: LiveAnalyzer, spec: SourceSpec, grabber: FrameGrabber,
         observations=observations,
         metrics=metrics,
         assessment=rules.assess(metrics),
-        model_version=live.analyzer.model.name,
+        model_version=live.analyzer.model_version,
         model_accuracy=live.analyzer.model.card.val_accuracy,
     )
 

@@ -55,19 +55,62 @@ class KeyframeSettings:
 
 @dataclass(frozen=True)
 class FaceSettings:
+    detector: str = "yunet"
+    """"yunet" (a small CNN with eye landmarks; the default) or "haar" (the original
+    project's cascade: fewer faces found, no landmarks)."""
+    detector_model: Path | None = None
+    """YuNet's ONNX file; None means the one shipped with screener (models/yunet/)."""
+    score_threshold: float = 0.4
+    """YuNet: the least confidence that counts as a face. 0.4 finds 96% of the session
+    benchmark's face segments with no false face (0.7: 87%); false boxes on the real clips
+    scored 0.21-0.28 (docs/benchmarks.md)."""
     scale_factor: float = 1.1
+    """Haar only: the step between the scales searched."""
     min_neighbors: int = 5
+    """Haar only: overlapping hits needed to count as a face."""
     min_size_frac: float = 0.08
-    """Smallest face, as a fraction of the shorter frame side, that counts."""
+    """Smallest face, as a fraction of the shorter frame side, that counts as the student's
+    (not applied with `keep_all`, where faces in a crowd are small)."""
     detect_width: int = 640
     """Frames wider than this are downscaled before detection (boxes map back)."""
-    offsets: tuple[int, int] = (20, 40)
-    """Horizontal and vertical crop margins in pixels, as the original demo used."""
+    all_faces_detect_width: int = 1920
+    """The same with `keep_all`: faces of about 20 px in a 1080p crowd stay findable."""
+    crop_scale: float = 0.9
+    """Side of the square crop, as a multiple of the face box's larger side: relative to the
+    face, never pixels, so the crop does not depend on the video's resolution."""
+    align_eyes: bool = True
+    """Rotate the crop so the eyes (YuNet's landmarks) are level."""
     keep_all: bool = False
     """Analyse every face, not just the largest (the student)."""
     full_search_every: int = 10
-    """Between full-frame searches, look for the face only around where it last was (a few
-    ms instead of ~25 at 720p; docs/benchmarks.md). 0 searches the whole frame every time."""
+    """Between full-frame searches, look for the face only around where it last was
+    (docs/benchmarks.md). 0 searches the whole frame every time."""
+
+    def __post_init__(self) -> None:
+        if self.detector not in ("yunet", "haar"):
+            raise SettingsError(f'faces.detector must be "yunet" or "haar", not {self.detector!r}')
+        if not 0.0 < self.score_threshold < 1.0:
+            raise SettingsError("faces.score_threshold must be between 0 and 1")
+        if not 0.2 <= self.crop_scale <= 4.0:
+            raise SettingsError("faces.crop_scale must be between 0.2 and 4")
+        if self.scale_factor <= 1.0:
+            raise SettingsError("faces.scale_factor must be above 1")
+        for name in ("detect_width", "all_faces_detect_width"):
+            if getattr(self, name) < 64:
+                raise SettingsError(f"faces.{name} must be at least 64")
+        if not 0.0 <= self.min_size_frac < 1.0 or self.min_neighbors < 0 or (
+                self.full_search_every < 0):
+            raise SettingsError("faces.min_size_frac must be in [0, 1); min_neighbors and "
+                                "full_search_every 0 or more")
+
+    def width_for(self, frame_width: int) -> int:
+        """The width a frame is searched at."""
+        return min(frame_width, self.all_faces_detect_width if self.keep_all
+                   else self.detect_width)
+
+    def smallest_face(self, shape: tuple[int, ...]) -> int:
+        """Smallest face side, in pixels of an image of this shape, that counts."""
+        return 0 if self.keep_all else int(min(shape[:2]) * self.min_size_frac)
 
 
 @dataclass(frozen=True)
@@ -237,10 +280,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 def _checked(key: str, value: Any, defaults: Any, where: str) -> Any:
     """The value converted to the type of the field's default, or a SettingsError."""
     default = getattr(defaults, key)
-    if key in ("model_path", "db_url", "cluster"):
+    if key in ("model_path", "detector_model", "db_url", "cluster"):
         if not isinstance(value, str):
             raise SettingsError(f"{where} {key} must be a string")
-        return Path(value) if key == "model_path" else value
+        return Path(value) if key in ("model_path", "detector_model") else value
     if isinstance(default, tuple):
         if not isinstance(value, list) or len(value) != len(default) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value

@@ -1,127 +1,149 @@
+"""The detectors behind `FaceDetector`, the factory, and choosing the student's face."""
+
 import cv2
 import numpy as np
+import pytest
 
-from screener.domain import Box, Frame
+from screener.domain import Frame
 from screener.faces import (
-    FaceTracker,
+    DetectorError,
     HaarFaceDetector,
-    crop_face,
+    YuNetFaceDetector,
     faces_in_frame,
     largest_face_crop,
+    make_detector,
 )
-from screener.settings import FaceSettings
+from screener.keyframes import KeyframeReader
+from screener.settings import FaceSettings, KeyframeSettings
 
 # Where the astronaut's face is in scikit-image's 512x512 photo (checked by eye).
 FACE_REGION = (150, 40, 330, 250)
+DETECTORS = ["yunet", "haar"]
 
 
-def _inside(box: Box, region: tuple[int, int, int, int], scale: float = 1.0) -> bool:
+def _inside(box, region, scale: float = 1.0) -> bool:
     cx, cy = (box.x + box.w / 2) / scale, (box.y + box.h / 2) / scale
     return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
 
 
-def test_haar_finds_the_astronauts_face(astronaut):
-    boxes = HaarFaceDetector(FaceSettings()).detect(astronaut)
-    assert boxes, "no face found"
-    assert _inside(max(boxes, key=lambda b: b.area), FACE_REGION)
+def _detector(name: str, **changes):
+    return make_detector(FaceSettings(detector=name, **changes))
 
 
-def test_boxes_map_back_from_the_downscaled_detection(astronaut):
+def test_the_factory_gives_yunet_by_default_and_haar_when_asked():
+    assert isinstance(make_detector(FaceSettings()), YuNetFaceDetector)
+    assert isinstance(_detector("haar"), HaarFaceDetector)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_finds_the_astronauts_face(astronaut, name):
+    found = _detector(name).detect(astronaut)
+    assert found, "no face found"
+    assert _inside(max(found, key=lambda d: d.box.area).box, FACE_REGION)
+
+
+def test_yunet_landmarks_lie_inside_their_box_eyes_above_mouth(astronaut):
+    face = max(_detector("yunet").detect(astronaut), key=lambda d: d.box.area)
+    assert face.landmarks is not None and len(face.landmarks) == 5
+    b = face.box
+    for x, y in face.landmarks:
+        assert b.x <= x <= b.x + b.w and b.y <= y <= b.y + b.h
+    right_eye, left_eye, _, right_mouth, left_mouth = face.landmarks
+    assert right_eye[0] < left_eye[0]  # the subject's right eye is on the image's left
+    assert max(right_eye[1], left_eye[1]) < min(right_mouth[1], left_mouth[1])
+    assert 0.7 <= face.score <= 1.0
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_boxes_map_back_from_the_downscaled_detection(astronaut, name):
     big = cv2.resize(astronaut, (1536, 1536))
-    boxes = HaarFaceDetector(FaceSettings(detect_width=512)).detect(big)
-    assert boxes
-    assert _inside(max(boxes, key=lambda b: b.area), FACE_REGION, scale=3.0)
+    found = _detector(name, detect_width=512).detect(big)
+    assert found
+    face = max(found, key=lambda d: d.box.area)
+    assert _inside(face.box, FACE_REGION, scale=3.0)
+    if face.landmarks:
+        x, y = face.landmarks[2]  # the nose, in full-size pixels
+        assert _inside(type(face.box)(round(x), round(y), 0, 0), FACE_REGION, scale=3.0)
 
 
-def test_no_face_in_a_plain_image():
+@pytest.mark.parametrize("name", DETECTORS)
+def test_no_face_in_a_plain_image(name):
     image = np.full((480, 640, 3), 127, np.uint8)
-    assert HaarFaceDetector(FaceSettings()).detect(image) == []
-
-
-def test_crop_has_the_model_input_size_and_clips_at_borders():
-    grey = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
-    crop = crop_face(grey, Box(0, 0, 30, 30), offsets=(20, 40))
-    assert crop.shape == (48, 48)
-    inner = crop_face(grey, Box(10, 10, 20, 20), offsets=(0, 0))
-    expected = cv2.resize(grey[10:30, 10:30], (48, 48), interpolation=cv2.INTER_AREA)
-    assert np.array_equal(inner, expected)
+    assert _detector(name).detect(image) == []
 
 
 def _two_faces(astronaut) -> np.ndarray:
     face = astronaut[20:300, 110:390]
     canvas = np.full((400, 900, 3), 100, np.uint8)
     canvas[40:320, 20:300] = face
-    small = cv2.resize(face, (180, 180))
-    canvas[100:280, 650:830] = small
+    canvas[100:280, 650:830] = cv2.resize(face, (180, 180))
     return canvas
 
 
-def test_largest_face_is_the_student_unless_all_are_kept(astronaut):
+@pytest.mark.parametrize("name", DETECTORS)
+def test_largest_face_is_the_student_unless_all_are_kept(astronaut, name):
     frame = Frame(t_s=0.0, index=0, image=_two_faces(astronaut), scene=0, sharpness=1.0)
-    detector = HaarFaceDetector(FaceSettings())
-    one = faces_in_frame(frame, detector, FaceSettings())
-    both = faces_in_frame(frame, detector, FaceSettings(keep_all=True))
+    one = faces_in_frame(frame, _detector(name), FaceSettings(detector=name))
+    every = FaceSettings(detector=name, keep_all=True)
+    both = faces_in_frame(frame, _detector(name, keep_all=True), every)
     assert len(one) == 1 and one[0].box.x < 300
     assert any(f.box.x < 300 for f in both) and any(f.box.x >= 600 for f in both)
-    assert len(both) > len(one)
     assert one[0].crop.shape == (48, 48)
+
+
+def _crowd(astronaut, side: int, rows: int = 3, columns: int = 6) -> tuple[np.ndarray, int]:
+    """A 1080p frame with `rows * columns` faces `side` px wide, spread out on a busy ground."""
+    rng = np.random.default_rng(3)
+    canvas = cv2.resize(rng.integers(60, 160, (27, 48, 3), dtype=np.uint8), (1920, 1080),
+                        interpolation=cv2.INTER_CUBIC)
+    face = cv2.resize(astronaut[30:290, 120:380], (side, side), interpolation=cv2.INTER_AREA)
+    for r in range(rows):
+        for c in range(columns):
+            x, y = 150 + c * 300 + (r % 2) * 80, 200 + r * 300
+            canvas[y:y + side, x:x + side] = face
+    return canvas, rows * columns
+
+
+def test_all_faces_finds_faces_of_about_20_px_in_a_1080p_crowd(astronaut):
+    image, count = _crowd(astronaut, 64)  # the face itself about 20 px of the 64
+    settings = FaceSettings(keep_all=True)
+    frame = Frame(t_s=0.0, index=0, image=image, scene=0, sharpness=1.0)
+    faces = faces_in_frame(frame, make_detector(settings), settings)
+    assert len(faces) >= 0.9 * count
+    assert all(14 <= f.box.w <= 26 for f in faces)
+
+
+def test_yunet_finds_a_face_in_nearly_every_key_frame_of_a_real_clip(shared_videos):
+    detector = make_detector(FaceSettings())
+    frames = list(KeyframeReader(shared_videos / "WolfgangLanger_Pexels.mp4",
+                                 KeyframeSettings()))
+    found = sum(bool(detector.detect(f.image)) for f in frames)
+    assert len(frames) >= 15 and found >= 0.95 * len(frames)
 
 
 def test_largest_face_crop_is_none_without_a_face():
     blank = np.zeros((200, 200), np.uint8)
-    assert largest_face_crop(HaarFaceDetector(FaceSettings()), blank, FaceSettings()) is None
+    assert largest_face_crop(make_detector(FaceSettings()), blank, FaceSettings()) is None
 
 
-class RecordingDetector:
-    """The Haar detector, recording the width of every image it searched."""
-
-    def __init__(self) -> None:
-        self.inner = HaarFaceDetector(FaceSettings())
-        self.widths: list[int] = []
-
-    def detect(self, image, sizes=None):
-        self.widths.append(image.shape[1])
-        return self.inner.detect(image, sizes)
-
-
-def _face_at(astronaut, x: int, scene: int = 0, index: int = 0) -> Frame:
-    canvas = np.full((720, 1280, 3), 90, np.uint8)
-    face = cv2.resize(astronaut[20:300, 110:390], (300, 300))
-    canvas[150:450, x : x + 300] = face
-    return Frame(t_s=float(index), index=index, image=canvas, scene=scene, sharpness=1.0)
+def test_a_missing_or_unreadable_detector_model_is_a_one_line_error(tmp_path):
+    with pytest.raises(DetectorError, match="face detector model not found") as missing:
+        make_detector(FaceSettings(detector_model=tmp_path / "nope.onnx"))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a network")
+    with pytest.raises(DetectorError, match="cannot load face detector model") as broken:
+        make_detector(FaceSettings(detector_model=junk))
+    for error in (missing, broken):
+        assert "\n" not in str(error.value)
 
 
-def test_the_tracker_searches_near_the_last_face_and_falls_back_to_the_whole_frame(astronaut):
-    detector = RecordingDetector()
-    tracker = FaceTracker(detector, FaceSettings(full_search_every=10))
-    boxes = [tracker.faces(_face_at(astronaut, x, index=i))[0].box
-             for i, x in enumerate((500, 520, 540))]
-    assert detector.widths[0] == 1280 and max(detector.widths[1:]) < 300  # searched near
-    assert [b.x for b in boxes] == sorted(b.x for b in boxes)  # it follows the face
-    full = faces_in_frame(_face_at(astronaut, 540), detector.inner, FaceSettings())[0].box
-    assert abs(boxes[2].x - full.x) < 0.2 * full.w and abs(boxes[2].w - full.w) < 0.3 * full.w
+def test_the_student_is_the_largest_face_among_the_confident_ones():
+    from screener.domain import Box, Detection
+    from screener.faces import student_face
 
-    detector.widths.clear()
-    moved = tracker.faces(_face_at(astronaut, 50, index=3))[0].box  # jumped: not near any more
-    assert detector.widths[-1] == 1280 and moved.x < 400
-    detector.widths.clear()
-    tracker.faces(_face_at(astronaut, 60, scene=1, index=4))  # a cut: search everything
-    assert detector.widths == [1280]
-
-
-def test_without_tracking_every_key_frame_gets_a_full_search(astronaut):
-    detector = RecordingDetector()
-    tracker = FaceTracker(detector, FaceSettings(full_search_every=0))
-    for i in range(3):
-        assert tracker.faces(_face_at(astronaut, 500, index=i))
-    assert detector.widths == [1280, 1280, 1280]
-
-
-def test_a_size_range_limits_the_faces_searched_for(astronaut):
-    """The tracker passes the size it expects; faces outside that range are not looked for."""
-    frame = _face_at(astronaut, 400)
-    detector = HaarFaceDetector(FaceSettings())
-    face = max(detector.detect(frame.image), key=lambda b: b.area)
-    assert face in detector.detect(frame.image, (face.w // 2, face.w * 2))
-    assert detector.detect(frame.image, (face.w * 2, face.w * 4)) == []
-    assert all(b.w <= face.w // 2 for b in detector.detect(frame.image, (20, face.w // 2)))
+    face = Detection(Box(0, 0, 100, 100), score=0.95)
+    poster = Detection(Box(0, 0, 300, 300), score=0.45)  # bigger, but doubtful
+    near = Detection(Box(0, 0, 150, 150), score=0.8)
+    assert student_face([face, poster]) == face
+    assert student_face([face, poster, near]) == near
+    assert student_face([]) is None

@@ -32,7 +32,8 @@ def test_defaults():
     s = Settings()
     assert s.keyframes.every_s == 1.0
     assert s.keyframes.cut_threshold == 27.0
-    assert s.faces.offsets == (20, 40)
+    assert s.faces.detector == "yunet"
+    assert s.faces.crop_scale == 0.9
     assert s.faces.min_neighbors == 5
     assert s.faces.keep_all is False
     assert s.emotions.model_path is None
@@ -86,7 +87,9 @@ every_s = 2.5
 cut_threshold = 30
 
 [faces]
-offsets = [10, 30]
+detector = "haar"
+detector_model = "models/faces.onnx"
+crop_scale = 1.1
 keep_all = true
 
 [emotions]
@@ -99,8 +102,8 @@ batch_size = 64
     assert s.keyframes.every_s == 2.5
     assert s.keyframes.cut_threshold == 30
     assert s.keyframes.min_scene_s == 0.5  # untouched keys keep their defaults
-    assert s.faces.offsets == (10, 30)
-    assert isinstance(s.faces.offsets, tuple)
+    assert (s.faces.detector, s.faces.crop_scale) == ("haar", 1.1)
+    assert s.faces.detector_model == Path("models/faces.onnx")
     assert s.faces.keep_all is True
     assert s.faces.min_neighbors == 5
     assert s.emotions.model_path == Path("models/mine.onnx")
@@ -139,7 +142,8 @@ def test_wrong_top_level_types_are_errors(tmp_path, text):
     settings_error(tmp_path, text)
 
 
-@pytest.mark.parametrize("text", ["[faces]\noffsets = 20\n", "[emotions]\nmodel_path = 3\n"])
+@pytest.mark.parametrize("text", ["[faces]\ndetector_model = 20\n",
+                                  "[emotions]\nmodel_path = 3\n"])
 def test_wrong_types_of_tuple_and_path_keys_are_settings_errors(tmp_path, text):
     settings_error(tmp_path, text)
 
@@ -226,3 +230,15 @@ def test_the_readme_settings_example_loads_and_shows_the_defaults(tmp_path):
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     example = readme.split("## Settings file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     assert load_settings(config(tmp_path, example)) == Settings()
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('detector = "mtcnn"', 'faces.detector must be "yunet" or "haar"'),
+    ("score_threshold = 1.5", "score_threshold must be between 0 and 1"),
+    ("crop_scale = 0", "crop_scale must be between"),
+    ("crop_scale = 9", "crop_scale must be between"),
+    ("offsets = [20, 40]", "unknown setting 'offsets'"),  # pixel margins are gone
+])
+def test_bad_face_settings_are_errors(tmp_path, text, words):
+    message, _ = settings_error(tmp_path, f"[faces]\n{text}\n")
+    assert words in message and "\n" not in message

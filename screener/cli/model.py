@@ -195,6 +195,7 @@ def evaluate(
     matrix on labelled images, with the probabilities scans would give."""
     from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
     from screener.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
+    from screener.faces import DetectorError
     from screener.fer_data import DatasetError, load_split
     from screener.settings import Settings
 
@@ -208,13 +209,13 @@ def evaluate(
         classifier = OnnxEmotionModel(model or settings.model_path, flip_margin=margin)
         cropper = None
         if detect_faces:
-            from screener.faces import HaarFaceDetector, largest_face_crop
+            from screener.faces import largest_face_crop, make_detector
 
             cropper = partial(
-                largest_face_crop, HaarFaceDetector(settings.faces), settings=settings.faces
+                largest_face_crop, make_detector(settings.faces), settings=settings.faces
             )
         data_set = load_split(data, split, cropper)
-    except (ModelError, DatasetError) as exc:
+    except (ModelError, DetectorError, DatasetError) as exc:
         raise fail(str(exc)) from None
     probabilities = classifier.predict(data_set.images)
     result = evaluate_probabilities(data_set.labels, probabilities)

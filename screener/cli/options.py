@@ -90,11 +90,12 @@ def open_store(settings, create: bool = False):  # -> Store
 def load_analyzer(settings, threads: int | None = None):  # -> Analyzer
     from screener.analysis import Analyzer
     from screener.emotions import ModelError
+    from screener.faces import DetectorError
     from screener.rules import RulesError
 
     try:
         return Analyzer.from_settings(settings, threads)
-    except (ModelError, RulesError) as exc:
+    except (ModelError, DetectorError, RulesError) as exc:
         raise fail(str(exc)) from None
 
 

@@ -1,0 +1,429 @@
+"""What a counsellor reads, measured on synthetic student sessions whose truth is known.
+
+    python benchmarks/session_benchmark.py --tag haar      # full run: JSON in benchmarks/results/
+    python benchmarks/session_benchmark.py --smoke         # one short session, checks it all works
+
+Each session is a video of segments a few seconds long: one labelled FER2013 `val` face (never
+anything else labelled) at a varied size and position, drifting and tilting a little, under
+varied lighting, blur and background, or no face at all. Students differ in their mix of
+emotions; some have sustained negative stretches. The real pipeline (`Analyzer.analyze`, default
+settings unless `--config` says otherwise) reads each video, and the result is scored against the
+truth: face recall, false faces, the label that wins each segment, the negative share, and the
+level, against the level the default rules give on the true labels (one observation per second).
+
+`build_sessions` and `score` are importable, so other benchmarks and tests can reuse them.
+Videos are cached in benchmarks/.cache/sessions/ (regenerated when `VERSION` changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from screener.aggregate import session_metrics, with_smoothing
+from screener.domain import Box, Observation, SessionResult, VideoJob
+from screener.rules import RuleSet, load_rules
+from screener.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache" / "sessions"
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = Path(os.environ.get("SCREENER_SHARED", ROOT.parent / "shared"))
+FER_VAL = SHARED / "datasets" / "fer2013" / "val"
+VERSION = "1"
+"""Bump when the generator changes, so cached videos are rebuilt."""
+
+FPS = 10
+SEGMENT_S = 4
+NEGATIVE = ("angry", "sad", "fear")
+OTHER = ("happy", "neutral", "surprise", "disgust")
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    label: str | None
+    """The FER2013 label of the face shown, None for a segment without a face."""
+    image: str | None = None
+
+
+@dataclass
+class SessionTruth:
+    name: str
+    path: Path
+    size: tuple[int, int]
+    segments: list[Segment]
+    metrics: dict[str, Any]
+    """The session metrics of the true labels, one observation per second."""
+    level: str
+    """The level the default rules give on those metrics."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A kind of student: how likely each segment is negative, and how negatives cluster."""
+
+    name: str
+    negative: float
+    run: int
+    """Negative segments come in runs of this many (a run of 3 is 12 s)."""
+    size: tuple[int, int] = (640, 360)
+
+
+PROFILES = (
+    Profile("calm-a", 0.1, 1), Profile("calm-b", 0.15, 1, (1280, 720)),
+    Profile("calm-c", 0.2, 2), Profile("recurring-a", 0.2, 2),
+    Profile("recurring-b", 0.25, 2, (960, 540)), Profile("scattered-a", 0.45, 1),
+    Profile("scattered-b", 0.5, 1), Profile("sustained-a", 0.35, 3),
+    Profile("sustained-b", 0.4, 4, (1280, 720)), Profile("sustained-c", 0.45, 3),
+    Profile("sustained-d", 0.35, 4), Profile("long-stretch", 0.3, 5),
+)
+"""Seed 23 gives 4 Low, 3 Moderate and 5 High sessions on the true labels."""
+SMOKE = (Profile("smoke", 0.5, 1, (480, 270)),)
+
+
+# Building sessions ----------------------------------------------------------------------------
+
+
+def build_sessions(
+    smoke: bool = False, cache: Path = CACHE, fer_val: Path = FER_VAL, seed: int = 23,
+    segments: int = 15,
+) -> list[SessionTruth]:
+    """The benchmark's sessions, encoded (H.264) or taken from the cache, with their truth.
+    `smoke` gives one session of three short segments."""
+    if not fer_val.is_dir():
+        raise FileNotFoundError(f"FER2013 val not found at {fer_val}")
+    rng = np.random.default_rng(seed)
+    pool = _image_pool(fer_val, rng)
+    rules = load_rules("default")
+    profiles, count = (SMOKE, 3) if smoke else (PROFILES, segments)
+    sessions = []
+    for profile in profiles:
+        plan = _plan(profile, count, rng, pool)
+        key = hashlib.sha256(json.dumps([VERSION, profile.size, [asdict(s) for s in plan]])
+                             .encode()).hexdigest()[:12]
+        path = cache / f"{profile.name}-{key}.mp4"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _render(plan, profile.size, path, np.random.default_rng(int(key, 16) % 2**32))
+        metrics, level = truth_level(plan, rules)
+        sessions.append(SessionTruth(profile.name, path, profile.size, plan, metrics, level))
+    return sessions
+
+
+def truth_level(plan: Sequence[Segment], rules: RuleSet) -> tuple[dict[str, Any], str]:
+    """What the rules say when every second of face shows its true label."""
+    observations = []
+    for segment in plan:
+        for k in range(int(segment.start_s), int(segment.end_s)):
+            t = k + 0.5
+            if segment.label is None:
+                observations.append(Observation(t, k, None, None, None))
+            else:
+                observations.append(Observation(t, k, _TRUE_BOX, (0.0,) * 7, segment.label))
+    observations = with_smoothing(observations, rules.smoothing_window)
+    metrics = session_metrics(observations, rules.negative, rules.min_run, 1.0,
+                              duration_s=plan[-1].end_s if plan else 0.0)
+    return metrics, rules.assess(metrics).level
+
+
+_TRUE_BOX = Box(0, 0, 1, 1)
+
+
+def _image_pool(fer_val: Path, rng: np.random.Generator) -> dict[str, list[Path]]:
+    pool = {}
+    for folder in sorted(p for p in fer_val.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
+        pool[folder.name] = [files[i] for i in rng.permutation(len(files))]
+    return pool
+
+
+def _plan(profile: Profile, count: int, rng: np.random.Generator,
+          pool: dict[str, list[Path]]) -> list[Segment]:
+    kinds: list[str] = []
+    while len(kinds) < count:
+        if rng.random() < 0.15 and kinds and kinds[-1] != "none":
+            kinds.append("none")
+        elif rng.random() < profile.negative:
+            kinds.extend(["negative"] * profile.run)
+        else:
+            kinds.append("other")
+    if count >= 3 and "none" not in kinds[:count]:
+        kinds[count // 2] = "none"
+    plan = []
+    for i, kind in enumerate(kinds[:count]):
+        label = None
+        if kind != "none":
+            choices = NEGATIVE if kind == "negative" else OTHER
+            weights = np.array([0.4, 0.4, 0.2, 0.02] if kind == "other" else [1, 1, 1], float)
+            label = str(rng.choice(choices, p=weights[: len(choices)] / weights.sum()))
+        image = str(pool[label].pop()) if label else None
+        plan.append(Segment(i * SEGMENT_S, (i + 1) * SEGMENT_S, label, image))
+    return plan
+
+
+def _render(plan: Sequence[Segment], size: tuple[int, int], out: Path,
+            rng: np.random.Generator) -> None:
+    width, height = size
+    tmp = out.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        for segment in plan:
+            for image in _segment_frames(segment, size, rng):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(out)
+
+
+def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A room-like backdrop: a colour gradient, soft blobs and a few straight edges."""
+    width, height = size
+    c0, c1 = rng.integers(30, 220, 3), rng.integers(30, 220, 3)
+    ramp = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+    image = (c0 * (1 - ramp) + c1 * ramp) * np.ones((height, 1, 1), np.float32)
+    blobs = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40), 3)).astype(np.float32)
+    image += cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC) * 18
+    for _ in range(rng.integers(2, 6)):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w, h = int(rng.integers(width // 10, width // 2)), int(rng.integers(height // 10, height))
+        colour = tuple(int(v) for v in rng.integers(20, 235, 3))
+        cv2.rectangle(image, (x0, y0), (x0 + w, y0 + h), colour, -1 if rng.random() < 0.5 else 3)
+    return np.clip(image, 0, 255)
+
+
+def _segment_frames(segment: Segment, size: tuple[int, int], rng: np.random.Generator):
+    width, height = size
+    backdrop = _background(size, rng)
+    gain = float(rng.uniform(0.6, 1.25))
+    blur = float(rng.choice([0.0, 0.0, 0.8, 1.6]))
+    frames = int((segment.end_s - segment.start_s) * FPS)
+    noise = [rng.normal(0, 3, (height, width, 3)).astype(np.float32) for _ in range(3)]
+    face = None
+    if segment.image is not None:
+        face = cv2.imread(segment.image, cv2.IMREAD_GRAYSCALE)
+        side0 = float(rng.uniform(0.14, 0.55)) * height
+        grow = float(rng.uniform(0.9, 1.1))
+        half = side0 * 0.6
+        start = np.array([rng.uniform(half, width - half), rng.uniform(half, height - half)])
+        drift = rng.normal(0, 0.04, 2) * np.array([width, height])
+        end = np.clip(start + drift, half, np.array([width, height]) - half)
+        tilt0, tilt1 = float(rng.uniform(-12, 12)), float(rng.uniform(-3, 3))
+    else:
+        prop = rng.integers(40, 220, 3).astype(np.float32)
+        p0, p1 = rng.uniform(0.2, 0.8, 2), rng.uniform(0.2, 0.8, 2)
+    for k in range(frames):
+        a = k / max(1, frames - 1)
+        image = backdrop.copy()
+        if face is not None:
+            side = side0 * (1 + (grow - 1) * a)
+            centre = start * (1 - a) + end * a
+            _paste(image, face, centre, side, tilt0 + tilt1 * a)
+        else:
+            centre = (p0 * (1 - a) + p1 * a) * np.array([width, height])
+            axes = (int(height * 0.12), int(height * 0.2))
+            cv2.ellipse(image, (int(centre[0]), int(centre[1])), axes, 30 * a, 0, 360,
+                        tuple(float(v) for v in prop), -1)
+        image *= gain
+        if blur:
+            image = cv2.GaussianBlur(image, (0, 0), blur)
+        image += noise[k % len(noise)]
+        yield np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _paste(image: np.ndarray, face: np.ndarray, centre: np.ndarray, side: float,
+           angle: float) -> None:
+    """The face scaled to `side`, rotated by `angle` degrees about its centre, blended in with
+    feathered edges so that no hard square frames it."""
+    n = face.shape[0]
+    scale = side / n
+    matrix = cv2.getRotationMatrix2D((n / 2, n / 2), angle, scale)
+    matrix[:, 2] += centre - np.array([n / 2, n / 2])
+    height, width = image.shape[:2]
+    warped = cv2.warpAffine(face.astype(np.float32), matrix, (width, height),
+                            flags=cv2.INTER_CUBIC)
+    mask = np.zeros((n, n), np.float32)
+    border = max(1, n // 12)
+    mask[border:-border, border:-border] = 1
+    mask = cv2.GaussianBlur(mask, (0, 0), border)
+    alpha = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+    image *= 1 - alpha
+    image += alpha * warped[..., None]
+
+
+# Scoring --------------------------------------------------------------------------------------
+
+
+def analyse(sessions: Sequence[SessionTruth], settings: Settings) -> list[SessionResult]:
+    from screener.analysis import Analyzer
+
+    analyzer = Analyzer.from_settings(settings)
+    return [analyzer.analyze(VideoJob(s.path, s.name, s.name, datetime(2026, 1, 1)))
+            for s in sessions]
+
+
+def clean_accuracy(sessions: Sequence[SessionTruth], settings: Settings) -> float:
+    """The model's accuracy on the very FER2013 images the face segments show, read as the
+    48x48 originals: what the pipeline would score with a perfect detector and crop, on this
+    benchmark's mix of emotions (its `val` accuracy is on another mix)."""
+    from screener.emotions import EMOTIONS, OnnxEmotionModel
+
+    model = OnnxEmotionModel(settings.model_path, flip_margin=settings.emotions.flip_margin)
+    segments = [g for s in sessions for g in s.segments if g.image]
+    images = np.stack([cv2.imread(g.image, cv2.IMREAD_GRAYSCALE) for g in segments])
+    labels = [EMOTIONS[i] for i in model.predict(images).argmax(axis=1)]
+    return sum(p == g.label for p, g in zip(labels, segments, strict=True)) / len(segments)
+
+
+def score(results: Sequence[SessionResult], sessions: Sequence[SessionTruth]) -> dict[str, Any]:
+    """Scores analysed results against their sessions' truth (paired by video path)."""
+    by_path = {s.path.resolve(): s for s in sessions}
+    rows = [_score_one(r, by_path[Path(r.job.path).resolve()]) for r in results]
+    face_segments = sum(r["face_segments"] for r in rows)
+    found = sum(r["segments_found"] for r in rows)
+    labelled = sum(r["segments_labelled_right"] for r in rows)
+    truth_high = [r for r in rows if r["true_level"] == "high"]
+    totals: dict[str, Any] = {
+        "sessions": len(rows),
+        "face_segments": face_segments,
+        "segment_face_recall": found / face_segments if face_segments else 0.0,
+        "keyframe_face_recall": _ratio(rows, "face_keyframes_found", "face_keyframes"),
+        "no_face_segments": sum(r["no_face_segments"] for r in rows),
+        "no_face_segments_with_faces": sum(r["no_face_segments_with_faces"] for r in rows),
+        "false_face_keyframes": sum(r["false_face_keyframes"] for r in rows),
+        "segment_label_accuracy": labelled / found if found else 0.0,
+        "keyframe_label_accuracy": _ratio(rows, "keyframes_labelled_right",
+                                          "face_keyframes_found"),
+        "negative_share_mae": float(np.mean([r["negative_share_error"] for r in rows])),
+        "level_agreement": sum(r["level"] == r["true_level"] for r in rows),
+        "true_high": len(truth_high),
+        "high_caught": sum(r["level"] == "high" for r in truth_high),
+        "false_high": sum(r["level"] == "high" and r["true_level"] != "high" for r in rows),
+    }
+    estimates = [r["negative_share_est_error"] for r in rows if "negative_share_est_error" in r]
+    if estimates:
+        totals["negative_share_est_mae"] = float(np.mean(estimates))
+    return {"totals": totals, "sessions": rows}
+
+
+def _ratio(rows: list[dict[str, Any]], part: str, whole: str) -> float:
+    total = sum(r[whole] for r in rows)
+    return sum(r[part] for r in rows) / total if total else 0.0
+
+
+def _score_one(result: SessionResult, truth: SessionTruth) -> dict[str, Any]:
+    row: dict[str, Any] = {"session": truth.name, "size": f"{truth.size[0]}x{truth.size[1]}"}
+    counts = Counter()
+    for segment in truth.segments:
+        inside = [o for o in result.observations if segment.start_s <= o.t_s < segment.end_s]
+        faces = [o for o in inside if o.label is not None]
+        if segment.label is None:
+            counts["no_face_segments"] += 1
+            counts["no_face_segments_with_faces"] += bool(faces)
+            counts["false_face_keyframes"] += len({o.frame_index for o in faces})
+            continue
+        counts["face_segments"] += 1
+        counts["face_keyframes"] += len({o.frame_index for o in inside})
+        counts["face_keyframes_found"] += len({o.frame_index for o in faces})
+        counts["keyframes_labelled_right"] += sum(o.label == segment.label for o in faces)
+        if faces:
+            counts["segments_found"] += 1
+            winner = Counter(o.label for o in faces).most_common(1)[0][0]
+            counts["segments_labelled_right"] += winner == segment.label
+    for key in ("face_segments", "face_keyframes", "face_keyframes_found", "segments_found",
+                "segments_labelled_right", "keyframes_labelled_right", "no_face_segments",
+                "no_face_segments_with_faces", "false_face_keyframes"):
+        row[key] = counts[key]
+    true_share = float(truth.metrics["negative_share"])
+    row["true_negative_share"] = round(true_share, 4)
+    row["negative_share"] = round(float(result.metrics["negative_share"]), 4)
+    row["negative_share_error"] = abs(row["negative_share"] - true_share)
+    if "negative_share_est" in result.metrics:
+        estimate = float(result.metrics["negative_share_est"])
+        row["negative_share_est"] = round(estimate, 4)
+        row["negative_share_est_error"] = abs(estimate - true_share)
+    row["true_level"], row["level"] = truth.level, result.level
+    return row
+
+
+# Command line ---------------------------------------------------------------------------------
+
+
+def summary(totals: dict[str, Any]) -> str:
+    t = totals
+    lines = [
+        f"face recall: {t['segment_face_recall']:.1%} of {t['face_segments']} face segments "
+        f"({t['keyframe_face_recall']:.1%} of key frames)",
+        f"false faces: {t['no_face_segments_with_faces']} of {t['no_face_segments']} no-face "
+        f"segments ({t['false_face_keyframes']} key frames)",
+        f"label accuracy: {t['segment_label_accuracy']:.1%} of segments found "
+        f"({t['keyframe_label_accuracy']:.1%} of faces); the model on the same images' clean "
+        f"crops: {t['clean_crop_accuracy']:.1%}",
+        f"negative share error: {t['negative_share_mae']:.3f} mean absolute"
+        + (f" (negative_share_est {t['negative_share_est_mae']:.3f})"
+           if "negative_share_est_mae" in t else ""),
+        f"level agreement: {t['level_agreement']} of {t['sessions']}; High caught "
+        f"{t['high_caught']} of {t['true_high']}; false High {t['false_high']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="one short session")
+    parser.add_argument("--config", type=Path, help="settings TOML (default settings otherwise)")
+    parser.add_argument("--tag", default="", help="names the results file")
+    parser.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/"
+                        "session_benchmark[_TAG].json; none for --smoke without --out)")
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    started = time.perf_counter()
+    sessions = build_sessions(smoke=args.smoke, cache=args.cache)
+    built = time.perf_counter()
+    results = analyse(sessions, settings)
+    analysed = time.perf_counter()
+    scored = score(results, sessions)
+    scored["totals"]["clean_crop_accuracy"] = clean_accuracy(sessions, settings)
+    scored["run"] = {
+        "tag": args.tag, "config": str(args.config) if args.config else None,
+        "faces": asdict(settings.faces), "build_s": round(built - started, 1),
+        "analyse_s": round(analysed - built, 1), "smoke": args.smoke,
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "note": "machine shared: times are indicative only",
+    }
+    print(summary(scored["totals"]))
+    for row in scored["sessions"]:
+        print(f"  {row['session']:<13} {row['size']:>9} true {row['true_level']:<12} "
+              f"got {row['level']:<12} neg {row['true_negative_share']:.2f} -> "
+              f"{row['negative_share']:.2f}  faces {row['segments_found']}/"
+              f"{row['face_segments']}")
+    out = args.out
+    if out is None and not args.smoke:
+        out = RESULTS / f"session_benchmark{'_' + args.tag if args.tag else ''}.json"
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(scored, indent=1, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The session benchmark's smoke mode runs the real pipeline end to end and scores it."""
+
+import json
+
+import pytest
+
+from tests.conftest import SHARED
+
+
+def _benchmark():
+    from benchmarks import session_benchmark
+
+    return session_benchmark
+
+
+@pytest.fixture(scope="module")
+def fer_val():
+    folder = SHARED / "datasets" / "fer2013" / "val"
+    if not folder.is_dir():
+        pytest.skip("../shared/datasets/fer2013 is absent: session benchmark skipped")
+    return folder
+
+
+def test_smoke_sessions_are_built_cached_and_scored(tmp_path, fer_val, capsys):
+    bench = _benchmark()
+    sessions = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val)
+    assert len(sessions) == 1
+    session = sessions[0]
+    assert session.path.is_file() and session.path.parent == tmp_path
+    labels = [s.label for s in session.segments]
+    assert None in labels and any(labels)
+    again = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val)
+    assert again[0].path == session.path  # cached, not rebuilt
+    assert again[0].path.stat().st_mtime == session.path.stat().st_mtime
+
+    out = tmp_path / "smoke.json"
+    assert bench.main(["--smoke", "--cache", str(tmp_path), "--out", str(out)]) == 0
+    totals = json.loads(out.read_text())["totals"]
+    assert totals["sessions"] == 1
+    assert totals["face_segments"] == sum(label is not None for label in labels)
+    assert 0.0 <= totals["segment_face_recall"] <= 1.0
+    assert "face recall" in capsys.readouterr().out
+
+
+def test_truth_level_follows_the_default_rules():
+    bench = _benchmark()
+    rules = bench.load_rules("default")
+    sad = [bench.Segment(i * 4, i * 4 + 4, "sad") for i in range(5)]
+    happy = [bench.Segment(i * 4, i * 4 + 4, "happy") for i in range(5)]
+    assert bench.truth_level(sad, rules)[1] == "high"
+    assert bench.truth_level(happy, rules)[1] == "low"
+    metrics, level = bench.truth_level(happy[:2], rules)
+    assert level == "insufficient" and metrics["face_frames"] == 8
