@@ -102,3 +102,20 @@ def test_a_worker_analyzer_keeps_opencv_and_its_decoder_to_one_thread():
             "print(cv2.getNumThreads(), a.settings.keyframes.decoder_threads)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+def test_a_new_detector_or_framing_is_a_new_model_version_so_stored_sessions_are_redone():
+    base = Settings()
+    versions = {
+        Analyzer.from_settings(settings).versions[0]
+        for settings in (
+            base,
+            base.replace(faces=dataclasses.replace(base.faces, detector="haar")),
+            base.replace(faces=dataclasses.replace(base.faces, crop_scale=1.0)),
+            base.replace(faces=dataclasses.replace(base.faces, score_threshold=0.6)),
+            base.replace(faces=dataclasses.replace(base.faces, align_eyes=False)),
+        )
+    }
+    assert len(versions) == 5
+    every_face = base.replace(faces=dataclasses.replace(base.faces, keep_all=True))
+    assert Analyzer.from_settings(every_face).versions[0] == Analyzer.from_settings(base).versions[0]
