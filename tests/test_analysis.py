@@ -118,4 +118,5 @@ def test_a_new_detector_or_framing_is_a_new_model_version_so_stored_sessions_are
     }
     assert len(versions) == 5
     every_face = base.replace(faces=dataclasses.replace(base.faces, keep_all=True))
-    assert Analyzer.from_settings(every_face).versions[0] == Analyzer.from_settings(base).versions[0]
+    assert (Analyzer.from_settings(every_face).versions[0]
+            == Analyzer.from_settings(base).versions[0])
