@@ -42,7 +42,7 @@ def metric_names(negative: Sequence[str] = ("angry", "sad", "fear")) -> set[str]
     names = {
         "frames_analysed", "face_frames", "faces_found", "face_coverage", "duration_s",
         "negative_share", "negative_probability", "positive_share", "valence",
-        "negative_episodes", "longest_negative_run_s", "scenes",
+        "negative_episodes", "longest_negative_run_s", "scenes", "undecodable_frames",
     }
     names |= {f"share_{e}" for e in EMOTIONS} | {f"mean_p_{e}" for e in EMOTIONS}
     names |= {f"episodes_{e}" for e in EMOTIONS}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from screener.decoding import (
+    DamagedWhileThreaded,
     OpenCvDecoder,
     PyAvDecoder,
     VideoReadError,
@@ -134,9 +135,13 @@ def test_a_damaged_packet_costs_its_frames_not_the_video(make_video, tmp_path):
     data[pos : pos + size] = bytes(size)
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    frames = list(open_decoder(damaged, KeyframeSettings()))
+    decoder = open_decoder(damaged, KeyframeSettings(decoder_threads=1))
+    frames = list(decoder)
     assert 10 <= len(frames) < 20
     assert frames[0].index == 0 and frames[-1].index == 19
+    assert decoder.undecodable >= 1
+    with pytest.raises(DamagedWhileThreaded):  # the analysis starts again with one thread
+        list(open_decoder(damaged, KeyframeSettings(decoder_threads=2)))
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
