@@ -163,19 +163,18 @@ class PyAvDecoder(VideoDecoder):
     def _frames(self) -> Iterator[DecodedFrame]:
         import av
 
-        slot, decoded, sent = -1, 0, 0
+        slot, decoded, failed = -1, 0, 0
         damaged: Exception | None = None
         try:
             for packet in self._container.demux():
                 self._reach(packet)
                 if packet.stream is not self._stream:
                     continue
-                sent += 1 if packet.size else 0
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
                     # A damaged packet costs its frames, not the video, as with OpenCV.
-                    damaged = exc
+                    damaged, failed = exc, failed + 1
                     self._damage()
                     continue
                 for frame in frames:
@@ -201,7 +200,7 @@ class PyAvDecoder(VideoDecoder):
             self._resources.close()
         if decoded == 0 and damaged is not None:
             raise VideoReadError(f"no frame could be decoded ({first_line(damaged)})")
-        self._check_damage(sent)
+        self._check_damage(decoded + failed)
 
     def _damage(self) -> None:
         self.undecodable += 1

@@ -245,6 +245,7 @@ def quality_warnings(session: StoredSession) -> list[str]:
     if session.level == "insufficient":
         warnings.append("Too little of the face was visible to judge this session; the level "
                         "says nothing about the student's mood.")
+    warnings += [f"{note[:1].upper()}{note[1:]}." for note in session.data_quality]
     return warnings
 
 

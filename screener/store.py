@@ -125,6 +125,13 @@ class StoredSession:
     """`val` accuracy of the model that analysed the session; None for sessions stored before
     schema 2."""
 
+    @property
+    def data_quality(self) -> list[str]:
+        """What the decoder met or chose (damaged frames, which video stream), kept in the
+        metrics; sessions stored before screener recorded it have none."""
+        notes = self.metrics.get("data_quality") or []
+        return [str(note) for note in notes] if isinstance(notes, list) else [str(notes)]
+
 
 class Store:
     def __init__(self, url: str) -> None:
