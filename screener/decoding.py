@@ -145,7 +145,9 @@ class PyAvDecoder(VideoDecoder):
         self._threads = settings.decoder_threads
         if settings.decoder_threads:
             context.thread_count = settings.decoder_threads
-        else:
+        if settings.decoder_threads != 1:
+            # Frame threads mark the frames they could not decode whole ("corrupt"); slice
+            # threads, PyAV's default, do not, so a damaged file would go unnoticed.
             stream.thread_type = "AUTO"
         if settings.skip_nonref:
             context.skip_frame = "NONREF"

@@ -102,3 +102,58 @@ def test_a_worker_analyzer_keeps_opencv_and_its_decoder_to_one_thread():
             "print(cv2.getNumThreads(), a.settings.keyframes.decoder_threads)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+def damaged_h264(folder: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
+    """A face video with 200 bytes flipped mid-file, at a place where FFmpeg conceals the
+    damage differently with `threads` frame threads than with one (found by trying)."""
+    import hashlib
+    import struct
+    from contextlib import suppress
+
+    import av
+
+    from tests.test_decoding import write_h264
+
+    clean = write_h264(folder / "clean.mp4", face_frames(astronaut, 100, size=(480, 360)),
+                       fps=10, bframes=2, x264_threads=1).read_bytes()
+    mdat = clean.find(b"mdat")
+    size = struct.unpack(">I", clean[mdat - 4 : mdat])[0]
+
+    def pictures(path: Path, count: int) -> list[str]:
+        found = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count, stream.thread_type = count, "FRAME"
+            for packet in container.demux(stream):
+                with suppress(av.FFmpegError):
+                    found += [hashlib.md5(f.to_ndarray(format="gray")).hexdigest()
+                              for f in packet.decode()]
+        return found
+
+    damaged = folder / "damaged_2026-01-02.mp4"
+    for share in (0.5, 0.45, 0.55, 0.6, 0.4, 0.65, 0.7):
+        data = bytearray(clean)
+        start = mdat + int(size * share)
+        data[start : start + 200] = bytes(b ^ 0xFF for b in data[start : start + 200])
+        damaged.write_bytes(bytes(data))
+        if pictures(damaged, 1) != pictures(damaged, threads):
+            return damaged
+    raise AssertionError("no damage that threads conceal differently: the test shows nothing")
+
+
+def test_a_damaged_video_gives_the_same_session_whatever_the_threads(tmp_path, astronaut):
+    """FFmpeg conceals damage differently with several decoding threads: such a file is
+    decoded again with one, as worker processes do, and its damage is recorded."""
+    video = damaged_h264(tmp_path, astronaut)
+    settings = Settings()
+    threaded = Analyzer.from_settings(settings.replace(keyframes=dataclasses.replace(
+        settings.keyframes, decoder_threads=3))).analyze(job(video))
+    worker = Analyzer.single_threaded(settings).analyze(job(video))
+    assert threaded.observations == worker.observations
+    assert threaded.metrics == worker.metrics
+    assert worker.metrics["undecodable_frames"] >= 1
+    assert worker.metrics["data_quality"] == [
+        f"{worker.metrics['undecodable_frames']} frame"
+        f"{'s' if worker.metrics['undecodable_frames'] > 1 else ''} could not be decoded "
+        "(damaged file)"]

@@ -24,7 +24,8 @@ DECODERS = ["pyav", "opencv"]
 
 
 def write_h264(path: Path, frames: list[np.ndarray], fps: int, bframes: int,
-               crf: int = 23, display: tuple[int, bool, bool] | None = None) -> Path:
+               crf: int = 23, display: tuple[int, bool, bool] | None = None,
+               x264_threads: int = 0) -> Path:
     """H.264 whose B-frames are never references: I B B P B B P ... for bframes=2.
     `display` (degrees counter-clockwise, hflip, vflip) writes a display matrix, as phones do."""
     with av.open(str(path), "w") as out:
@@ -36,7 +37,9 @@ def write_h264(path: Path, frames: list[np.ndarray], fps: int, bframes: int,
                 pytest.skip("this PyAV cannot write a display matrix (PyAV >= 17 can)")
             stream.set_display_rotation(display[0], hflip=display[1], vflip=display[2])
         stream.options = {"x264-params": f"bframes={bframes}:b-adapt=0:b-pyramid=none:"
-                                         "keyint=300:scenecut=0", "crf": str(crf)}
+                                         "keyint=300:scenecut=0"
+                                         + (f":threads={x264_threads}" if x264_threads else ""),
+                          "crf": str(crf)}
         for i, image in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             picture.pts, picture.time_base = i, Fraction(1, fps)
