@@ -95,6 +95,8 @@ def scan(
                 try:
                     store.save(result)
                     outcome = VideoOutcome(job, "analysed", result.level)
+                    for note in result.metrics.get("data_quality", ()):
+                        log.warning("%s: %s", job.path, note)
                 except Exception as exc:  # a database fault must not lose the other videos
                     outcome = _failed(job, f"could not store: {exc}")
             else:

@@ -104,7 +104,7 @@ def test_a_worker_analyzer_keeps_opencv_and_its_decoder_to_one_thread():
     assert out.stdout.split() == ["1", "1"]
 
 
-def damaged_h264(folder: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
+def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
     """A face video with 200 bytes flipped mid-file, at a place where FFmpeg conceals the
     damage differently with `threads` frame threads than with one (found by trying)."""
     import hashlib
@@ -115,8 +115,10 @@ def damaged_h264(folder: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
 
     from tests.test_decoding import write_h264
 
-    clean = write_h264(folder / "clean.mp4", face_frames(astronaut, 100, size=(480, 360)),
+    staging = damaged.with_name("clean.tmp.mp4")
+    clean = write_h264(staging, face_frames(astronaut, 100, size=(480, 360)),
                        fps=10, bframes=2, x264_threads=1).read_bytes()
+    staging.unlink()
     mdat = clean.find(b"mdat")
     size = struct.unpack(">I", clean[mdat - 4 : mdat])[0]
 
@@ -131,7 +133,6 @@ def damaged_h264(folder: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
                               for f in packet.decode()]
         return found
 
-    damaged = folder / "damaged_2026-01-02.mp4"
     for share in (0.5, 0.45, 0.55, 0.6, 0.4, 0.65, 0.7):
         data = bytearray(clean)
         start = mdat + int(size * share)
@@ -145,7 +146,7 @@ def damaged_h264(folder: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
 def test_a_damaged_video_gives_the_same_session_whatever_the_threads(tmp_path, astronaut):
     """FFmpeg conceals damage differently with several decoding threads: such a file is
     decoded again with one, as worker processes do, and its damage is recorded."""
-    video = damaged_h264(tmp_path, astronaut)
+    video = damaged_h264(tmp_path / "damaged.mp4", astronaut)
     settings = Settings()
     threaded = Analyzer.from_settings(settings.replace(keyframes=dataclasses.replace(
         settings.keyframes, decoder_threads=3))).analyze(job(video))

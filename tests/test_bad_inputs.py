@@ -469,3 +469,45 @@ def test_student_ids_that_look_like_paths_keep_reports_inside_out(folder, astron
     assert sum(escaped in html for html in pages.values()) == 2
     if student != escaped:
         assert not any(student in html for html in pages.values())
+
+
+def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(folder, astronaut,
+                                                                             caplog):
+    """Worker processes decode with one thread, `--workers 1` with several: the damaged
+    file must still give one session, and say how much of it could not be decoded."""
+    from tests.test_analysis import damaged_h264
+
+    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut)
+    stored = {}
+    for workers in ("1", "2"):
+        db = f"sqlite:///{folder.parent}/workers{workers}.db"
+        result = run("scan", folder, "--out", folder.parent / f"out{workers}", "--db", db,
+                     "--workers", workers)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("damaged_2026-01-02.mp4: " in w and "could not be decoded" in w
+                   for w in warnings), warnings  # said as the scan goes, not only in the report
+        caplog.clear()
+        history = run("history", "damaged", "--db", db, "--format", "json")
+        stored[workers] = json.loads(history.output)["sessions"]
+        from screener.report import student_slug
+
+        page = (folder.parent / f"out{workers}" / f"{student_slug('damaged')}.html").read_text()
+        assert "Data quality:</strong> 1" in page and "could not be decoded" in page
+    assert stored["1"] == stored["2"]
+    [session] = stored["1"]
+    assert session["data_quality"] and "could not be decoded" in session["data_quality"][0]
+
+
+def test_a_video_garbled_throughout_fails_with_a_reason(folder, astronaut):
+    from tests.test_decoding import write_h264
+
+    video = write_h264(folder / "garbled_2026-01-02.mp4", face_frames(astronaut, 60), fps=10,
+                       bframes=2, x264_threads=1)
+    data = bytearray(video.read_bytes())
+    mdat = data.find(b"mdat")
+    end = mdat - 4 + struct.unpack(">I", data[mdat - 4 : mdat])[0]
+    for start in range(mdat + 64, end - 100, 500):
+        data[start : start + 64] = bytes(b ^ 0x5A for b in data[start : start + 64])
+    video.write_bytes(bytes(data))
+    assert_only_failure(scan(folder), video.name, "mostly undecodable", "frames are damaged")
