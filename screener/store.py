@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -134,14 +135,20 @@ class StoredSession:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        """`read_only` opens a SQLite file for reading only (`history`, `report`), so that a
+        database this user may not write can still be read; nothing is created or migrated."""
         self.url = url = normalize_url(url)
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        sqlite_file = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+        if sqlite_file and not read_only:
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
                 parents=True, exist_ok=True
             )
         try:
-            self.engine: Engine = create_engine(url)
+            if sqlite_file and read_only:
+                self._open_read_only(url)
+                return
+            self.engine = create_engine(url)
             retry_conflicts(self._prepare)
         except StoreError:
             raise
@@ -179,6 +186,35 @@ class Store:
                 log.info("migrated %s from schema %d to %d", self.safe_url, step, step + 1)
             conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
                          .values(value=str(SCHEMA_VERSION)))
+
+    def _open_read_only(self, url: str) -> None:
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().absolute()
+        uri = f"sqlite:///file:{quote(str(path))}?uri=true&mode=ro"
+        self.engine: Engine = create_engine(uri, read_only=True)
+        try:
+            self._check_readable()
+        except sa.exc.OperationalError as exc:
+            # A WAL database in a folder this user cannot write: SQLite cannot create the
+            # shared-memory file a reader needs. With no write-ahead log beside it, no writer
+            # is at work and the file can be read as it is.
+            wal = path.with_name(path.name + "-wal")
+            if "readonly" not in str(exc) or wal.exists():
+                raise
+            self.engine.dispose()
+            self.engine = create_engine(uri + "&immutable=1", read_only=True)
+            self._check_readable()
+
+    def _check_readable(self) -> None:
+        with self.engine.connect() as conn:
+            version = self.schema_version(conn)
+        if version is None:
+            raise StoreError(f"{self.safe_url} is not a screener database")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.safe_url} has schema version {version}, this screener reads "
+                f"{SCHEMA_VERSION}; a scan by {'this' if version < SCHEMA_VERSION else 'a newer'}"
+                " screener brings it forward"
+            )
 
     @staticmethod
     def schema_version(conn: Connection) -> int | None:

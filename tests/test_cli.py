@@ -452,3 +452,23 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     monkeypatch.undo()
     assert run("history", "jo", "--db", db).exit_code == 0
     assert run("report", "--out", tmp_path / "r", "--db", db).exit_code == 0
+
+
+def test_train_without_the_training_extra_says_how_to_install_it_before_loading_data(
+    tmp_path, monkeypatch
+):
+    """FER2013 takes a while to load: the missing TensorFlow is said first, in one line."""
+    import sys
+
+    import screener.fer_data
+
+    for name in ("tensorflow", "keras", "tf2onnx"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import keras` now fails
+    loaded = []
+    monkeypatch.setattr(screener.fer_data, "load_split", lambda *a, **k: loaded.append(a))
+    result = run("train", "--data", tmp_path, "--out", tmp_path / "m.keras")
+    assert result.exit_code == 2
+    assert loaded == []
+    assert result.output.strip().splitlines() == [
+        'error: training needs the train extra (missing: tensorflow, keras, tf2onnx): '
+        'pip install "screener[train]"']

@@ -141,3 +141,28 @@ def test_data_quality_is_shown_in_every_format():
     assert json.loads(format_history([damaged], "json"))["sessions"][0]["data_quality"] == notes
     [record] = csv.DictReader(io.StringIO(format_history([damaged], "csv")))
     assert record["data_quality"] == "; ".join(notes)
+
+
+def test_history_reads_a_database_this_user_cannot_write(tmp_path):
+    """A counsellor given read access to a shared database (or a read-only mount) can read
+    it: reading commands open SQLite read-only, creating and migrating nothing."""
+    from tests.test_locking import run_unprivileged
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "screener.db"
+    store = Store(f"sqlite:///{db}")
+    store.save(make_result("alex", 2, "a" * 64, ["happy", "sad"]))
+    store.engine.dispose()
+    before = sorted(p.name for p in folder.iterdir())
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        result = run_unprivileged("history", "alex", "--db", str(db), "--format", "json")
+        report = run_unprivileged("report", "--db", str(db), "--out", str(tmp_path / "out"))
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert [s["session_id"] for s in json.loads(result.stdout)["sessions"]] == ["alex-2"]
+    assert report.returncode == 0, report.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -23,7 +23,7 @@ def history(
 
     if output_format not in HISTORY_FORMATS:
         raise fail(f"--format must be one of {', '.join(HISTORY_FORMATS)}")
-    store = open_store(build_settings(db=db))
+    store = open_store(build_settings(db=db), read_only=True)
     sessions = store.sessions_of(student)
     if not sessions:
         known = store.student_ids()

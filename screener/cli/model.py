@@ -97,14 +97,20 @@ def train(
         for path in teacher or ():
             if not path.is_file():
                 raise SettingsError(f"teacher model not found: {path}")
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from screener.training import missing_training_packages
+    from screener.training import train as run_training
+
+    missing = missing_training_packages()
+    if missing:
+        raise fail(f"training needs the train extra (missing: {', '.join(missing)}): "
+                   'pip install "screener[train]"')
+    try:
         train_data = load_split(data, "train")
         val_data = load_split(data, "val")
-    except (SettingsError, DatasetError) as exc:
+    except DatasetError as exc:
         raise fail(str(exc)) from None
-    try:
-        from screener.training import train as run_training
-    except ImportError:
-        raise fail("training needs TensorFlow: pip install '.[train]'") from None
     typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
     try:
         result = run_training(train_data, val_data, out, settings, checkpoints)

@@ -71,11 +71,11 @@ def build_settings(
     return settings.replace(**changes)
 
 
-def open_store(settings):  # -> Store
+def open_store(settings, read_only: bool = False):  # -> Store
     from screener.store import Store, StoreError
 
     try:
-        return Store(settings.database_url)
+        return Store(settings.database_url, read_only=read_only)
     except StoreError as exc:
         raise fail(str(exc)) from None
 

@@ -37,7 +37,7 @@ def report(
 ) -> None:
     """Re-render the HTML reports from the database (no video is read)."""
     settings = build_settings(db=db)
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     if students:
         unknown = sorted(set(students) - set(store.student_ids()))
         if unknown:

@@ -76,7 +76,7 @@ def scan(
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
     from screener.discover import DiscoveryError, PathPattern
-    from screener.locking import LockTimeout, exclusive_scan
+    from screener.locking import LockError, LockTimeout, exclusive_scan
     from screener.scan import scan as run_scan
 
     settings = build_settings(config, db, rules, every, model, all_faces,
@@ -98,6 +98,8 @@ def scan(
         raise fail(str(exc)) from None
     except LockTimeout as exc:
         raise fail(str(exc), EXIT_FAILURES) from None
+    except LockError as exc:
+        raise fail(str(exc)) from None
     analysed = {o.job.student_id for o in summary.outcomes if o.status == "analysed"}
     changed = sorted(analysed & set(store.student_ids()))
     if changed or not (out / "index.html").exists():
