@@ -136,9 +136,15 @@ def _environment() -> Environment:
     )
     env.filters.update(
         pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
-        metric=format_metric, basename=_basename,
+        metric=format_metric, basename=_basename, isolate=_isolate,
     )
     return env
+
+
+def _isolate(text: str) -> str:
+    """A name inside plain text (a page title, an SVG tooltip), where `<bdi>` cannot go:
+    first-strong isolate marks keep a right-to-left override from reordering what follows."""
+    return f"\u2068{text}\u2069"
 
 
 def analysed_by(session: StoredSession, installed: ModelCard) -> ModelCard:

@@ -22,6 +22,7 @@ from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.keyframes import VideoReadError
 from screener.store import Store
+from screener.terminal import log_to_stderr
 
 log = logging.getLogger("screener.scan")
 
@@ -161,7 +162,7 @@ def _init_worker(settings, log_level: int, scan_pid: int) -> None:  # type: igno
         threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
                          name="screener-orphan-watch").start()
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     logging.getLogger("screener").setLevel(log_level)
     _worker_analyzer = Analyzer.single_threaded(settings.replace(workers=1))
 

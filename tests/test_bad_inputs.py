@@ -511,3 +511,41 @@ def test_a_video_garbled_throughout_fails_with_a_reason(folder, astronaut):
         data[start : start + 64] = bytes(b ^ 0x5A for b in data[start : start + 64])
     video.write_bytes(bytes(data))
     assert_only_failure(scan(folder), video.name, "mostly undecodable", "frames are damaged")
+
+
+def test_names_with_terminal_escapes_are_printed_escaped(folder, astronaut, tmp_path):
+    """A name that clears the screen and retitles the terminal, as a broken file (a WARNING
+    line and a FAILED line) and as a student whose history is printed."""
+    evil = "\x1b[2J\x1b]0;owned\x07"
+    (folder / f"broken{evil}.mp4").write_bytes(b"\x00not a video" * 100)
+    write_video(folder / f"mallory{evil}_2026-01-03.mp4", face_frames(astronaut, 12, seed=5))
+    db = db_url(tmp_path)
+    command = [sys.executable, "-m", "screener"]
+    scanned = subprocess.run([*command, "scan", str(folder), "--out", str(tmp_path / "out"),
+                              "--db", db], capture_output=True, text=True, timeout=300)
+    history = subprocess.run([*command, "history", f"mallory{evil}", "--db", db],
+                             capture_output=True, text=True, timeout=120)
+    unknown = subprocess.run([*command, "history", f"nobody{evil}", "--db", db],
+                             capture_output=True, text=True, timeout=120)
+    assert scanned.returncode == 1 and history.returncode == 0 and unknown.returncode == 2
+    printed = "".join(r.stdout + r.stderr for r in (scanned, history, unknown))
+    assert "\x1b" not in printed and "\x07" not in printed
+    escaped = "\\x1b[2J\\x1b]0;owned\\x07"
+    assert f"FAILED {folder}/broken{escaped}.mp4: " in scanned.stderr
+    assert f"mallory{escaped}_2026-01-03" in history.stdout
+    assert f"error: no sessions for student 'nobody{escaped}'" in unknown.stderr
+
+
+def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, astronaut,
+                                                                       tmp_path):
+    """U+202E reverses what follows it: isolated, it cannot reorder the rest of the page."""
+    write_video(folder / "eve\u202egpj.exe_2026-01-03.mp4", face_frames(astronaut, 12, seed=6))
+    assert scan(folder).exit_code == 0
+    from screener.report import student_slug
+
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "<bdi>eve\u202egpj.exe</bdi>" in index
+    page = (tmp_path / "out" / (student_slug("eve\u202egpj.exe") + ".html")).read_text()
+    assert "<bdi>eve\u202egpj.exe</bdi>" in page
+    assert "<title>\u2068eve\u202egpj.exe\u2069 · screener report</title>" in page
+    assert "<bdi>eve\u202egpj.exe_2026-01-03</bdi>" in page  # the session, in the table

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import app, fail
+from screener.cli.app import app, fail, say
 from screener.cli.options import DbOption, build_settings, open_store
 
 
@@ -29,4 +29,4 @@ def history(
         known = store.student_ids()
         hint = f"; known students: {', '.join(known[:20])}" if known else "; the database is empty"
         raise fail(f"no sessions for student {student!r}{hint}")
-    typer.echo(format_history(sessions, output_format), nl=False)
+    say(format_history(sessions, output_format), nl=False)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import app, fail
+from screener.cli.app import app, fail, say
 
 DataOption = Annotated[
     Path,
@@ -111,12 +111,12 @@ def train(
         val_data = load_split(data, "val")
     except DatasetError as exc:
         raise fail(str(exc)) from None
-    typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
+    say(f"training on {len(train_data)} images, validating on {len(val_data)}")
     try:
         result = run_training(train_data, val_data, out, settings, checkpoints)
     except ModelError as exc:
         raise fail(str(exc)) from None
-    typer.echo(
+    say(
         f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
         f"{result.evaluation.accuracy:.4f} as scans run it, "
         f"{result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; wrote "
@@ -174,13 +174,13 @@ def evaluate(
     if confusion_png:
         draw_confusion(result, confusion_png)
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        say(json.dumps(result.to_dict(), indent=2))
         return
-    typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
-    typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    say(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    say(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name in EMOTIONS:
         m = result.per_class[name]
-        typer.echo(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
-    typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
+        say(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
+    say("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion, strict=True):
-        typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
+        say(f"{name:<10}" + "".join(f"{v:>7}" for v in row))

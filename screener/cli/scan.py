@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail
+from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail, say
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -91,7 +91,7 @@ def scan(
     try:
         with _analysis_backend(settings) as analyse, exclusive_scan(
             settings.database_url, settings.lock_timeout_s,
-            lambda message: typer.echo(message, err=True),
+            lambda message: say(message, err=True),
         ):
             summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
     except DiscoveryError as exc:
@@ -105,10 +105,10 @@ def scan(
     if changed or not (out / "index.html").exists():
         write_reports(store, out, settings, changed)
     for outcome in summary.failed:
-        typer.secho(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
+        say(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
                     fg=typer.colors.RED)
     if not quiet or summary.failed:
-        typer.echo(
+        say(
             f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
             f"{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
             f"{store.safe_url}"
@@ -136,13 +136,15 @@ def _tqdm_progress(total: int):  # -> scan.Progress
     from tqdm import tqdm
 
     from screener.scan import Progress
+    from screener.terminal import printable
 
     class Bar(Progress):
         def __init__(self) -> None:
             self.bar = tqdm(total=total, unit="video", desc="scanning", dynamic_ncols=True)
 
         def advance(self, outcome) -> None:  # noqa: ANN001
-            self.bar.set_postfix_str(f"{outcome.job.path.name}: {outcome.level or outcome.status}")
+            self.bar.set_postfix_str(
+                printable(f"{outcome.job.path.name}: {outcome.level or outcome.status}"))
             self.bar.update(1)
 
         def close(self) -> None:
