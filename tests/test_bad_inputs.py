@@ -549,3 +549,20 @@ def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, a
     assert "<bdi>eve\u202egpj.exe</bdi>" in page
     assert "<title>\u2068eve\u202egpj.exe\u2069 · screener report</title>" in page
     assert "<bdi>eve\u202egpj.exe_2026-01-03</bdi>" in page  # the session, in the table
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_path, decoder):
+    """Like a phone held upright: sideways pixels and a display matrix saying "turn a quarter
+    clockwise" (what `ffmpeg -vf transpose=1` then `-metadata:s:v rotate=90` gives)."""
+    from tests.test_decoding import sideways, write_h264
+
+    display = (-90, False, False)  # rotate=90: a quarter clockwise, as players show it
+    upright = face_canvas(astronaut, 360, 640, 20)
+    stored = [sideways(frame, display) for frame in upright]
+    assert stored[0].shape[:2] == (360, 640)  # landscape pixels, as the sensor records
+    write_h264(folder / "phone_2026-01-02.mp4", stored, fps=10, bframes=2, display=display)
+    config = tmp_path / "decoder.toml"
+    config.write_text(f'[keyframes]\ndecoder = "{decoder}"\n')
+    [session] = assert_analysed(folder, scan(folder, "--config", config), "phone")
+    assert session["frames_analysed"] == 2 and session["face_coverage"] == 1.0
