@@ -111,8 +111,8 @@ class Analyzer:
                 step_s=self.settings.keyframes.every_s,
                 duration_s=reader.info.duration_s,
                 scenes=reader.info.scenes,
+                undecodable_frames=reader.info.undecodable_frames,
             )
-            metrics["undecodable_frames"] = reader.info.undecodable_frames
             metrics["data_quality"] = list(reader.info.notes)
             assessment = self.rules.assess(metrics)
         return SessionResult(
