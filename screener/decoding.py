@@ -26,6 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from screener.container import (
+    best_video_stream,
+    declared_video_seconds,
+    probe,
+    stream_choice_note,
+)
 from screener.discover import has_surrogates
 from screener.errors import first_line
 from screener.orientation import UPRIGHT, Steps, steps_from_matrix, swaps_sides, upright
@@ -136,7 +142,7 @@ class PyAvDecoder(VideoDecoder):
         stream = self._stream = best_video_stream(self._container)
         if stream is None:
             raise VideoReadError(_CANNOT_OPEN)
-        self.notes = _stream_choice_note(self._container, stream)
+        self.notes = stream_choice_note(self._container, stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
             raise VideoReadError("no frame rate in the file's metadata")
@@ -261,47 +267,6 @@ class DamagedWhileThreaded(VideoReadError):
     again with one thread (`decoder_threads=1`)."""
 
 
-def best_video_stream(container: Any) -> Any | None:
-    """The video stream FFmpeg's command line would pick: never cover art (an attached
-    picture), else the most pixels, a stream marked default counting 5 megapixels more."""
-    import av
-
-    streams = [s for s in container.streams.video
-               if not s.disposition & av.stream.Disposition.attached_pic]
-    if not streams:
-        return None
-
-    def score(stream: Any) -> int:
-        default = bool(stream.disposition & av.stream.Disposition.default)
-        return stream.codec_context.width * stream.codec_context.height + 5_000_000 * default
-
-    return max(streams, key=score)  # the first of equals, as FFmpeg
-
-
-def _stream_choice_note(container: Any, chosen: Any) -> tuple[str, ...]:
-    videos = list(container.streams.video)
-    if len(videos) < 2:
-        return ()
-    ctx = chosen.codec_context
-    return (f"video stream {videos.index(chosen) + 1} of {len(videos)} used "
-            f"({ctx.width}x{ctx.height}, the one FFmpeg would pick)",)
-
-
-def declared_video_seconds(container: Any, stream: Any) -> float | None:
-    """The video stream's own duration: an mp4 track's, or the DURATION tag Matroska muxers
-    (FFmpeg, mkvmerge) write per track; None when the file only states the container's."""
-    if stream.duration is not None and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    tag = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
-    if tag:
-        try:
-            hours, minutes, seconds = tag.split(":")
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        except ValueError:
-            return None
-    return None
-
-
 class OpenCvDecoder(VideoDecoder):
     def __init__(self, path: Path, settings: KeyframeSettings) -> None:
         from scenedetect import open_video
@@ -324,13 +289,13 @@ class OpenCvDecoder(VideoDecoder):
         self.declared_s = float(self._video.duration.seconds or 0.0)
         self.width, self.height = self._video.frame_size
         self._steps = UPRIGHT
-        probe = _probe(path)
-        if probe is not None:
+        probed = probe(path)
+        if probed is not None:
             # OpenCV turns quarter turns itself but ignores mirrors: the same steps as PyAV.
             self._video.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
-            self._steps, declared = probe
-            if declared is not None:  # OpenCV's own is the container's, audio included
-                self.declared_s = declared
+            self._steps, video_s = probed
+            if video_s is not None:  # OpenCV's own is the container's, audio included
+                self.declared_s = video_s
             width = int(self._video.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             height = int(self._video.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             swap = swaps_sides(self._steps)
@@ -357,25 +322,6 @@ class OpenCvDecoder(VideoDecoder):
                                  f"{first_line(exc)}") from exc
         self.undecodable = int(self._video.decode_failures)
         self._check_damage(count + self.undecodable)
-
-
-def _probe(path: Path) -> tuple[Steps, float | None] | None:
-    """The display orientation and the video's own duration, read with PyAV (its first frame
-    carries the display matrix); None when PyAV cannot read the file."""
-    import av
-
-    try:
-        with open(path, "rb") as handle, av.open(handle, metadata_errors="ignore") as container:
-            stream = best_video_stream(container)
-            if stream is None:
-                return None
-            declared = declared_video_seconds(container, stream)
-            for frame in container.decode(stream):
-                matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
-                return steps_from_matrix(bytes(matrix) if matrix is not None else None), declared
-    except (av.FFmpegError, OSError):
-        return None
-    return UPRIGHT, declared
 
 
 def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
