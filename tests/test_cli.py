@@ -472,3 +472,17 @@ def test_train_without_the_training_extra_says_how_to_install_it_before_loading_
     assert result.output.strip().splitlines() == [
         'error: training needs the train extra (missing: tensorflow, keras, tf2onnx): '
         'pip install "screener[train]"']
+
+
+def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path, astronaut):
+    from tests.test_analysis import damaged_h264
+
+    video = damaged_h264(tmp_path / "damaged.mp4", astronaut)
+    result = run("analyze", video)
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "data quality" in line]
+    assert line.startswith("  data quality: ") and line.endswith("could not be decoded "
+                                                                  "(damaged file)")
+    document = json.loads(run("analyze", video, "--json").output)
+    assert document["metrics"]["undecodable_frames"] >= 1
+    assert document["video_info"]["notes"] == document["metrics"]["data_quality"]
