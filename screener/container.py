@@ -16,18 +16,24 @@ from screener.orientation import UPRIGHT, Steps, steps_from_matrix
 def best_video_stream(container: Any) -> Any | None:
     """The video stream FFmpeg's command line would pick: never cover art (an attached
     picture), else the most pixels, a stream marked default counting 5 megapixels more."""
-    import av
-
-    streams = [s for s in container.streams.video
-               if not s.disposition & av.stream.Disposition.attached_pic]
+    streams = [s for s in container.streams.video if not _disposition(s) & _ATTACHED_PIC]
     if not streams:
         return None
 
     def score(stream: Any) -> int:
-        default = bool(stream.disposition & av.stream.Disposition.default)
+        default = bool(_disposition(stream) & _DEFAULT)
         return stream.codec_context.width * stream.codec_context.height + 5_000_000 * default
 
     return max(streams, key=score)  # the first of equals, as FFmpeg
+
+
+_DEFAULT, _ATTACHED_PIC = 0x1, 0x400  # FFmpeg's AV_DISPOSITION_* bits
+
+
+def _disposition(stream: Any) -> int:
+    """The stream's AV_DISPOSITION_* bits, whichever way this PyAV exposes them."""
+    flags = getattr(stream, "disposition", 0)
+    return int(getattr(flags, "value", flags))
 
 
 def stream_choice_note(container: Any, chosen: Any) -> tuple[str, ...]:

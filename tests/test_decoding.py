@@ -34,7 +34,7 @@ def write_h264(path: Path, frames: list[np.ndarray], fps: int, bframes: int,
         stream.pix_fmt = "yuv420p"
         if display is not None:
             if not hasattr(stream, "set_display_rotation"):
-                pytest.skip("this PyAV cannot write a display matrix (PyAV >= 17 can)")
+                pytest.skip("this PyAV cannot write a display matrix")
             stream.set_display_rotation(display[0], hflip=display[1], vflip=display[2])
         stream.options = {"x264-params": f"bframes={bframes}:b-adapt=0:b-pyramid=none:"
                                          "keyint=300:scenecut=0"
