@@ -42,7 +42,7 @@ def metric_names(negative: Sequence[str] = ("angry", "sad", "fear")) -> set[str]
     names = {
         "frames_analysed", "face_frames", "faces_found", "face_coverage", "duration_s",
         "negative_share", "negative_probability", "positive_share", "valence",
-        "negative_episodes", "longest_negative_run_s", "scenes",
+        "negative_episodes", "longest_negative_run_s", "scenes", "undecodable_frames",
     }
     names |= {f"share_{e}" for e in EMOTIONS} | {f"mean_p_{e}" for e in EMOTIONS}
     names |= {f"episodes_{e}" for e in EMOTIONS}
@@ -56,6 +56,7 @@ def session_metrics(
     step_s: float,
     duration_s: float = 0.0,
     scenes: int = 1,
+    undecodable_frames: int = 0,
 ) -> dict[str, float | str | None]:
     """Metrics of one session. `observations` are one per analysed face, with smoothed labels.
 
@@ -74,6 +75,7 @@ def session_metrics(
         "face_coverage": face_frames / len(frame_indexes) if frame_indexes else 0.0,
         "duration_s": duration_s,
         "scenes": scenes,
+        "undecodable_frames": undecodable_frames,
     }
     labels = Counter(o.label for o in faces)
     probabilities = np.array([o.probabilities for o in faces], dtype=np.float64).reshape(

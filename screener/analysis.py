@@ -6,6 +6,7 @@ cluster) while a single writer stores the results.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -16,12 +17,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from screener.aggregate import session_metrics, with_smoothing
+from screener.decoding import DamagedWhileThreaded
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
 from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
-from screener.settings import Settings
+from screener.settings import KeyframeSettings, Settings
+
+log = logging.getLogger(__name__)
 
 _MAX_QUEUED_FRAMES = 4
 
@@ -90,8 +94,17 @@ class Analyzer:
         return self.model_version, self.rules.tag
 
     def analyze(self, job: VideoJob, progress: FrameProgress | None = None) -> SessionResult:
+        try:
+            return self._analyze(job, self.settings.keyframes, progress)
+        except DamagedWhileThreaded:
+            log.info("%s is damaged: analysing it again with one decoding thread", job.path)
+            one_thread = replace(self.settings.keyframes, decoder_threads=1)
+            return self._analyze(job, one_thread, progress)
+
+    def _analyze(self, job: VideoJob, keyframes: KeyframeSettings,
+                 progress: FrameProgress | None) -> SessionResult:
         clock = StageClock()
-        reader = KeyframeReader(job.path, self.settings.keyframes)
+        reader = KeyframeReader(job.path, keyframes)
         classifier = BatchedClassifier(self.model, self.settings.emotions.batch_size, clock)
         frames = self._key_frames_and_faces(reader, classifier, clock, progress)
         located, probabilities = classifier.finish()
@@ -104,7 +117,9 @@ class Analyzer:
                 step_s=self.settings.keyframes.every_s,
                 duration_s=reader.info.duration_s,
                 scenes=reader.info.scenes,
+                undecodable_frames=reader.info.undecodable_frames,
             )
+            metrics["data_quality"] = list(reader.info.notes)
             assessment = self.rules.assess(metrics)
         return SessionResult(
             job=job,

@@ -72,5 +72,6 @@ def summary_text(result: SessionResult) -> str:
         f"  {m['frames_analysed']} key frames over {result.info.duration_s:.1f} s, "
         f"{m['face_frames']} with a face ({m['face_coverage']:.0%}), {result.info.scenes} scene(s)",
         f"  negative share {m['negative_share']:.0%}; emotions: {shares or 'none'}",
+        *(f"  data quality: {note}" for note in m.get("data_quality", ())),
         "  a screening aid, not a diagnosis",
     ])

@@ -57,7 +57,7 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, read_only: bool = False) -> Engine:
     server = sa.engine.make_url(url).get_backend_name() == "postgresql"
     try:
         # A long scan outlives a server restart: test a pooled connection before each use.
@@ -69,7 +69,7 @@ def create_engine(url: str) -> Engine:
             ) from exc
         raise
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -124,6 +124,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A read-only connection cannot switch the journal mode: it reads the file as it is."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

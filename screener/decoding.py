@@ -26,8 +26,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from screener.container import (
+    best_video_stream,
+    declared_video_seconds,
+    probe,
+    stream_choice_note,
+)
 from screener.discover import has_surrogates
 from screener.errors import first_line
+from screener.orientation import UPRIGHT, Steps, steps_from_matrix, swaps_sides, upright
 from screener.settings import KeyframeSettings
 
 
@@ -54,7 +61,14 @@ class VideoDecoder(ABC):
     width: int
     height: int
     declared_s: float
-    """The duration the container declares, to tell a file cut short from a complete one."""
+    """The duration the file declares for its video (else for the whole container), to tell
+    a file cut short from a complete one; see `reached_s`."""
+    undecodable: int = 0
+    """Frames lost to damage (packets that failed to decode, frames marked corrupt), counted
+    by the iteration."""
+    notes: tuple[str, ...] = ()
+    """What the decoder chose that a reader of the report should know."""
+    _reached_s: float = 0.0
     stride: int
     """About one frame in `stride` is converted, i.e. the settings' `analysis_fps`."""
     read_ahead: int = 8
@@ -70,6 +84,16 @@ class VideoDecoder(ABC):
 
     @abstractmethod
     def _frames(self) -> Iterator[DecodedFrame]: ...
+
+    def reached_s(self, decoded_s: float) -> float:
+        """How far the file's content goes, to compare with `declared_s`, given how far the
+        video decoded."""
+        return decoded_s
+
+    def _check_damage(self, frames: int) -> None:
+        if frames and self.undecodable * 2 > frames:
+            raise VideoReadError(f"mostly undecodable: {self.undecodable} of {frames} frames "
+                                 "are damaged (a corrupt or partly overwritten file)")
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         """The frames, decoded in a thread a few frames ahead so that decoding overlaps the
@@ -115,46 +139,59 @@ class PyAvDecoder(VideoDecoder):
             raise VideoReadError(_CANNOT_OPEN) from exc
         except OSError as exc:
             raise VideoReadError(f"cannot open: {exc.strerror or exc}") from exc
-        if not self._container.streams.video:
+        stream = self._stream = best_video_stream(self._container)
+        if stream is None:
             raise VideoReadError(_CANNOT_OPEN)
-        stream = self._stream = self._container.streams.video[0]
+        self.notes = stream_choice_note(self._container, stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
             raise VideoReadError("no frame rate in the file's metadata")
         self._set_rate(float(rate), settings)
         context = stream.codec_context
+        self._threads = settings.decoder_threads
         if settings.decoder_threads:
             context.thread_count = settings.decoder_threads
-        else:
+        if settings.decoder_threads != 1:
+            # Frame threads mark the frames they could not decode whole ("corrupt"); slice
+            # threads, PyAV's default, do not, so a damaged file would go unnoticed.
             stream.thread_type = "AUTO"
         if settings.skip_nonref:
             context.skip_frame = "NONREF"
         if settings.skip_deblocking:
             context.options = {"skip_loop_filter": "all"}
         self.width, self.height = context.width, context.height
+        self._steps: Steps | None = None
         self._time_base = stream.time_base
         self._start = stream.start_time or 0
-        if stream.duration is not None and stream.time_base:
-            self.declared_s = float(stream.duration * stream.time_base)
-        else:
+        self.declared_s = declared_video_seconds(self._container, stream)
+        self._judge_by_all_streams = self.declared_s is None
+        if self.declared_s is None:
             self.declared_s = (self._container.duration or 0) / 1_000_000
 
     def _frames(self) -> Iterator[DecodedFrame]:
         import av
 
-        slot, decoded = -1, 0
+        slot, decoded, failed = -1, 0, 0
         damaged: Exception | None = None
         try:
-            for packet in self._container.demux(self._stream):
+            for packet in self._container.demux():
+                self._reach(packet)
+                if packet.stream is not self._stream:
+                    continue
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
                     # A damaged packet costs its frames, not the video, as with OpenCV.
-                    damaged = exc
+                    damaged, failed = exc, failed + 1
+                    self._damage()
                     continue
                 for frame in frames:
                     if frame.pts is None:
                         continue
+                    if frame.is_corrupt:
+                        self._damage()
+                    if self._steps is None:
+                        self._orient(frame)
                     t = max(0.0, float((frame.pts - self._start) * self._time_base))
                     index = round(t * self.fps)
                     decoded += 1
@@ -163,7 +200,7 @@ class PyAvDecoder(VideoDecoder):
                         continue
                     slot = index // self.stride
                     yield DecodedFrame(t, index, self._small(frame),
-                                       partial(frame.to_ndarray, format="bgr24"))
+                                       partial(self._full, frame))
         except av.FFmpegError as exc:
             raise VideoReadError(f"decoding failed after {decoded} frames: "
                                  f"{first_line(exc)}") from exc
@@ -171,21 +208,63 @@ class PyAvDecoder(VideoDecoder):
             self._resources.close()
         if decoded == 0 and damaged is not None:
             raise VideoReadError(f"no frame could be decoded ({first_line(damaged)})")
+        self._check_damage(decoded + failed)
+
+    def _damage(self) -> None:
+        self.undecodable += 1
+        if self._threads != 1:
+            # How FFmpeg conceals damage depends on how many frames it decodes at once, so
+            # only a one-thread decode reads a damaged file the same in every mode.
+            raise DamagedWhileThreaded("damaged video decoded with several threads")
+
+    def _reach(self, packet: Any) -> None:
+        """How far the file's data goes, over all streams: a container's duration can only be
+        checked against what its streams hold (audio may outlast the video)."""
+        if packet.pts is None or not packet.time_base:
+            return
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        start = packet.stream.start_time
+        if start is not None and packet.stream.time_base:
+            end -= float(start * packet.stream.time_base)
+        self._reached_s = max(self._reached_s, end)
+
+    def reached_s(self, decoded_s: float) -> float:
+        return max(decoded_s, self._reached_s) if self._judge_by_all_streams else decoded_s
+
+    def _orient(self, frame: Any) -> None:
+        import av
+
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        self._steps = steps_from_matrix(bytes(matrix) if matrix is not None else None)
+        if swaps_sides(self._steps):
+            self.width, self.height = self.height, self.width
+
+    def _full(self, frame: Any) -> np.ndarray:
+        return upright(frame.to_ndarray(format="bgr24"), self._steps or UPRIGHT)
 
     def _small(self, frame: Any) -> np.ndarray:
         """The analysis copy, scaled from the YUV planes before the colour conversion: a
         quarter of the cost of converting the whole frame, then scaling it."""
-        width, height = _analysis_size(frame.width, frame.height, self._analysis_width)
+        steps = self._steps or UPRIGHT
+        if swaps_sides(steps):  # `analysis_width` is the width as displayed
+            height, width = _analysis_size(frame.height, frame.width, self._analysis_width)
+        else:
+            width, height = _analysis_size(frame.width, frame.height, self._analysis_width)
         if frame.format.name not in ("yuv420p", "yuvj420p") or (width, height) == (
                 frame.width, frame.height):
-            return _downscale(frame.to_ndarray(format="bgr24"), self._analysis_width)
+            return upright(_downscale_to(frame.to_ndarray(format="bgr24"), width, height), steps)
         planes = []
         for plane, scale in zip(frame.planes, (1, 2, 2), strict=True):
             pixels = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
             planes.append(cv2.resize(pixels[:, : plane.width], (width // scale, height // scale),
                                      interpolation=cv2.INTER_LINEAR).reshape(-1))
         i420 = np.concatenate(planes).reshape(height * 3 // 2, width)
-        return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+        return upright(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), steps)
+
+
+class DamagedWhileThreaded(VideoReadError):
+    """Raised by a multi-threaded decoder at the first damage it meets: the analysis starts
+    again with one thread (`decoder_threads=1`)."""
 
 
 class OpenCvDecoder(VideoDecoder):
@@ -209,6 +288,18 @@ class OpenCvDecoder(VideoDecoder):
         self._set_rate(float(self._video.frame_rate or 0), settings)
         self.declared_s = float(self._video.duration.seconds or 0.0)
         self.width, self.height = self._video.frame_size
+        self._steps = UPRIGHT
+        probed = probe(path)
+        if probed is not None:
+            # OpenCV turns quarter turns itself but ignores mirrors: the same steps as PyAV.
+            self._video.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+            self._steps, video_s = probed
+            if video_s is not None:  # OpenCV's own is the container's, audio included
+                self.declared_s = video_s
+            width = int(self._video.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(self._video.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            swap = swaps_sides(self._steps)
+            self.width, self.height = (height, width) if swap else (width, height)
 
     def _frames(self) -> Iterator[DecodedFrame]:
         count = 0
@@ -217,9 +308,10 @@ class OpenCvDecoder(VideoDecoder):
                 analyse = count % self.stride == 0
                 image = self._video.read(decode=analyse)
                 if image is False or image is None:
-                    return
+                    break
                 t = float(self._video.position.seconds)
                 if analyse:
+                    image = upright(image, self._steps)
                     small = _downscale(image, self._analysis_width)
                     yield DecodedFrame(t, count, small, image.view)
                 else:
@@ -228,6 +320,8 @@ class OpenCvDecoder(VideoDecoder):
         except Exception as exc:
             raise VideoReadError(f"decoding failed after {count} frames: "
                                  f"{first_line(exc)}") from exc
+        self.undecodable = int(self._video.decode_failures)
+        self._check_damage(count + self.undecodable)
 
 
 def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
@@ -316,6 +410,12 @@ def _analysis_size(width: int, height: int, analysis_width: int) -> tuple[int, i
         return width, height
     target = max(2, analysis_width // 2 * 2)
     return target, max(2, round(height * target / width / 2) * 2)
+
+
+def _downscale_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _downscale(image: np.ndarray, width: int) -> np.ndarray:

@@ -93,7 +93,11 @@ class VideoInfo:
     duration_s: float
     width: int
     height: int
+    """As displayed: a portrait phone recording is taller than wide."""
     scenes: int
+    undecodable_frames: int = 0
+    notes: tuple[str, ...] = ()
+    """Data quality: damage met, choices made (which video stream), in words."""
 
 
 @dataclass(frozen=True)

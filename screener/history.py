@@ -14,7 +14,7 @@ from screener.store import StoredSession
 HISTORY_FORMATS = ("table", "json", "csv")
 _COLUMNS = (
     "recorded_at", "session_id", "level", "negative_share", "face_coverage",
-    "frames_analysed", "faces_found", "fired_rule", "video_path",
+    "frames_analysed", "faces_found", "fired_rule", "video_path", "data_quality",
 )
 
 
@@ -32,6 +32,7 @@ def history_rows(sessions: Sequence[StoredSession]) -> list[dict[str, Any]]:
             "faces_found": s.faces_found,
             "fired_rule": s.fired_rule,
             "video_path": s.video_path,
+            "data_quality": s.data_quality,
         }
         for s in sessions
     ]
@@ -46,7 +47,7 @@ def format_history(sessions: Sequence[StoredSession], output_format: str) -> str
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**r, "data_quality": "; ".join(r["data_quality"])} for r in rows)
         return buffer.getvalue()
     return _table(rows)
 
@@ -60,6 +61,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
         )
         for r in rows
     ]
+    if any(r["data_quality"] for r in rows):  # a column only where there is something to say
+        headers += ("data quality",)
+        cells = [(*c, "; ".join(r["data_quality"])) for c, r in zip(cells, rows, strict=True)]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

@@ -77,21 +77,27 @@ class KeyframeReader:
             raise VideoReadError("no frame could be decoded")
         decoded_s = last_t + 1.0 / self.fps
         declared_s = self._decoder.declared_s
-        if decoded_s < declared_s * _SHORTEST_COMPLETE_SHARE:
+        reached_s = self._decoder.reached_s(decoded_s)
+        if reached_s < declared_s * _SHORTEST_COMPLETE_SHARE:
             # An mp4 with its index first ("faststart") opens fine when cut short, e.g. while
             # still being copied; storing it would file a partial session under a hash that
             # the complete file will not have, so it is refused and retried next scan.
             raise VideoReadError(
-                f"truncated or still being copied: decoded {decoded_s:.1f} s of the "
+                f"truncated or still being copied: decoded {reached_s:.1f} s of the "
                 f"{declared_s:.1f} s its index declares"
             )
+        undecodable = self._decoder.undecodable
+        damage = (f"{undecodable} frame{'s' if undecodable != 1 else ''} could not be "
+                  "decoded (damaged file)",) if undecodable else ()
         self.info = VideoInfo(
             fps=self.fps,
             frame_count=frame_count,
             duration_s=round(decoded_s, 3),
-            width=self.info.width,
-            height=self.info.height,
+            width=self._decoder.width,
+            height=self._decoder.height,
             scenes=scene + 1,
+            undecodable_frames=undecodable,
+            notes=damage + self._decoder.notes,
         )
 
 

@@ -10,18 +10,22 @@ a race, see store.py), so the worst an overlap costs is a video analysed twice, 
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from screener.database import PRIVATE_FILE_MODE, sqlite_file
 
 
 class LockTimeout(RuntimeError):
     """Another scan held the database for longer than we were willing to wait."""
+
+
+class LockError(RuntimeError):
+    """The lock file cannot be created or opened (a folder or file this user cannot write)."""
 
 
 def lock_path_for(db_url: str) -> Path | None:
@@ -33,37 +37,42 @@ def lock_path_for(db_url: str) -> Path | None:
 def exclusive_scan(
     db_url: str, timeout_s: float, on_wait: Callable[[str], None] = lambda _: None
 ) -> Iterator[None]:
+    """`filelock` takes the lock: flock on Unix, the same file locked through msvcrt on
+    Windows, whose data folder screener also uses."""
     path = lock_path_for(db_url)
     if path is None:
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "a+") as handle:
-        if not _try_lock(handle):
-            holder = path.read_text().strip() or "another process"
-            on_wait(f"another scan ({holder}) is using {db_url}; waiting up to {timeout_s:g} s")
-            deadline = time.monotonic() + timeout_s
-            while not _try_lock(handle):
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"another scan ({holder}) still holds {db_url} after {timeout_s:g} s"
-                    )
-                time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _try_lock(handle) -> bool:  # type: ignore[no-untyped-def]
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+        # Read before trying: a waiting FileLock may empty the file when it opens it.
+        holder = _holder(path)
+        lock = FileLock(path, mode=PRIVATE_FILE_MODE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(f"another scan ({holder}) is using {db_url}; waiting up to {timeout_s:g} s")
+            try:
+                lock.acquire(timeout=timeout_s, poll_interval=0.2)
+            except Timeout:
+                raise LockTimeout(
+                    f"another scan ({holder}) still holds {db_url} after {timeout_s:g} s"
+                ) from None
+    except OSError as exc:
+        raise LockError(f"cannot use the lock file {path}: {exc.strerror or exc} (the scan "
+                        "takes it beside the database; this user must be able to write there)"
+                        ) from None
+    try:
+        with suppress(OSError):  # only what the waiting message says; Windows may refuse it
+            path.write_text(f"pid {os.getpid()}")
+        yield
+    finally:
+        with suppress(OSError):
+            path.write_text("")
+        lock.release()
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "another process"
+    except OSError:
+        return "another process"

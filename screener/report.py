@@ -196,9 +196,15 @@ def _environment() -> Environment:
     )
     env.filters.update(
         pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
-        metric=format_metric, basename=_basename,
+        metric=format_metric, basename=_basename, isolate=_isolate,
     )
     return env
+
+
+def _isolate(text: str) -> str:
+    """A name inside plain text (a page title, an SVG tooltip), where `<bdi>` cannot go:
+    first-strong isolate marks keep a right-to-left override from reordering what follows."""
+    return f"\u2068{text}\u2069"
 
 
 def analysed_by(session: StoredSession, installed: ModelCard) -> ModelCard:
@@ -305,6 +311,7 @@ def quality_warnings(session: StoredSession) -> list[str]:
     if session.level == "insufficient":
         warnings.append("Too little of the face was visible to judge this session; the level "
                         "says nothing about the student's mood.")
+    warnings += [f"{note[:1].upper()}{note[1:]}." for note in session.data_quality]
     return warnings
 
 

@@ -23,6 +23,7 @@ from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.keyframes import VideoReadError
 from screener.store import Store, StoredCopy, stored_path
+from screener.terminal import log_to_stderr
 
 log = logging.getLogger("screener.scan")
 
@@ -121,6 +122,8 @@ def scan(
                 try:
                     store.save(result)
                     outcome = VideoOutcome(job, "analysed", result.level)
+                    for note in result.metrics.get("data_quality", ()):
+                        log.warning("%s: %s", job.path, note)
                 except Exception as exc:  # a database fault must not lose the other videos
                     outcome = _failed(job, f"could not store: {exc}")
             else:
@@ -215,7 +218,7 @@ def _init_worker(settings, log_level: int, scan_pid: int) -> None:  # type: igno
         threading.Thread(target=_exit_with_the_scan, args=(scan_pid,), daemon=True,
                          name="screener-orphan-watch").start()
     # A spawned process starts with no logging set up: --debug tracebacks would be lost.
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     logging.getLogger("screener").setLevel(log_level)
     _worker_analyzer = Analyzer.single_threaded(settings.replace(workers=1))
 

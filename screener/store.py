@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -143,18 +144,31 @@ class StoredSession:
     """`val` accuracy of the model that analysed the session; None for sessions stored before
     schema 2."""
 
+    @property
+    def data_quality(self) -> list[str]:
+        """What the decoder met or chose (damaged frames, which video stream), kept in the
+        metrics; sessions stored before screener recorded it have none."""
+        notes = self.metrics.get("data_quality") or []
+        return [str(note) for note in notes] if isinstance(notes, list) else [str(notes)]
+
 
 class Store:
-    def __init__(self, url: str, create: bool = True, make_folder: bool = False) -> None:
+    def __init__(self, url: str, create: bool = True, make_folder: bool = False,
+                 read_only: bool = False) -> None:
         """`create=False` opens only an existing database (history, report: a mistyped path
         must not leave an empty database behind). A new SQLite file is made readable by its
         owner only (SQLite gives its -wal and -shm files the same mode); its folder must exist
-        unless `make_folder` (the default data folder, created 0700)."""
+        unless `make_folder` (the default data folder, created 0700). `read_only` opens a
+        SQLite file for reading only, so that a database this user may not write can still be
+        read; nothing is then created or migrated."""
         self.url = url = normalize_url(url)
         path = sqlite_file(url)
         if path is not None:
-            _prepare_sqlite_file(path, self.safe_url, create, make_folder)
+            _prepare_sqlite_file(path, self.safe_url, create and not read_only, make_folder)
         try:
+            if path is not None and read_only:
+                self._open_read_only(path)
+                return
             self.engine: Engine = create_engine(url)
             retry_conflicts(lambda: self._prepare(create))
         except StoreError:
@@ -195,6 +209,35 @@ class Store:
                 log.info("migrated %s from schema %d to %d", self.safe_url, step, step + 1)
             conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
                          .values(value=str(SCHEMA_VERSION)))
+
+    def _open_read_only(self, path: Path) -> None:
+        path = path.absolute()
+        uri = f"sqlite:///file:{quote(str(path))}?uri=true&mode=ro"
+        self.engine = create_engine(uri, read_only=True)
+        try:
+            self._check_readable()
+        except sa.exc.OperationalError as exc:
+            # A WAL database in a folder this user cannot write: SQLite cannot create the
+            # shared-memory file a reader needs. With no write-ahead log beside it, no writer
+            # is at work and the file can be read as it is.
+            wal = path.with_name(path.name + "-wal")
+            if "readonly" not in str(exc) or wal.exists():
+                raise
+            self.engine.dispose()
+            self.engine = create_engine(uri + "&immutable=1", read_only=True)
+            self._check_readable()
+
+    def _check_readable(self) -> None:
+        with self.engine.connect() as conn:
+            version = self.schema_version(conn)
+        if version is None:
+            raise StoreError(f"{self.safe_url} is not a screener database")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.safe_url} has schema version {version}, this screener reads "
+                f"{SCHEMA_VERSION}; a scan by {'this' if version < SCHEMA_VERSION else 'a newer'}"
+                " screener brings it forward"
+            )
 
     @staticmethod
     def schema_version(conn: Connection) -> int | None:

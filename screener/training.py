@@ -35,6 +35,22 @@ from screener.fer_data import LabelledImages
 from screener.networks import architecture, build_model
 from screener.settings import EmotionSettings, TrainSettings
 
+TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
+
+
+def missing_training_packages() -> list[str]:
+    """The training extra's packages that cannot be imported: checked before FER2013 is
+    loaded, which takes a while, rather than failing after it."""
+    import importlib
+
+    missing = []
+    for name in TRAINING_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
 
 @dataclass
 class TrainResult:

@@ -120,3 +120,59 @@ def test_a_new_detector_or_framing_is_a_new_model_version_so_stored_sessions_are
     every_face = base.replace(faces=dataclasses.replace(base.faces, keep_all=True))
     assert (Analyzer.from_settings(every_face).versions[0]
             == Analyzer.from_settings(base).versions[0])
+
+
+def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3) -> Path:
+    """A face video with 200 bytes flipped mid-file, at a place where FFmpeg conceals the
+    damage differently with `threads` frame threads than with one (found by trying)."""
+    import hashlib
+    import struct
+    from contextlib import suppress
+
+    import av
+
+    from tests.test_decoding import write_h264
+
+    staging = damaged.with_name("clean.tmp.mp4")
+    clean = write_h264(staging, face_frames(astronaut, 100, size=(480, 360)),
+                       fps=10, bframes=2, x264_threads=1).read_bytes()
+    staging.unlink()
+    mdat = clean.find(b"mdat")
+    size = struct.unpack(">I", clean[mdat - 4 : mdat])[0]
+
+    def pictures(path: Path, count: int) -> list[str]:
+        found = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count, stream.thread_type = count, "FRAME"
+            for packet in container.demux(stream):
+                with suppress(av.FFmpegError):
+                    found += [hashlib.md5(f.to_ndarray(format="gray")).hexdigest()
+                              for f in packet.decode()]
+        return found
+
+    for share in (0.5, 0.45, 0.55, 0.6, 0.4, 0.65, 0.7):
+        data = bytearray(clean)
+        start = mdat + int(size * share)
+        data[start : start + 200] = bytes(b ^ 0xFF for b in data[start : start + 200])
+        damaged.write_bytes(bytes(data))
+        if pictures(damaged, 1) != pictures(damaged, threads):
+            return damaged
+    raise AssertionError("no damage that threads conceal differently: the test shows nothing")
+
+
+def test_a_damaged_video_gives_the_same_session_whatever_the_threads(tmp_path, astronaut):
+    """FFmpeg conceals damage differently with several decoding threads: such a file is
+    decoded again with one, as worker processes do, and its damage is recorded."""
+    video = damaged_h264(tmp_path / "damaged.mp4", astronaut)
+    settings = Settings()
+    threaded = Analyzer.from_settings(settings.replace(keyframes=dataclasses.replace(
+        settings.keyframes, decoder_threads=3))).analyze(job(video))
+    worker = Analyzer.single_threaded(settings).analyze(job(video))
+    assert threaded.observations == worker.observations
+    assert threaded.metrics == worker.metrics
+    assert worker.metrics["undecodable_frames"] >= 1
+    assert worker.metrics["data_quality"] == [
+        f"{worker.metrics['undecodable_frames']} frame"
+        f"{'s' if worker.metrics['undecodable_frames'] > 1 else ''} could not be decoded "
+        "(damaged file)"]

@@ -469,3 +469,100 @@ def test_student_ids_that_look_like_paths_keep_reports_inside_out(folder, astron
     assert sum(escaped in html for html in pages.values()) == 2
     if student != escaped:
         assert not any(student in html for html in pages.values())
+
+
+def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(folder, astronaut,
+                                                                             caplog):
+    """Worker processes decode with one thread, `--workers 1` with several: the damaged
+    file must still give one session, and say how much of it could not be decoded."""
+    from tests.test_analysis import damaged_h264
+
+    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut)
+    stored = {}
+    for workers in ("1", "2"):
+        db = f"sqlite:///{folder.parent}/workers{workers}.db"
+        result = run("scan", folder, "--out", folder.parent / f"out{workers}", "--db", db,
+                     "--workers", workers)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("damaged_2026-01-02.mp4: " in w and "could not be decoded" in w
+                   for w in warnings), warnings  # said as the scan goes, not only in the report
+        caplog.clear()
+        history = run("history", "damaged", "--db", db, "--format", "json")
+        stored[workers] = json.loads(history.output)["sessions"]
+        from screener.report import student_slug
+
+        page = (folder.parent / f"out{workers}" / f"{student_slug('damaged')}.html").read_text()
+        assert "Data quality:</strong> 1" in page and "could not be decoded" in page
+    assert stored["1"] == stored["2"]
+    [session] = stored["1"]
+    assert session["data_quality"] and "could not be decoded" in session["data_quality"][0]
+
+
+def test_a_video_garbled_throughout_fails_with_a_reason(folder, astronaut):
+    from tests.test_decoding import write_h264
+
+    video = write_h264(folder / "garbled_2026-01-02.mp4", face_frames(astronaut, 60), fps=10,
+                       bframes=2, x264_threads=1)
+    data = bytearray(video.read_bytes())
+    mdat = data.find(b"mdat")
+    end = mdat - 4 + struct.unpack(">I", data[mdat - 4 : mdat])[0]
+    for start in range(mdat + 64, end - 100, 500):
+        data[start : start + 64] = bytes(b ^ 0x5A for b in data[start : start + 64])
+    video.write_bytes(bytes(data))
+    assert_only_failure(scan(folder), video.name, "mostly undecodable", "frames are damaged")
+
+
+def test_names_with_terminal_escapes_are_printed_escaped(folder, astronaut, tmp_path):
+    """A name that clears the screen and retitles the terminal, as a broken file (a WARNING
+    line and a FAILED line) and as a student whose history is printed."""
+    evil = "\x1b[2J\x1b]0;owned\x07"
+    (folder / f"broken{evil}.mp4").write_bytes(b"\x00not a video" * 100)
+    write_video(folder / f"mallory{evil}_2026-01-03.mp4", face_frames(astronaut, 12, seed=5))
+    db = db_url(tmp_path)
+    command = [sys.executable, "-m", "screener"]
+    scanned = subprocess.run([*command, "scan", str(folder), "--out", str(tmp_path / "out"),
+                              "--db", db], capture_output=True, text=True, timeout=300)
+    history = subprocess.run([*command, "history", f"mallory{evil}", "--db", db],
+                             capture_output=True, text=True, timeout=120)
+    unknown = subprocess.run([*command, "history", f"nobody{evil}", "--db", db],
+                             capture_output=True, text=True, timeout=120)
+    assert scanned.returncode == 1 and history.returncode == 0 and unknown.returncode == 2
+    printed = "".join(r.stdout + r.stderr for r in (scanned, history, unknown))
+    assert "\x1b" not in printed and "\x07" not in printed
+    escaped = "\\x1b[2J\\x1b]0;owned\\x07"
+    assert f"FAILED {folder}/broken{escaped}.mp4: " in scanned.stderr
+    assert f"mallory{escaped}_2026-01-03" in history.stdout
+    assert f"error: no sessions for student 'nobody{escaped}'" in unknown.stderr
+
+
+def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, astronaut,
+                                                                       tmp_path):
+    """U+202E reverses what follows it: isolated, it cannot reorder the rest of the page."""
+    write_video(folder / "eve\u202egpj.exe_2026-01-03.mp4", face_frames(astronaut, 12, seed=6))
+    assert scan(folder).exit_code == 0
+    from screener.report import student_slug
+
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "<bdi>eve\u202egpj.exe</bdi>" in index
+    page = (tmp_path / "out" / (student_slug("eve\u202egpj.exe") + ".html")).read_text()
+    assert "<bdi>eve\u202egpj.exe</bdi>" in page
+    assert "<title>\u2068eve\u202egpj.exe\u2069 · screener report</title>" in page
+    assert "<bdi>eve\u202egpj.exe_2026-01-03</bdi>" in page  # the session, in the table
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_path, decoder):
+    """Like a phone held upright: sideways pixels and a display matrix saying "turn a quarter
+    clockwise" (what `ffmpeg -vf transpose=1` then `-metadata:s:v rotate=90` gives)."""
+    from tests.test_decoding import sideways, write_h264
+
+    display = (-90, False, False)  # rotate=90: a quarter clockwise, as players show it
+    upright = face_canvas(astronaut, 360, 640, 20)
+    stored = [sideways(frame, display) for frame in upright]
+    assert stored[0].shape[:2] == (360, 640)  # landscape pixels, as the sensor records
+    write_h264(folder / "phone_2026-01-02.mp4", stored, fps=10, bframes=2, display=display)
+    config = tmp_path / "decoder.toml"
+    config.write_text(f'[keyframes]\ndecoder = "{decoder}"\n')
+    [session] = assert_analysed(folder, scan(folder, "--config", config), "phone")
+    assert session["frames_analysed"] == 2 and session["face_coverage"] == 1.0

@@ -521,3 +521,37 @@ def test_calibrate_refuses_missing_data_in_one_line(tmp_path):
     result = run("calibrate", "--data", tmp_path / "nowhere")
     assert result.exit_code == 2
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_train_without_the_training_extra_says_how_to_install_it_before_loading_data(
+    tmp_path, monkeypatch
+):
+    """FER2013 takes a while to load: the missing TensorFlow is said first, in one line."""
+    import sys
+
+    import screener.fer_data
+
+    for name in ("tensorflow", "keras", "tf2onnx"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import keras` now fails
+    loaded = []
+    monkeypatch.setattr(screener.fer_data, "load_split", lambda *a, **k: loaded.append(a))
+    result = run("train", "--data", tmp_path, "--out", tmp_path / "m.keras")
+    assert result.exit_code == 2
+    assert loaded == []
+    assert result.output.strip().splitlines() == [
+        'error: training needs the train extra (missing: tensorflow, keras, tf2onnx): '
+        'pip install "screener[train]"']
+
+
+def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path, astronaut):
+    from tests.test_analysis import damaged_h264
+
+    video = damaged_h264(tmp_path / "damaged.mp4", astronaut)
+    result = run("analyze", video)
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "data quality" in line]
+    assert line.startswith("  data quality: ") and line.endswith("could not be decoded "
+                                                                  "(damaged file)")
+    document = json.loads(run("analyze", video, "--json").output)
+    assert document["metrics"]["undecodable_frames"] >= 1
+    assert document["video_info"]["notes"] == document["metrics"]["data_quality"]

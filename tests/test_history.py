@@ -10,7 +10,7 @@ from tests.test_store import make_result
 
 COLUMNS = [
     "recorded_at", "session_id", "level", "negative_share", "face_coverage",
-    "frames_analysed", "faces_found", "fired_rule", "video_path",
+    "frames_analysed", "faces_found", "fired_rule", "video_path", "data_quality",
 ]
 
 
@@ -53,6 +53,7 @@ def test_json_keeps_order_and_values():
         "faces_found": 10,
         "fired_rule": "sustained-negative",
         "video_path": "/videos/alex_2026-03-09.mp4",
+        "data_quality": [],
     }
     assert second["recorded_at"] == "2026-03-02"  # midnight: the date alone
     assert second["level"] == "low"
@@ -129,3 +130,39 @@ def test_history_read_back_from_either_backend_is_the_same(db_url):
     assert data["sessions"][1]["video_path"] == "/videos/alex_9.mp4"
     rows = list(csv.DictReader(io.StringIO(format_history(store.sessions_of("alex"), "csv"))))
     assert [r["recorded_at"] for r in rows] == ["2026-03-02", "2026-03-09 14:30:00"]
+
+
+def test_data_quality_is_shown_in_every_format():
+    notes = ["12 frames could not be decoded (damaged file)", "video stream 2 of 2 used"]
+    damaged = replace(SESSIONS[0], metrics={"data_quality": notes})
+    table = format_history([damaged, SESSIONS[1]], "table")
+    assert "data quality" in table.splitlines()[0]
+    assert "12 frames could not be decoded (damaged file); video stream 2 of 2 used" in table
+    assert json.loads(format_history([damaged], "json"))["sessions"][0]["data_quality"] == notes
+    [record] = csv.DictReader(io.StringIO(format_history([damaged], "csv")))
+    assert record["data_quality"] == "; ".join(notes)
+
+
+def test_history_reads_a_database_this_user_cannot_write(tmp_path):
+    """A counsellor given read access to a shared database (or a read-only mount) can read
+    it: reading commands open SQLite read-only, creating and migrating nothing."""
+    from tests.test_locking import run_unprivileged
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "screener.db"
+    store = Store(f"sqlite:///{db}")
+    store.save(make_result("alex", 2, "a" * 64, ["happy", "sad"]))
+    store.engine.dispose()
+    before = sorted(p.name for p in folder.iterdir())
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        result = run_unprivileged("history", "alex", "--db", str(db), "--format", "json")
+        report = run_unprivileged("report", "--db", str(db), "--out", str(tmp_path / "out"))
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert [s["session_id"] for s in json.loads(result.stdout)["sessions"]] == ["alex-2"]
+    assert report.returncode == 0, report.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -79,3 +79,41 @@ def test_the_lock_file_is_private_and_no_folder_is_made_for_it(tmp_path: Path):
     with pytest.raises(FileNotFoundError), exclusive_scan(f"sqlite:///{tmp_path}/no/a.db", 1):
         pass
     assert not (tmp_path / "no").exists()
+
+
+def without_root_powers(command: list[str]) -> list[str]:
+    """Root ignores file permissions: as root (CI) the command runs without the capabilities
+    that bypass them, as an ordinary user's cron job would."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions do not stop root")
+    caps = "-dac_override,-dac_read_search,-fowner"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess:
+    command = without_root_powers([sys.executable, "-m", "screener", *args])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.stderr.startswith("setpriv:"):
+        pytest.skip(f"cannot drop capabilities here: {result.stderr.strip()}")
+    return result
+
+
+def test_a_lock_file_this_user_cannot_write_is_one_line_not_a_traceback(tmp_path: Path):
+    lock = tmp_path / "a.db.lock"
+    lock.write_text("")
+    lock.chmod(0o444)
+    (tmp_path / "videos").mkdir()
+    result = run_unprivileged("scan", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+                              "--db", f"sqlite:///{tmp_path}/a.db", "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot use the lock file {lock}: Permission denied (the scan takes it beside "
+        "the database; this user must be able to write there)"]
+

@@ -134,7 +134,7 @@ def test_index_orders_by_concern(store: Store, tmp_path: Path) -> None:
     store.save(make_result("e-was-high", 5, ["happy"] * 20, level="low"))
     render_reports(store, tmp_path, MODEL)
     html = read(tmp_path / "index.html")
-    order = re.findall(r'<a href="[a-z0-9-]+\.html">([^<]+)</a>', html)
+    order = re.findall(r'<a href="[a-z0-9-]+\.html"><bdi>([^<]+)</bdi></a>', html)
     assert order == ["c-high", "d-moderate", "a-low", "e-was-high", "b-insufficient"]
     assert "−100 pp" in html  # e-was-high fell from 100% to 0%
 

@@ -14,6 +14,7 @@ import sys
 import typer
 
 from screener.cli.app import app
+from screener.terminal import log_to_stderr
 
 __all__ = ["app", "main"]
 
@@ -25,7 +26,7 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, app, fail
+from screener.cli.app import EXIT_FAILURES, app, fail, say
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -48,6 +48,7 @@ def analyze(
     from screener.analysis_output import frames_csv, result_document, summary_text
     from screener.discover import job_for
     from screener.keyframes import VideoReadError
+    from screener.terminal import printable
 
     settings = build_settings(config, None, rules, every, model, all_faces)
     analyzer = load_analyzer(settings)
@@ -56,7 +57,7 @@ def analyze(
     if show_progress(quiet) and not (as_json or csv_path == Path("-")):
         from tqdm import tqdm
 
-        bar = tqdm(unit=" key frames", desc=video.name, dynamic_ncols=True)
+        bar = tqdm(unit=" key frames", desc=printable(video.name), dynamic_ncols=True)
     try:
         result = analyzer.analyze(job, (lambda n: bar.update(1)) if bar is not None else None)
     except VideoReadError as exc:
@@ -65,10 +66,10 @@ def analyze(
         if bar is not None:
             bar.close()
     if csv_path == Path("-"):
-        typer.echo(frames_csv(result), nl=False)
+        say(frames_csv(result), nl=False)
     elif csv_path:
         csv_path.write_text(frames_csv(result), encoding="utf-8")
     if as_json:
-        typer.echo(json.dumps(result_document(result), indent=2))
+        say(json.dumps(result_document(result), indent=2))
     elif csv_path != Path("-"):
-        typer.echo(summary_text(result))
+        say(summary_text(result))

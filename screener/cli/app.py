@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from screener import __version__
+from screener.terminal import printable_lines
 
 
 class _ReadableArgument(TyperArgument):
@@ -82,8 +83,14 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    say(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def say(text: str, err: bool = False, nl: bool = True, fg: str | None = None) -> None:
+    """Every line a command prints goes through here: names from the file system or the
+    database are escaped (`terminal.printable`), never sent raw to the terminal."""
+    typer.secho(printable_lines(text), err=err, nl=nl, fg=fg)
 
 
 def _version(value: bool) -> None:

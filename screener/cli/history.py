@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import app, fail
+from screener.cli.app import app, fail, say
 from screener.cli.options import DbOption, build_settings, open_store
 
 
@@ -24,10 +24,10 @@ def history(
 
     if output_format not in HISTORY_FORMATS:
         raise fail(f"--format must be one of {', '.join(HISTORY_FORMATS)}")
-    store = open_store(build_settings(db=db))
+    store = open_store(build_settings(db=db), read_only=True)
     sessions = store.sessions_of(student)
     if not sessions:
         known = store.student_ids()
         hint = f"; known students: {', '.join(known[:20])}" if known else "; the database is empty"
         raise fail(f"no sessions for student {student!r}{hint}")
-    typer.echo(format_history(sessions, output_format), nl=False)
+    say(format_history(sessions, output_format), nl=False)

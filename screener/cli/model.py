@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import app, fail
+from screener.cli.app import app, fail, say
 
 DEFAULT_TRAIN_OUT = "emotion_minixception.keras"
 
@@ -137,20 +137,26 @@ def train(
         for path in teacher or ():
             if not path.is_file():
                 raise SettingsError(f"teacher model not found: {path}")
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    from screener.training import missing_training_packages
+    from screener.training import train as run_training
+
+    missing = missing_training_packages()
+    if missing:
+        raise fail(f"training needs the train extra (missing: {', '.join(missing)}): "
+                   'pip install "screener[train]"')
+    try:
         train_data = load_split(data, "train")
         val_data = load_split(data, "val")
-    except (SettingsError, DatasetError) as exc:
+    except DatasetError as exc:
         raise fail(str(exc)) from None
-    try:
-        from screener.training import train as run_training
-    except ImportError:
-        raise fail("training needs TensorFlow: pip install '.[train]'") from None
-    typer.echo(f"training on {len(train_data)} images, validating on {len(val_data)}")
+    say(f"training on {len(train_data)} images, validating on {len(val_data)}")
     try:
         result = run_training(train_data, val_data, out, settings, checkpoints)
     except ModelError as exc:
         raise fail(str(exc)) from None
-    typer.echo(
+    say(
         f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
         f"{result.evaluation.accuracy:.4f} as scans run it, "
         f"{result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; wrote "
@@ -227,17 +233,17 @@ def evaluate(
     except OSError as exc:
         raise fail(f"cannot write: {exc}") from None
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        say(json.dumps(result.to_dict(), indent=2))
         return
-    typer.echo(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
-    typer.echo(f"expected calibration error {result.ece:.4f} (15 confidence bins)")
-    typer.echo(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    say(f"accuracy {result.accuracy:.4f} on {result.count} images ({classifier.name})")
+    say(f"expected calibration error {result.ece:.4f} (15 confidence bins)")
+    say(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name in EMOTIONS:
         m = result.per_class[name]
-        typer.echo(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
-    typer.echo("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
+        say(f"{name:<10}{m.precision:>10.3f}{m.recall:>10.3f}{m.f1:>10.3f}{m.support:>10}")
+    say("confusion (rows true, columns predicted): " + ", ".join(EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion, strict=True):
-        typer.echo(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
+        say(f"{name:<10}" + "".join(f"{v:>7}" for v in row))
 
 
 @app.command()
@@ -290,7 +296,7 @@ def calibrate(
             )
     except OSError as exc:
         raise fail(f"cannot write: {exc}") from None
-    typer.echo(
+    say(
         f"temperature {result.temperature:.4f} fitted on {result.images} images; ECE "
         f"{result.ece_before:.4f} before, {result.ece_after:.4f} after, "
         f"{result.ece_cross_fitted:.4f} cross-fitted (2 folds); stored in "

@@ -75,14 +75,14 @@ def build_settings(
     return settings.replace(**changes)
 
 
-def open_store(settings, create: bool = False):  # -> Store
+def open_store(settings, create: bool = False, read_only: bool = False):  # -> Store
     """Only the commands that store sessions (`scan`, `live --student`) create a database
-    (`create`), and only its default folder."""
+    (`create`), and only its default folder; reading commands may open it `read_only`."""
     from screener.store import Store, StoreError
 
     try:
         return Store(settings.database_url, create, make_folder=create and
-                     settings.database_is_default)
+                     settings.database_is_default, read_only=read_only)
     except StoreError as exc:
         raise fail(str(exc)) from None
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, app, fail
+from screener.cli.app import EXIT_FAILURES, app, fail, say
 from screener.cli.options import DbOption, build_settings, open_store
 
 
@@ -44,10 +44,10 @@ def report(
 ) -> None:
     """Re-render the HTML reports from the database (no video is read)."""
     settings = build_settings(db=db)
-    store = open_store(settings)
+    store = open_store(settings, read_only=True)
     if students:
         unknown = sorted(set(students) - set(store.student_ids()))
         if unknown:
             raise fail(f"no sessions for student(s): {', '.join(unknown)}")
     written = write_reports(store, out, settings, students or None)
-    typer.echo(f"wrote {len(written)} report file(s) to {out}")
+    say(f"wrote {len(written)} report file(s) to {out}")

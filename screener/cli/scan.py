@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, app, fail
+from screener.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, app, fail, say
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -79,7 +79,7 @@ def scan(
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
     from screener.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
-    from screener.locking import LockTimeout, exclusive_scan
+    from screener.locking import LockError, LockTimeout, exclusive_scan
     from screener.scan import ScanInterrupted
     from screener.scan import scan as run_scan
 
@@ -96,21 +96,23 @@ def scan(
     try:
         with _analysis_backend(settings) as analyse, exclusive_scan(
             settings.database_url, settings.lock_timeout_s,
-            lambda message: typer.echo(message, err=True),
+            lambda message: say(message, err=True),
         ):
             summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
             write_reports(store, out, settings, refresh=True)
     except KeyboardInterrupt as exc:  # each stored session is whole; reports come next run
         done = exc.summary if isinstance(exc, ScanInterrupted) else summary
-        typer.echo(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
-                   "the scan again to finish", err=True)
+        say(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
+            "the scan again to finish", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     except LockTimeout as exc:
         raise fail(str(exc), EXIT_FAILURES) from None
+    except LockError as exc:
+        raise fail(str(exc)) from None
     for outcome in summary.failed:
-        typer.secho(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
+        say(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
                     fg=typer.colors.RED)
     if not summary.outcomes:
         raise fail(f"no video found under {', '.join(map(str, paths))} (looked for "
@@ -118,11 +120,11 @@ def scan(
     if not quiet:
         for outcome in summary.outcomes:
             if outcome.status in ("duplicate", "moved"):
-                typer.echo(f"{outcome.job.path}: {outcome.reason}")
+                say(f"{outcome.job.path}: {outcome.reason}")
     if not quiet or summary.failed:
         others = "".join(f"{summary.count(status)} {status}, " for status in ("moved", "duplicate")
                          if summary.count(status))
-        typer.echo(
+        say(
             f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
             f"{others}{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
             f"{store.safe_url}"
@@ -150,13 +152,15 @@ def _tqdm_progress(total: int):  # -> scan.Progress
     from tqdm import tqdm
 
     from screener.scan import Progress
+    from screener.terminal import printable
 
     class Bar(Progress):
         def __init__(self) -> None:
             self.bar = tqdm(total=total, unit="video", desc="scanning", dynamic_ncols=True)
 
         def advance(self, outcome) -> None:  # noqa: ANN001
-            self.bar.set_postfix_str(f"{outcome.job.path.name}: {outcome.level or outcome.status}")
+            self.bar.set_postfix_str(
+                printable(f"{outcome.job.path.name}: {outcome.level or outcome.status}"))
             self.bar.update(1)
 
         def close(self) -> None:
