@@ -43,6 +43,8 @@ def exclusive_scan(
     if path is None:
         yield
         return
+    if not path.parent.is_dir():  # filelock would create it: the database's folder comes first
+        raise LockError(f"cannot use the lock file {path}: no folder {path.parent}")
     try:
         # Read before trying: a waiting FileLock may empty the file when it opens it.
         holder = _holder(path)

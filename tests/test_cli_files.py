@@ -154,7 +154,8 @@ def fake_training(monkeypatch, tmp_path):
                                accuracy_by_flip_margin={0.0: 0.5}, model_path=out,
                                onnx_path=out.with_suffix(".onnx"), wall_s=1.0)
 
-    monkeypatch.setitem(sys.modules, "screener.training", SimpleNamespace(train=train))
+    monkeypatch.setitem(sys.modules, "screener.training", SimpleNamespace(
+        train=train, missing_training_packages=lambda: []))
     return tmp_path / "data", calls
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from screener.locking import LockTimeout, exclusive_scan, lock_path_for
+from screener.locking import LockError, LockTimeout, exclusive_scan, lock_path_for
 
 HOLD = """
 import sys, time
@@ -76,7 +76,8 @@ def test_the_lock_file_is_private_and_no_folder_is_made_for_it(tmp_path: Path):
     with exclusive_scan(f"sqlite:///{tmp_path}/a.db", 1):
         pass
     assert stat.S_IMODE((tmp_path / "a.db.lock").stat().st_mode) == 0o600
-    with pytest.raises(FileNotFoundError), exclusive_scan(f"sqlite:///{tmp_path}/no/a.db", 1):
+    with pytest.raises(LockError, match="no folder"), exclusive_scan(
+            f"sqlite:///{tmp_path}/no/a.db", 1):
         pass
     assert not (tmp_path / "no").exists()
 
