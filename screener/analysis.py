@@ -18,6 +18,7 @@ import numpy as np
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
+from screener.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
@@ -87,10 +88,14 @@ class Analyzer:
         clock = StageClock()
         reader = KeyframeReader(job.path, self.settings.keyframes)
         classifier = BatchedClassifier(self.model, self.settings.emotions.batch_size, clock)
-        frames = self._key_frames_and_faces(reader, classifier, clock, progress)
+        thumbnails: dict[FaceKey, bytes] = {}
+        frames = self._key_frames_and_faces(reader, classifier, clock, progress, thumbnails)
         located, probabilities = classifier.finish()
         with clock("aggregate"):
             observations = self._observations(frames, located, probabilities)
+            evidence = select_evidence(observations, thumbnails, self.settings.evidence_frames,
+                                       self.rules.negative)
+            thumbnails.clear()
             metrics = session_metrics(
                 observations,
                 negative=self.rules.negative,
@@ -109,6 +114,7 @@ class Analyzer:
             model_version=self.model.name,
             model_accuracy=self.model.card.val_accuracy,
             stage_seconds=clock.seconds,
+            evidence_frames=evidence,
         )
 
     def _key_frames_and_faces(
@@ -117,15 +123,24 @@ class Analyzer:
         classifier: BatchedClassifier,
         clock: StageClock,
         progress: FrameProgress | None,
+        thumbnails: dict[FaceKey, bytes],
     ) -> list[tuple[float, int]]:
         """Face detection runs in a thread beside decoding (both release the GIL); a short
-        queue keeps at most a few full-size key frames in memory."""
+        queue keeps at most a few full-size key frames in memory. With evidence frames asked
+        for, each face's thumbnail is cut there too, while its frame is still at hand."""
         frames: list[tuple[float, int]] = []
         tracker = FaceTracker(self.detector, self.settings.faces)
+        keep_thumbnails = self.settings.evidence_frames > 0
+        offsets = self.settings.faces.offsets
 
         def detect(frame: Frame) -> list[Face]:
             with clock("faces"):
-                return tracker.faces(frame)
+                faces = tracker.faces(frame)
+                if keep_thumbnails:
+                    for face in faces:
+                        thumbnails[(face.frame_index, face.box)] = face_thumbnail(
+                            frame.image, face.box, offsets)
+                return faces
 
         key_frames = iter(reader)
         with ThreadPoolExecutor(max_workers=1) as detection:
