@@ -8,6 +8,7 @@ autoescaping; the charts are built from numbers in `screener.charts`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -29,6 +30,11 @@ from screener.resources import resource_path
 from screener.rules import LEVELS
 from screener.store import Store, StoredSession
 
+try:  # the personal trend (issue 21, item 2) lands with the estimate; absent until then
+    from screener.trend import student_trend
+except ImportError:  # pragma: no cover - removed when screener.trend is in
+    student_trend = None
+
 COVERAGE_WARNING = 0.5
 """Below this face coverage the page warns that the level rests on a thin part of the video."""
 DISCLAIMER_TITLE = "This is a screening aid, not a diagnosis."
@@ -40,6 +46,22 @@ DISCLAIMER = (
 MODEL_CAVEAT = (
     "Faces in classroom recordings (lighting, angle, glasses, partly hidden faces) are harder"
     " than the validation faces, so the model is likely wrong more often here."
+)
+WIDE_INTERVAL = 0.30
+"""An interval wider than this (in share) makes the page say the level is uncertain."""
+LEVEL_MEANINGS = {
+    "high": "High: the model saw negative expressions (anger, sadness, fear) for much of the"
+            " time the face was visible, including a sustained stretch.",
+    "moderate": "Moderate: negative expressions were frequent or kept coming back, but not"
+                " enough for High.",
+    "low": "Low: negative expressions were neither frequent nor sustained.",
+    "insufficient": "Insufficient data: too little of the face was visible to judge; this level"
+                    " says nothing about the student's mood.",
+}
+RAW_SHARE_CAVEAT = (
+    "This is the raw share of faces the model labelled negative. Because the model is often"
+    " wrong, such a share is pulled towards the model's own average: very negative sessions read"
+    " lower than they are, calm ones higher."
 )
 _SLUG_MAX = 40
 _FILE_MODE = 0o600
@@ -80,10 +102,47 @@ class StudentRow:
     sessions: int
     latest: StoredSession
     change_pp: float | None
+    change_basis: str
+    """"usual" (against the student's baseline) or "previous" (against the last session)."""
+    estimate: ShareEstimate
+    trend: dict[str, Any] | None
 
     @property
     def concern(self) -> int:
         return LEVELS.index(self.latest.level) if self.latest.level in LEVELS else -1
+
+
+@dataclass(frozen=True)
+class ShareEstimate:
+    """A session's negative share as the page states it: the corrected estimate and its 90%
+    interval when the analysis made them, and always the raw share of labels."""
+
+    raw: float
+    est: float | None = None
+    low: float | None = None
+    high: float | None = None
+    vs_baseline_pp: float | None = None
+
+    @property
+    def best(self) -> float:
+        return self.raw if self.est is None else self.est
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+
+def share_estimate(session: StoredSession) -> ShareEstimate:
+    m = session.metrics
+
+    def number(name: str) -> float | None:
+        value = m.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else None
+
+    return ShareEstimate(session.negative_share, number("negative_share_est"),
+                         number("negative_share_low"), number("negative_share_high"),
+                         number("negative_share_vs_baseline"))
 
 
 def render_reports(
@@ -116,7 +175,7 @@ def render_reports(
         written.append(_write_atomic(out_dir / f"{student_slug(sid)}.html", html))
     rows = sorted(
         (_index_row(sid, histories[sid]) for sid in all_ids if histories[sid]),
-        key=lambda r: (-r.concern, -r.latest.negative_share, r.student_id),
+        key=lambda r: (-r.concern, -r.estimate.best, r.student_id),
     )
     html = env.get_template("index.html.j2").render(
         **common, rows=rows, level_counts=_level_counts(r.latest.level for r in rows),
@@ -136,7 +195,7 @@ def _environment() -> Environment:
     )
     env.filters.update(
         pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
-        metric=format_metric, basename=_basename,
+        metric=format_metric, basename=_basename, interval=_interval,
     )
     return env
 
@@ -146,13 +205,16 @@ def analysed_by(session: StoredSession, installed: ModelCard) -> ModelCard:
     session, as stored with it; the installed one for sessions stored before schema 2."""
     if session.model_accuracy is None:
         return installed
-    return ModelCard(name=session.model_version, val_accuracy=session.model_accuracy)
+    same_model = session.model_version.split("@")[0] == installed.name
+    return ModelCard(name=session.model_version, val_accuracy=session.model_accuracy,
+                     ece=installed.ece if same_model else None)
 
 
 def _model_context(model: ModelCard) -> dict[str, str]:
     return {
         "model_caveat": MODEL_CAVEAT if model.val_accuracy is not None else "",
-        "model_sentence": model_reliability(model),
+        "model_sentence": " ".join(filter(None, [model_reliability(model),
+                                                 calibration_sentence(model)])),
     }
 
 
@@ -176,18 +238,30 @@ def _student_context(
     observations = store.observations_of(latest.pk)
     shares = {e: float(latest.metrics.get(f"share_{e}", 0.0) or 0.0) for e in EMOTIONS}
     bar_rows, bar_area, bar_height = charts.bars(shares)
-    trend = charts.trend([(s.recorded_at, s.negative_share, s.level, s.session_id)
-                          for s in sessions])
+    estimates = {s.pk: share_estimate(s) for s in sessions}
+    trend_chart = charts.trend(
+        [(s.recorded_at, estimates[s.pk].best, s.level, s.session_id) for s in sessions],
+        intervals=[(e.low, e.high) if e.has_interval else None for e in estimates.values()],
+    )
+    evidence = store.evidence_frames_of(latest.pk)
+    timeline = charts.timeline(observations, latest.duration_s) if observations else None
     versions = {(s.model_version, s.rules_version) for s in sessions}
     return {
         "student_id": student_id,
         "sessions": sessions,
         "latest": latest,
+        "estimate": estimates[latest.pk],
+        "estimates": estimates,
+        "level_meaning": level_meaning(latest.level),
+        "uncertainty": uncertainty_sentence(estimates[latest.pk]),
         "observation_count": len(observations),
-        "timeline": charts.timeline(observations, latest.duration_s) if observations else None,
+        "timeline": timeline,
+        "evidence_marks": charts.marks(timeline, [f.t_s for f in evidence]) if timeline else [],
         "bars": bar_rows, "bar_area": bar_area, "bar_height": bar_height,
-        "trend": trend,
+        "trend_chart": trend_chart,
         "trend_summary": trend_summary(sessions),
+        "student_trend": personal_trend(sessions),
+        "evidence_frames": [(f, jpeg_data_uri(f.jpeg)) for f in evidence],
         "quality_warnings": quality_warnings(latest),
         "mixed_versions": len(versions) > 1,
         "emotions": [(e, charts.EMOTION_COLOURS[e], e in NEGATIVE_EMOTIONS) for e in EMOTIONS],
@@ -196,10 +270,63 @@ def _student_context(
 
 def _index_row(student_id: str, sessions: list[StoredSession]) -> StudentRow:
     latest = sessions[-1]
-    change = None
-    if len(sessions) > 1:
-        change = (latest.negative_share - sessions[-2].negative_share) * 100
-    return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change)
+    estimate = share_estimate(latest)
+    change, basis = estimate.vs_baseline_pp, "usual"
+    if change is None:
+        basis = "previous"
+        if len(sessions) > 1:
+            change = (estimate.best - share_estimate(sessions[-2]).best) * 100
+    return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change,
+                      basis, estimate, personal_trend(sessions))
+
+
+def personal_trend(sessions: Sequence[StoredSession]) -> dict[str, Any] | None:
+    """The student's trend as the templates show it: direction, the sessions behind it and
+    why; None until `screener.trend` exists."""
+    if student_trend is None:
+        return None
+    found = student_trend(sessions)
+    behind = list(getattr(found, "sessions", None) or [])
+    return {
+        "direction": str(getattr(found, "direction", "")),
+        "explanation": str(getattr(found, "explanation", "") or ""),
+        "sessions": behind,
+        "dates": [s.recorded_at for s in behind if hasattr(s, "recorded_at")],
+    }
+
+
+def level_meaning(level: str) -> str:
+    return LEVEL_MEANINGS.get(level, f"Level {level!r} comes from a custom rule set.")
+
+
+def uncertainty_sentence(estimate: ShareEstimate) -> str:
+    """How far the share can be trusted, in words: the interval, or why there is none."""
+    if estimate.est is None or not estimate.has_interval:
+        return RAW_SHARE_CAVEAT
+    low, high = estimate.low or 0.0, estimate.high or 0.0
+    sentence = (
+        f"Corrected for the model's known errors, negative expressions showed about "
+        f"{estimate.est:.0%} of the time the face was visible; the true share is likely (90%) "
+        f"between {low:.0%} and {high:.0%}. The raw share of faces labelled negative was "
+        f"{estimate.raw:.0%}."
+    )
+    if high - low > WIDE_INTERVAL:
+        sentence += (" The interval is wide, so this level is uncertain: look at the evidence"
+                     " before acting on it.")
+    return sentence
+
+
+def calibration_sentence(model: ModelCard) -> str:
+    if model.ece is None:
+        return ""
+    return (f"Its stated confidence is calibrated: on validation faces it is off by "
+            f"{model.ece * 100:.1f} percentage points on average (expected calibration error "
+            f"{model.ece:.3f}).")
+
+
+def jpeg_data_uri(jpeg: bytes) -> str:
+    """Inline, so a page with evidence frames still loads nothing and stays one file."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _level_counts(levels: Iterable[str]) -> list[tuple[str, int]]:
@@ -226,7 +353,8 @@ def model_reliability(model: ModelCard) -> str:
 def trend_summary(sessions: Sequence[StoredSession]) -> str | None:
     if len(sessions) < 2:
         return None
-    first, last = round(sessions[0].negative_share * 100), round(sessions[-1].negative_share * 100)
+    first = round(share_estimate(sessions[0]).best * 100)
+    last = round(share_estimate(sessions[-1]).best * 100)
     if first == last:
         return f"negative share stayed at {first}% over {len(sessions)} sessions"
     verb = "rose" if last > first else "fell"
@@ -245,7 +373,20 @@ def quality_warnings(session: StoredSession) -> list[str]:
     if session.level == "insufficient":
         warnings.append("Too little of the face was visible to judge this session; the level "
                         "says nothing about the student's mood.")
+    undecoded = undecoded_frames(session)
+    if undecoded:
+        warnings.append(f"{undecoded} frame{'s' if undecoded != 1 else ''} of the recording "
+                        "could not be decoded (a damaged file?): the level rests on the rest.")
     return warnings
+
+
+def undecoded_frames(session: StoredSession) -> int:
+    """Decoding errors the analysis counted, under whatever name it stored them (a metric
+    or a field whose name mentions decoding); 0 when none were recorded."""
+    found = {**session.metrics, **{k: v for k, v in vars(session).items() if k != "metrics"}}
+    counts = [v for k, v in found.items() if "decod" in k.lower()
+              and isinstance(v, int | float) and not isinstance(v, bool) and v > 0]
+    return int(max(counts, default=0))
 
 
 def format_metric(value: Any, name: str) -> str:
@@ -271,6 +412,13 @@ def _pp(value: float | None) -> str:
 
 def _pct(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _interval(estimate: ShareEstimate) -> str:
+    """"38–61%": the 90% interval, or empty when there is none."""
+    if not estimate.has_interval:
+        return ""
+    return f"{(estimate.low or 0) * 100:.0f}\u2013{(estimate.high or 0) * 100:.0f}%"
 
 
 def _when(value: datetime, with_time: bool = True) -> str:

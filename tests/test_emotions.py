@@ -155,3 +155,12 @@ def test_card_of_a_model_recorded_before_flip_margins_is_its_single_pass_accurac
     model = _card_json(tmp_path, {"name": "old", "val_accuracy": 0.6})
     assert ModelCard.for_model(model, 0.0).val_accuracy == 0.6
     assert ModelCard.for_model(model, 0.2).val_accuracy == 0.6
+
+
+def test_card_states_the_most_honest_calibration_error_it_records(tmp_path):
+    assert ModelCard.for_model(_card_json(tmp_path, {"name": "m"}), 0.2).ece is None
+    fitted = {"calibration": {"ece_before": 0.05, "ece_after": 0.02}}
+    assert ModelCard.for_model(_card_json(tmp_path, fitted), 0.2).ece == 0.02
+    crossed = {"calibration": {"ece_after": 0.02, "ece_cross_fitted": 0.016}}
+    assert ModelCard.for_model(_card_json(tmp_path, crossed), 0.2).ece == 0.016
+    assert ModelCard.for_model(_card_json(tmp_path, {"ece": 0.03}), 0.2).ece == 0.03
