@@ -18,6 +18,7 @@ import numpy as np
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
+from screener.estimate import ErrorProfile
 from screener.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from screener.keyframes import KeyframeReader
@@ -54,6 +55,8 @@ class Analyzer:
     detector: FaceDetector
     model: EmotionModel
     rules: RuleSet
+    error_profile: ErrorProfile | None = None
+    """The model's measured errors, which the session estimates correct for (None: none)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> Analyzer:
@@ -66,6 +69,7 @@ class Analyzer:
                 settings.emotions.flip_margin,
             ),
             rules=load_rules(settings.rules),
+            error_profile=ErrorProfile.for_model(settings.model_path),
         )
 
     @classmethod
@@ -103,6 +107,7 @@ class Analyzer:
                 step_s=self.settings.keyframes.every_s,
                 duration_s=reader.info.duration_s,
                 scenes=reader.info.scenes,
+                error_profile=self.error_profile,
             )
             assessment = self.rules.assess(metrics)
         return SessionResult(

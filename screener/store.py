@@ -29,7 +29,7 @@ from screener.database import (
     write_transaction,
 )
 from screener.discover import displayable
-from screener.domain import Box, EvidenceFrame, Observation, SessionResult
+from screener.domain import Assessment, Box, EvidenceFrame, Observation, SessionResult
 from screener.emotions import EMOTIONS
 from screener.errors import first_line
 
@@ -269,6 +269,20 @@ class Store:
                     for f in result.evidence_frames
                 ])
         return int(pk)
+
+    def update_metrics(self, session_pk: int, metrics: dict[str, Any],
+                       assessment: Assessment | None = None) -> None:
+        """Replace a stored session's metrics, and its level with `assessment` when given
+        (a session's personal baseline changes when an earlier session is stored)."""
+        values: dict[str, Any] = {"metrics_json": json.dumps(metrics)}
+        if assessment is not None:
+            values |= {
+                "level": assessment.level, "fired_rule": assessment.rule,
+                "explanation": assessment.explanation,
+                "evidence_json": json.dumps(assessment.evidence),
+            }
+        with write_transaction(self.engine) as conn:
+            conn.execute(sessions.update().where(sessions.c.id == session_pk).values(**values))
 
     @staticmethod
     def _student_pk(conn: Connection, student_id: str) -> int:
