@@ -29,11 +29,7 @@ from screener.emotions import EMOTIONS, NEGATIVE_EMOTIONS, ModelCard
 from screener.resources import resource_path
 from screener.rules import LEVELS
 from screener.store import Store, StoredSession
-
-try:  # the personal trend (issue 21, item 2) lands with the estimate; absent until then
-    from screener.trend import student_trend
-except ImportError:  # pragma: no cover - removed when screener.trend is in
-    student_trend = None
+from screener.trend import Trend, student_trend
 
 COVERAGE_WARNING = 0.5
 """Below this face coverage the page warns that the level rests on a thin part of the video."""
@@ -104,8 +100,8 @@ class StudentRow:
     change_pp: float | None
     change_basis: str
     """"usual" (against the student's baseline) or "previous" (against the last session)."""
-    estimate: ShareEstimate
-    trend: dict[str, Any] | None
+    estimate: ShareFigures
+    trend: Trend
 
     @property
     def concern(self) -> int:
@@ -113,7 +109,7 @@ class StudentRow:
 
 
 @dataclass(frozen=True)
-class ShareEstimate:
+class ShareFigures:
     """A session's negative share as the page states it: the corrected estimate and its 90%
     interval when the analysis made them, and always the raw share of labels."""
 
@@ -132,7 +128,7 @@ class ShareEstimate:
         return self.low is not None and self.high is not None
 
 
-def share_estimate(session: StoredSession) -> ShareEstimate:
+def share_estimate(session: StoredSession) -> ShareFigures:
     m = session.metrics
 
     def number(name: str) -> float | None:
@@ -140,7 +136,7 @@ def share_estimate(session: StoredSession) -> ShareEstimate:
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
             else None
 
-    return ShareEstimate(session.negative_share, number("negative_share_est"),
+    return ShareFigures(session.negative_share, number("negative_share_est"),
                          number("negative_share_low"), number("negative_share_high"),
                          number("negative_share_vs_baseline"))
 
@@ -260,7 +256,7 @@ def _student_context(
         "bars": bar_rows, "bar_area": bar_area, "bar_height": bar_height,
         "trend_chart": trend_chart,
         "trend_summary": trend_summary(sessions),
-        "student_trend": personal_trend(sessions),
+        "student_trend": student_trend(sessions),
         "evidence_frames": [(f, jpeg_data_uri(f.jpeg)) for f in evidence],
         "quality_warnings": quality_warnings(latest),
         "mixed_versions": len(versions) > 1,
@@ -277,29 +273,14 @@ def _index_row(student_id: str, sessions: list[StoredSession]) -> StudentRow:
         if len(sessions) > 1:
             change = (estimate.best - share_estimate(sessions[-2]).best) * 100
     return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change,
-                      basis, estimate, personal_trend(sessions))
-
-
-def personal_trend(sessions: Sequence[StoredSession]) -> dict[str, Any] | None:
-    """The student's trend as the templates show it: direction, the sessions behind it and
-    why; None until `screener.trend` exists."""
-    if student_trend is None:
-        return None
-    found = student_trend(sessions)
-    behind = list(getattr(found, "sessions", None) or [])
-    return {
-        "direction": str(getattr(found, "direction", "")),
-        "explanation": str(getattr(found, "explanation", "") or ""),
-        "sessions": behind,
-        "dates": [s.recorded_at for s in behind if hasattr(s, "recorded_at")],
-    }
+                      basis, estimate, student_trend(sessions))
 
 
 def level_meaning(level: str) -> str:
     return LEVEL_MEANINGS.get(level, f"Level {level!r} comes from a custom rule set.")
 
 
-def uncertainty_sentence(estimate: ShareEstimate) -> str:
+def uncertainty_sentence(estimate: ShareFigures) -> str:
     """How far the share can be trusted, in words: the interval, or why there is none."""
     if estimate.est is None or not estimate.has_interval:
         return RAW_SHARE_CAVEAT
@@ -414,7 +395,7 @@ def _pct(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
-def _interval(estimate: ShareEstimate) -> str:
+def _interval(estimate: ShareFigures) -> str:
     """"38–61%": the 90% interval, or empty when there is none."""
     if not estimate.has_interval:
         return ""

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pytest
 
-from screener import report
 from screener.emotions import ModelCard
 from screener.evidence import MOST_NEGATIVE, STRETCH, face_thumbnail
 from screener.report import render_reports, student_slug
@@ -44,22 +43,6 @@ def browser() -> str:
     return CHROMIUM
 
 
-@dataclass(frozen=True)
-class FakeTrend:
-    """What `screener.trend.student_trend` returns, until it is merged."""
-
-    direction: str
-    sessions: list
-    explanation: str
-
-
-def fake_trend(sessions):
-    if len(sessions) < 3:
-        return FakeTrend("not enough sessions", list(sessions), "fewer than 3 sessions")
-    return FakeTrend("rising", list(sessions[-3:]), "negative affect grew over the last 3 "
-                     "sessions by more than their intervals explain")
-
-
 def with_estimate(result, est: float, low: float, high: float, vs_baseline: float | None):
     metrics = {**result.metrics, "negative_share_est": est, "negative_share_low": low,
                "negative_share_high": high}
@@ -75,8 +58,8 @@ def reports(tmp_path_factory, astronaut) -> Path:
     evidence frames, one with raw shares only, one with too little face."""
     root = tmp_path_factory.mktemp("browser")
     store = Store(f"sqlite:///{root}/t.db")
-    shares = [(0.22, 0.14, 0.31, None), (0.30, 0.21, 0.40, 8.0), (0.41, 0.30, 0.52, 15.0),
-              (0.68, 0.55, 0.80, 42.0)]
+    shares = [(0.22, 0.14, 0.31, None), (0.30, 0.21, 0.40, 8.0), (0.50, 0.40, 0.60, 24.0),
+              (0.68, 0.55, 0.80, 38.0)]
     for day, (est, low, high, baseline) in enumerate(shares):
         high_session = day == len(shares) - 1
         labels = ["sad"] * 15 + ["neutral"] * 15 if high_session else ["sad", "neutral"] * 15
@@ -97,12 +80,7 @@ def reports(tmp_path_factory, astronaut) -> Path:
     store.save(make_result("Zoë Ångström-Papadopoulou", 3, [None] * 20 + ["sad"] * 4,
                            level="insufficient", rule="too-few-faces"))
     out = root / "reports"
-    original = report.student_trend
-    report.student_trend = report.student_trend or fake_trend
-    try:
-        render_reports(store, out, MODEL)
-    finally:
-        report.student_trend = original
+    render_reports(store, out, MODEL)
     if KEEP:
         shutil.copytree(out, Path(KEEP) / "reports", dirs_exist_ok=True)
     return out
@@ -180,8 +158,8 @@ def test_student_page_shows_level_estimate_and_interval(browser, reports, size, 
     assert re.search(r'class="badge big level-high" id="level">high<', page.dom)
     assert "68% negative (90% interval 55\u201380%)" in text
     assert "Negative share, raw 50%" in text
-    assert "Against this student's usual: +42 pp" in text
-    assert "Trend: rising" in text
+    assert "Against this student's usual: +38 pp" in text
+    assert "Trend: rising Negative affect is rising" in text
     assert "off by 1.6 percentage points" in text and "labels 66%" in text
     assert len(re.findall(r'<img src="data:image/jpeg;base64,', page.dom)) == 5
     # The badge is on the first screen, where a reader looks first: a red area.
@@ -199,7 +177,7 @@ def test_index_shows_every_student_with_level_and_interval(browser, reports, siz
     for name in ("maria", "alex", "Zoë Ångström-Papadopoulou"):
         assert name in text
     assert "68% (55\u201380%)" in text and "raw 50%" in text
-    assert "+42 pp vs usual" in text and "rising" in text
+    assert "+38 pp vs usual" in text and "rising" in text
     assert len(re.findall(r'class="badge level-(?:high|low|insufficient)"', page.dom)) == 3
 
 
