@@ -57,8 +57,9 @@ def select_evidence(
 ) -> list[EvidenceFrame]:
     """Up to `count` faces, in time order: half (rounded up) spread over the longest stretch of
     negative smoothed labels, the level's strongest sign of sustained affect, and the rest the
-    faces with the highest negative probability elsewhere. A calm session still shows its most
-    negative faces, so a reader can check that they are indeed calm."""
+    faces with the highest negative probability elsewhere, kept apart (about half the share of
+    the session each frame would cover) so that one moment does not fill the page. A calm
+    session still shows its most negative faces, so a reader can check that they are calm."""
     faces = [o for o in observations
              if o.box is not None and o.label and o.probabilities
              and (o.frame_index, o.box) in thumbnails]
@@ -73,11 +74,19 @@ def select_evidence(
     stretch = longest_negative_stretch(faces, negative)
     for i in _spread(len(stretch), min(len(stretch), (count + 1) // 2)):
         chosen[id(stretch[i])] = STRETCH
+    position = {id(o): i for i, o in enumerate(faces)}
     ranked = sorted(faces, key=lambda o: (-negative_probability(o), o.t_s))
-    for o in ranked:
-        if len(chosen) >= count:
-            break
-        chosen.setdefault(id(o), MOST_NEGATIVE)
+    gap = max(2, len(faces) // (2 * count))
+    for spaced in (True, False):  # apart from the faces already chosen, if there are enough
+        taken = sorted(position[k] for k in chosen)
+        for o in ranked:
+            if len(chosen) >= count:
+                break
+            i = position[id(o)]
+            if id(o) in chosen or (spaced and any(abs(i - j) < gap for j in taken)):
+                continue
+            chosen[id(o)] = MOST_NEGATIVE
+            taken.append(i)
     return [
         EvidenceFrame(o.t_s, o.frame_index, o.label, round(negative_probability(o), 4),
                       chosen[id(o)], thumbnails[(o.frame_index, o.box)])

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 import screener
 from screener import charts
 from screener.emotions import EMOTIONS, NEGATIVE_EMOTIONS, ModelCard
+from screener.evidence import STRETCH
 from screener.report_wording import (
     COVERAGE_WARNING,
     DISCLAIMER,
@@ -212,6 +213,7 @@ def _student_context(
         "trend_summary": trend_summary(sessions),
         "student_trend": student_trend(sessions),
         "evidence_frames": [(f, jpeg_data_uri(f.jpeg)) for f in evidence],
+        "stretch_reason": STRETCH,
         "quality_warnings": quality_warnings(latest),
         "mixed_versions": len(versions) > 1,
         "emotions": [(e, charts.EMOTION_COLOURS[e], e in NEGATIVE_EMOTIONS) for e in EMOTIONS],

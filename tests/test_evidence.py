@@ -122,3 +122,13 @@ def test_analysis_keeps_frames_only_when_asked(make_video, astronaut):
         assert max(image.shape[:2]) == THUMBNAIL_PX
         assert image.std(axis=2).mean() > 3  # colour, not the model's grey input
     assert on.metrics == off.metrics
+
+
+def test_the_most_negative_faces_are_kept_apart_in_time():
+    p = [0.9 - 0.01 * i if 10 <= i < 15 else 0.5 if i == 30 else 0.1 for i in range(40)]
+    obs = session(["happy"] * 40, p)
+    chosen = select_evidence(obs, thumbs(obs), 2, NEGATIVE)
+    # 10..14 are one moment: the second frame comes from elsewhere.
+    assert [f.frame_index for f in chosen] == [10, 30]
+    few = session(["happy"] * 3, [0.3, 0.2, 0.1])
+    assert len(select_evidence(few, thumbs(few), 3, NEGATIVE)) == 3  # too few to keep apart

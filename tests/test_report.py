@@ -330,7 +330,7 @@ def test_evidence_frames_are_shown_inline_only_when_stored(store: Store, tmp_pat
     render_reports(store, tmp_path, MODEL)
     ana = read(tmp_path / f"{student_slug('ana')}.html")
     assert ana.count("data:image/jpeg;base64,/9j/4GZha2UtanBlZw==") == 1
-    assert "0:04" in ana and "91% negative" in ana and "most negative face" in ana
+    assert "0:04" in ana and "91% negative" in ana and "among the most negative" in ana
     assert "evidence frame</title>" in ana  # marked on the timeline
     bo = read(tmp_path / f"{student_slug('bo')}.html")
     assert "<img" not in bo and 'id="evidence-frames"' not in bo
