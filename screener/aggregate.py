@@ -15,6 +15,7 @@ import numpy as np
 
 from screener.domain import Observation
 from screener.emotions import EMOTIONS
+from screener.estimate import ErrorProfile, estimate_negative_share
 
 
 def smooth_labels(labels: Sequence[str], window: int) -> list[str]:
@@ -37,13 +38,19 @@ def with_smoothing(observations: Sequence[Observation], window: int) -> list[Obs
     ]
 
 
+BASELINE_METRICS = frozenset({"negative_share_vs_baseline"})
+"""Metrics added where a scan stores the session, from the student's earlier sessions
+(screener/baseline.py): analysis alone cannot know them."""
+
+
 def metric_names(negative: Sequence[str] = ("angry", "sad", "fear")) -> set[str]:
     """Every numeric metric `session_metrics` produces, for validating rules files."""
     names = {
         "frames_analysed", "face_frames", "faces_found", "face_coverage", "duration_s",
         "negative_share", "negative_probability", "positive_share", "valence",
         "negative_episodes", "longest_negative_run_s", "scenes", "undecodable_frames",
-    }
+        "negative_share_est", "negative_share_low", "negative_share_high",
+    } | BASELINE_METRICS
     names |= {f"share_{e}" for e in EMOTIONS} | {f"mean_p_{e}" for e in EMOTIONS}
     names |= {f"episodes_{e}" for e in EMOTIONS}
     return names
@@ -57,8 +64,13 @@ def session_metrics(
     duration_s: float = 0.0,
     scenes: int = 1,
     undecodable_frames: int = 0,
+    error_profile: ErrorProfile | None = None,
 ) -> dict[str, float | str | None]:
     """Metrics of one session. `observations` are one per analysed face, with smoothed labels.
+
+    `negative_share_est` (with its 90% interval `negative_share_low`/`_high`) corrects the
+    raw `negative_share` for the model's known errors (`error_profile`; screener/estimate.py);
+    None when no face was analysed.
 
     A run is a stretch of consecutive analysed faces whose smoothed label is negative; an
     episode is a run of one negative emotion at least `min_run` faces long. Run lengths in
@@ -88,6 +100,10 @@ def session_metrics(
     negative_set = set(negative)
     negative_share = sum(labels[e] for e in negative_set) / n if n else 0.0
     metrics["negative_share"] = negative_share
+    estimate = estimate_negative_share(probabilities, sorted(negative_set), error_profile)
+    metrics["negative_share_est"] = estimate.share if estimate else None
+    metrics["negative_share_low"] = estimate.low if estimate else None
+    metrics["negative_share_high"] = estimate.high if estimate else None
     # In a fixed order: a set's order changes with each process's hash seed, and so would the
     # float sum, making a video analysed in a worker differ from one analysed here.
     metrics["negative_probability"] = float(

@@ -20,6 +20,8 @@ from screener.aggregate import session_metrics, with_smoothing
 from screener.decoding import DamagedWhileThreaded
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
+from screener.estimate import ErrorProfile
+from screener.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.keyframes import KeyframeReader
 from screener.rules import RuleSet, load_rules
@@ -57,6 +59,8 @@ class Analyzer:
     detector: FaceDetector
     model: EmotionModel
     rules: RuleSet
+    error_profile: ErrorProfile | None = None
+    """The model's measured errors, which the session estimates correct for (None: none)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> Analyzer:
@@ -70,6 +74,7 @@ class Analyzer:
                 settings.emotions.flip_margin,
             ),
             rules=load_rules(settings.rules),
+            error_profile=ErrorProfile.for_model(settings.model_path),
         )
 
     @classmethod
@@ -106,10 +111,14 @@ class Analyzer:
         clock = StageClock()
         reader = KeyframeReader(job.path, keyframes)
         classifier = BatchedClassifier(self.model, self.settings.emotions.batch_size, clock)
-        frames = self._key_frames_and_faces(reader, classifier, clock, progress)
+        thumbnails: dict[FaceKey, bytes] = {}
+        frames = self._key_frames_and_faces(reader, classifier, clock, progress, thumbnails)
         located, probabilities = classifier.finish()
         with clock("aggregate"):
             observations = self._observations(frames, located, probabilities)
+            evidence = select_evidence(observations, thumbnails, self.settings.evidence_frames,
+                                       self.rules.negative)
+            thumbnails.clear()
             metrics = session_metrics(
                 observations,
                 negative=self.rules.negative,
@@ -118,6 +127,7 @@ class Analyzer:
                 duration_s=reader.info.duration_s,
                 scenes=reader.info.scenes,
                 undecodable_frames=reader.info.undecodable_frames,
+                error_profile=self.error_profile,
             )
             metrics["data_quality"] = list(reader.info.notes)
             assessment = self.rules.assess(metrics)
@@ -130,6 +140,7 @@ class Analyzer:
             model_version=self.model_version,
             model_accuracy=self.model.card.val_accuracy,
             stage_seconds=clock.seconds,
+            evidence_frames=evidence,
         )
 
     def _key_frames_and_faces(
@@ -138,15 +149,24 @@ class Analyzer:
         classifier: BatchedClassifier,
         clock: StageClock,
         progress: FrameProgress | None,
+        thumbnails: dict[FaceKey, bytes],
     ) -> list[tuple[float, int]]:
         """Face detection runs in a thread beside decoding (both release the GIL); a short
-        queue keeps at most a few full-size key frames in memory."""
+        queue keeps at most a few full-size key frames in memory. With evidence frames asked
+        for, each face's thumbnail is cut there too, while its frame is still at hand."""
         frames: list[tuple[float, int]] = []
         tracker = FaceTracker(self.detector, self.settings.faces)
+        keep_thumbnails = self.settings.evidence_frames > 0
+        thumbnail_scale = self.settings.faces.crop_scale
 
         def detect(frame: Frame) -> list[Face]:
             with clock("faces"):
-                return tracker.faces(frame)
+                faces = tracker.faces(frame)
+                if keep_thumbnails:
+                    for face in faces:
+                        thumbnails[(face.frame_index, face.box)] = face_thumbnail(
+                            frame.image, face.box, thumbnail_scale)
+                return faces
 
         key_frames = iter(reader)
         with ThreadPoolExecutor(max_workers=1) as detection:

@@ -64,6 +64,8 @@ class Timeline:
     noface_y: float
     noface_h: float
     axis_y: float
+    duration_s: float = 1.0
+    """The time at the plot's right edge."""
     spans: list[Span] = field(default_factory=list)
     noface: list[Span] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -106,7 +108,7 @@ def timeline(
     chart = Timeline(
         width=width, height=226, plot_left=72.0, plot_right=width - 24.0,
         strip_y=8.0, strip_h=26.0, line_top=58.0, line_bottom=172.0,
-        noface_y=180.0, noface_h=12.0, axis_y=212.0,
+        noface_y=180.0, noface_h=12.0, axis_y=212.0, duration_s=end,
     )
     scale = (chart.plot_right - chart.plot_left) / end
 
@@ -167,6 +169,9 @@ class TrendPoint:
     share: float
     when: datetime
     session_id: str
+    y_low: float | None = None
+    """The bottom and top of the 90% interval, when the session has one."""
+    y_high: float | None = None
 
 
 @dataclass
@@ -184,9 +189,12 @@ class Trend:
 
 
 def trend(
-    sessions: Sequence[tuple[datetime, float, str, str]], width: int = 900
+    sessions: Sequence[tuple[datetime, float, str, str]],
+    width: int = 900,
+    intervals: Sequence[tuple[float | None, float | None] | None] | None = None,
 ) -> Trend:
-    """Negative share per session over time: (recorded_at, share, level, session_id) each.
+    """Negative share per session over time: (recorded_at, share, level, session_id) each,
+    and optionally each share's interval (low, high), drawn as a whisker.
 
     x is proportional to the recording date so that gaps between sessions are visible; with a
     single date every point sits in the middle.
@@ -208,10 +216,16 @@ def trend(
             x = chart.plot_left + index / (len(sessions) - 1) * plot_w
         else:
             x = chart.plot_left + plot_w / 2
-        y = chart.plot_bottom - min(max(share, 0.0), 1.0) * plot_h
+        def y_of(value: float) -> float:
+            return round(chart.plot_bottom - min(max(value, 0.0), 1.0) * plot_h, 2)
+
+        interval = intervals[index] if intervals else None
+        low, high = interval if interval else (None, None)
         chart.points.append(TrendPoint(
-            round(x, 2), round(y, 2), LEVEL_COLOURS.get(level, UNKNOWN_COLOUR), level,
+            round(x, 2), y_of(share), LEVEL_COLOURS.get(level, UNKNOWN_COLOUR), level,
             share, when, session_id,
+            y_of(low) if low is not None and high is not None else None,
+            y_of(high) if low is not None and high is not None else None,
         ))
     chart.line = " ".join(f"{p.x:g},{p.y:g}" for p in chart.points)
     chart.x_ticks = _spaced_labels(chart.points, min_gap=84.0)
@@ -233,6 +247,13 @@ def _spaced_labels(points: Sequence[TrendPoint], min_gap: float) -> list[Tick]:
     if len(ticks) > 1 and ticks[-1].text != last.text:
         ticks[-1] = last
     return ticks
+
+
+def marks(chart: Timeline, times: Sequence[float]) -> list[float]:
+    """x positions on a timeline of the given times (evidence frames), within the plot."""
+    end = max(chart.duration_s, 1e-9)
+    scale = (chart.plot_right - chart.plot_left) / end
+    return [round(chart.plot_left + min(max(t, 0.0), end) * scale, 2) for t in times]
 
 
 @dataclass(frozen=True)

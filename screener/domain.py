@@ -111,6 +111,19 @@ class Assessment:
     rules_version: str = ""
 
 
+@dataclass(frozen=True)
+class EvidenceFrame:
+    """One kept face: where it is in the video, what the model read, and why it was kept."""
+
+    t_s: float
+    frame_index: int
+    label: str
+    negative_probability: float
+    reason: str
+    """Why it was kept: `evidence.STRETCH` or `evidence.MOST_NEGATIVE`."""
+    jpeg: bytes
+
+
 @dataclass
 class SessionResult:
     job: VideoJob
@@ -122,6 +135,8 @@ class SessionResult:
     model_accuracy: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Where the analysis time went (not stored)."""
+    evidence_frames: list[EvidenceFrame] = field(default_factory=list)
+    """Thumbnails of the faces behind the level, in time order; only with `--evidence N`."""
 
     @property
     def level(self) -> str:

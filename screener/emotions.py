@@ -57,6 +57,8 @@ class ModelCard:
     description: str = ""
     temperature: float = 1.0
     """Calibration temperature fitted on held-out faces (1: uncalibrated)."""
+    ece: float | None = None
+    """Expected calibration error of its probabilities, when the card records one."""
 
     @classmethod
     def for_model(cls, model_path: Path, flip_margin: float = 0.0) -> ModelCard:
@@ -77,7 +79,19 @@ class ModelCard:
             val_accuracy=recorded.get(flip_margin, recorded.get(0.0)),
             description=meta.get("description", ""),
             temperature=float(meta.get("calibration", {}).get("temperature", 1.0)),
+            ece=recorded_ece(meta),
         )
+
+
+def recorded_ece(meta: dict) -> float | None:
+    """The most honest ECE a model card records: measured on faces the calibration was not
+    fitted on when there is one, else after calibration, else as recorded."""
+    calibration = meta.get("calibration") or {}
+    for value in (calibration.get("ece_cross_fitted"), calibration.get("ece_after"),
+                  calibration.get("ece"), meta.get("ece")):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _file_digest(path: Path) -> str:

@@ -8,6 +8,7 @@ autoescaping; the charts are built from numbers in `screener.charts`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -27,22 +28,27 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 import screener
 from screener import charts
 from screener.emotions import EMOTIONS, NEGATIVE_EMOTIONS, ModelCard
+from screener.evidence import STRETCH
+from screener.report_wording import (
+    COVERAGE_WARNING,
+    DISCLAIMER,
+    DISCLAIMER_TITLE,
+    MODEL_CAVEAT,
+    ShareFigures,
+    calibration_sentence,
+    format_metric,
+    level_meaning,
+    model_reliability,
+    quality_warnings,
+    share_figures,
+    trend_summary,
+    uncertainty_sentence,
+)
 from screener.resources import resource_path
 from screener.rules import LEVELS
 from screener.store import Store, StoredSession
+from screener.trend import Trend, student_trend
 
-COVERAGE_WARNING = 0.5
-"""Below this face coverage the page warns that the level rests on a thin part of the video."""
-DISCLAIMER_TITLE = "This is a screening aid, not a diagnosis."
-DISCLAIMER = (
-    " A level says how much negative facial expression an automatic model saw in the recording;"
-    " it is not a clinical assessment. Review the recording and talk with the student before"
-    " drawing any conclusion."
-)
-MODEL_CAVEAT = (
-    "Faces in classroom recordings (lighting, angle, glasses, partly hidden faces) are harder"
-    " than the validation faces, so the model is likely wrong more often here."
-)
 _SLUG_MAX = 40
 _FILE_MODE = 0o600
 
@@ -82,6 +88,10 @@ class StudentRow:
     sessions: int
     latest: StoredSession
     change_pp: float | None
+    change_basis: str
+    """"usual" (against the student's baseline) or "previous" (against the last session)."""
+    estimate: ShareFigures
+    trend: Trend
 
     @property
     def concern(self) -> int:
@@ -170,7 +180,7 @@ def render_reports(
         written.append(_write_atomic(out_dir / f"{student_slug(sid)}.html", html))
     rows = sorted(
         (_index_row(sid, histories[sid]) for sid in all_ids if histories[sid]),
-        key=lambda r: (-r.concern, -r.latest.negative_share, r.student_id),
+        key=lambda r: (-r.concern, -r.estimate.best, r.student_id),
     )
     html = env.get_template("index.html.j2").render(
         **common, rows=rows, level_counts=_level_counts(r.latest.level for r in rows),
@@ -196,7 +206,7 @@ def _environment() -> Environment:
     )
     env.filters.update(
         pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
-        metric=format_metric, basename=_basename, isolate=_isolate,
+        metric=format_metric, basename=_basename, isolate=_isolate, interval=_interval,
     )
     return env
 
@@ -212,13 +222,16 @@ def analysed_by(session: StoredSession, installed: ModelCard) -> ModelCard:
     session, as stored with it; the installed one for sessions stored before schema 2."""
     if session.model_accuracy is None:
         return installed
-    return ModelCard(name=session.model_version, val_accuracy=session.model_accuracy)
+    same_model = session.model_version.split("@")[0] == installed.name
+    return ModelCard(name=session.model_version, val_accuracy=session.model_accuracy,
+                     ece=installed.ece if same_model else None)
 
 
 def _model_context(model: ModelCard) -> dict[str, str]:
     return {
         "model_caveat": MODEL_CAVEAT if model.val_accuracy is not None else "",
-        "model_sentence": model_reliability(model),
+        "model_sentence": " ".join(filter(None, [model_reliability(model),
+                                                 calibration_sentence(model)])),
     }
 
 
@@ -242,18 +255,31 @@ def _student_context(
     observations = store.observations_of(latest.pk)
     shares = {e: float(latest.metrics.get(f"share_{e}", 0.0) or 0.0) for e in EMOTIONS}
     bar_rows, bar_area, bar_height = charts.bars(shares)
-    trend = charts.trend([(s.recorded_at, s.negative_share, s.level, s.session_id)
-                          for s in sessions])
+    estimates = {s.pk: share_figures(s) for s in sessions}
+    trend_chart = charts.trend(
+        [(s.recorded_at, estimates[s.pk].best, s.level, s.session_id) for s in sessions],
+        intervals=[(e.low, e.high) if e.has_interval else None for e in estimates.values()],
+    )
+    evidence = store.evidence_frames_of(latest.pk)
+    timeline = charts.timeline(observations, latest.duration_s) if observations else None
     versions = {(s.model_version, s.rules_version) for s in sessions}
     return {
         "student_id": student_id,
         "sessions": sessions,
         "latest": latest,
+        "estimate": estimates[latest.pk],
+        "estimates": estimates,
+        "level_meaning": level_meaning(latest.level),
+        "uncertainty": uncertainty_sentence(estimates[latest.pk]),
         "observation_count": len(observations),
-        "timeline": charts.timeline(observations, latest.duration_s) if observations else None,
+        "timeline": timeline,
+        "evidence_marks": charts.marks(timeline, [f.t_s for f in evidence]) if timeline else [],
         "bars": bar_rows, "bar_area": bar_area, "bar_height": bar_height,
-        "trend": trend,
+        "trend_chart": trend_chart,
         "trend_summary": trend_summary(sessions),
+        "student_trend": student_trend(sessions),
+        "evidence_frames": [(f, jpeg_data_uri(f.jpeg)) for f in evidence],
+        "stretch_reason": STRETCH,
         "quality_warnings": quality_warnings(latest),
         "mixed_versions": len(versions) > 1,
         "emotions": [(e, charts.EMOTION_COLOURS[e], e in NEGATIVE_EMOTIONS) for e in EMOTIONS],
@@ -262,68 +288,24 @@ def _student_context(
 
 def _index_row(student_id: str, sessions: list[StoredSession]) -> StudentRow:
     latest = sessions[-1]
-    change = None
-    if len(sessions) > 1:
-        change = (latest.negative_share - sessions[-2].negative_share) * 100
-    return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change)
+    estimate = share_figures(latest)
+    change, basis = estimate.vs_baseline_pp, "usual"
+    if change is None:
+        basis = "previous"
+        if len(sessions) > 1:
+            change = (estimate.best - share_figures(sessions[-2]).best) * 100
+    return StudentRow(student_id, student_slug(student_id), len(sessions), latest, change,
+                      basis, estimate, student_trend(sessions))
+
+
+def jpeg_data_uri(jpeg: bytes) -> str:
+    """Inline, so a page with evidence frames still loads nothing and stays one file."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _level_counts(levels: Iterable[str]) -> list[tuple[str, int]]:
     found = list(levels)
     return [(level, found.count(level)) for level in reversed(LEVELS) if level in found]
-
-
-def model_reliability(model: ModelCard) -> str:
-    """Accuracy in words a non-statistician can weigh: how often the model is simply wrong."""
-    accuracy = model.val_accuracy
-    if accuracy is None:
-        return (f"The accuracy of the emotion model ({model.name}) is unknown: no validation "
-                "result was recorded with it, so treat its labels with extra caution.")
-    if accuracy > 1:  # a percentage written into the model's metadata
-        accuracy /= 100
-    accuracy = min(max(accuracy, 0.0), 1.0)
-    sentence = (f"The emotion model ({model.name}) labels {accuracy:.0%} of FER2013 validation "
-                "faces correctly")
-    if accuracy >= 1:
-        return sentence + "."
-    return sentence + f"; it is wrong about one time in {max(1, round(1 / (1 - accuracy)))}."
-
-
-def trend_summary(sessions: Sequence[StoredSession]) -> str | None:
-    if len(sessions) < 2:
-        return None
-    first, last = round(sessions[0].negative_share * 100), round(sessions[-1].negative_share * 100)
-    if first == last:
-        return f"negative share stayed at {first}% over {len(sessions)} sessions"
-    verb = "rose" if last > first else "fell"
-    return f"negative share {verb} from {first}% to {last}% over {len(sessions)} sessions"
-
-
-def quality_warnings(session: StoredSession) -> list[str]:
-    warnings = []
-    if session.frames_analysed == 0:
-        warnings.append("No frames could be analysed in this recording.")
-    elif session.face_coverage < COVERAGE_WARNING:
-        warnings.append(
-            f"A face was found in only {session.face_coverage:.0%} of the analysed frames: the "
-            "result rests on a small part of the recording."
-        )
-    if session.level == "insufficient":
-        warnings.append("Too little of the face was visible to judge this session; the level "
-                        "says nothing about the student's mood.")
-    warnings += [f"{note[:1].upper()}{note[1:]}." for note in session.data_quality]
-    return warnings
-
-
-def format_metric(value: Any, name: str) -> str:
-    """Evidence values in the unit a reader expects from the metric's name."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if "share" in name or "coverage" in name or "probability" in name or name.startswith("mean_p"):
-        return f"{value:.0%}"
-    if name.endswith("_s"):
-        return f"{value:.1f} s"
-    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
 
 
 def _pp(value: float | None) -> str:
@@ -338,6 +320,13 @@ def _pp(value: float | None) -> str:
 
 def _pct(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _interval(estimate: ShareFigures) -> str:
+    """"38–61%": the 90% interval, or empty when there is none."""
+    if not estimate.has_interval:
+        return ""
+    return f"{(estimate.low or 0) * 100:.0f}\u2013{(estimate.high or 0) * 100:.0f}%"
 
 
 def _when(value: datetime, with_time: bool = True) -> str:

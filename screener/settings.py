@@ -175,10 +175,17 @@ class Settings:
     force: bool = False
     lock_timeout_s: float = 3600.0
     """How long a scan waits for another scan of the same database to finish."""
+    evidence_frames: int = 0
+    """Faces kept per session as small thumbnails, in the database and on the student page,
+    so a reader can check the model (`--evidence N`). 0, the default, keeps no face image."""
 
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise SettingsError("workers must be 0 (one per CPU core) or more")
+        if not 0 <= self.evidence_frames <= MAX_EVIDENCE_FRAMES:
+            raise SettingsError(
+                f"evidence_frames must be between 0 (off) and {MAX_EVIDENCE_FRAMES}"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -207,6 +214,8 @@ class Settings:
 
 
 DEFAULT_MODEL_FILE = "emotion_minixception.onnx"
+MAX_EVIDENCE_FRAMES = 24
+"""A page of thumbnails a person can look through; more would be watching the video."""
 
 WORKER_MEMORY_BUDGET = 2**30
 """Memory allowed per default worker: one peaks at about 250 MiB (docs/benchmarks.md), and a
@@ -263,7 +272,8 @@ def load_settings(path: Path | None) -> Settings:
     return Settings(**top)
 
 
-_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "cluster", "force", "lock_timeout_s"}
+_TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "cluster", "force", "lock_timeout_s",
+                    "evidence_frames"}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

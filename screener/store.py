@@ -35,15 +35,15 @@ from screener.database import (
     write_transaction,
 )
 from screener.discover import displayable
-from screener.domain import Box, Observation, SessionResult, VideoJob
+from screener.domain import Assessment, Box, EvidenceFrame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS
 from screener.errors import first_line
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first release. 2: sessions.model_accuracy, so a report states the accuracy of the
-model that analysed a session, not of whichever model is installed now."""
+model that analysed a session, not of whichever model is installed now. 3: evidence_frames."""
 
 metadata = sa.MetaData()
 
@@ -98,6 +98,19 @@ observations = sa.Table(
     sa.Column("x", sa.Integer), sa.Column("y", sa.Integer),
     sa.Column("w", sa.Integer), sa.Column("h", sa.Integer),
 )
+
+evidence_frames = sa.Table(
+    "evidence_frames", metadata,
+    sa.Column("session_pk", sa.Integer, sa.ForeignKey("sessions.id"), nullable=False,
+              index=True),
+    sa.Column("t_s", sa.Float, nullable=False),
+    sa.Column("frame_index", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(16), nullable=False),
+    sa.Column("negative_probability", sa.Float, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("jpeg", sa.LargeBinary, nullable=False),
+)
+"""Face thumbnails kept with `--evidence N` (opt-in: they are images of the student)."""
 
 
 class StoreError(RuntimeError):
@@ -331,6 +344,8 @@ class Store:
             ).first()
             if old is not None:
                 conn.execute(observations.delete().where(observations.c.session_pk == old.id))
+                conn.execute(evidence_frames.delete().where(
+                    evidence_frames.c.session_pk == old.id))
                 conn.execute(sessions.delete().where(sessions.c.id == old.id))
                 if old.student_pk != student_pk:  # the same video now filed under another name
                     _delete_if_empty(conn, old.student_pk)
@@ -361,7 +376,28 @@ class Store:
             rows = [_observation_row(pk, o) for o in result.observations]
             if rows:
                 conn.execute(observations.insert(), rows)
+            if result.evidence_frames:
+                conn.execute(evidence_frames.insert(), [
+                    {"session_pk": pk, "t_s": f.t_s, "frame_index": f.frame_index,
+                     "label": f.label, "negative_probability": f.negative_probability,
+                     "reason": f.reason, "jpeg": f.jpeg}
+                    for f in result.evidence_frames
+                ])
         return int(pk)
+
+    def update_metrics(self, session_pk: int, metrics: dict[str, Any],
+                       assessment: Assessment | None = None) -> None:
+        """Replace a stored session's metrics, and its level with `assessment` when given
+        (a session's personal baseline changes when an earlier session is stored)."""
+        values: dict[str, Any] = {"metrics_json": json.dumps(metrics)}
+        if assessment is not None:
+            values |= {
+                "level": assessment.level, "fired_rule": assessment.rule,
+                "explanation": assessment.explanation,
+                "evidence_json": json.dumps(assessment.evidence),
+            }
+        with write_transaction(self.engine) as conn:
+            conn.execute(sessions.update().where(sessions.c.id == session_pk).values(**values))
 
     @staticmethod
     def _student_pk(conn: Connection, student_id: str) -> int:
@@ -403,6 +439,19 @@ class Store:
         with self.engine.connect() as conn:
             return [_observation(row) for row in conn.execute(query)]
 
+    def evidence_frames_of(self, session_pk: int) -> list[EvidenceFrame]:
+        query = (
+            sa.select(evidence_frames)
+            .where(evidence_frames.c.session_pk == session_pk)
+            .order_by(evidence_frames.c.t_s, evidence_frames.c.frame_index)
+        )
+        with self.engine.connect() as conn:
+            return [
+                EvidenceFrame(row.t_s, row.frame_index, row.label, row.negative_probability,
+                              row.reason, bytes(row.jpeg))
+                for row in conn.execute(query)
+            ]
+
 
 def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool) -> None:
     if path.exists():
@@ -425,7 +474,13 @@ def _add_model_accuracy(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE sessions ADD COLUMN model_accuracy FLOAT"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_model_accuracy}
+def _add_evidence_frames(conn: Connection) -> None:
+    evidence_frames.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_model_accuracy, 2: _add_evidence_frames,
+}
 """Schema version -> the step that brings a database from it to the next version."""
 
 

@@ -2,7 +2,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from screener.aggregate import metric_names, session_metrics, smooth_labels, with_smoothing
+from screener.aggregate import (
+    BASELINE_METRICS,
+    metric_names,
+    session_metrics,
+    smooth_labels,
+    with_smoothing,
+)
 from screener.domain import Box, Observation
 from screener.emotions import EMOTIONS
 
@@ -201,8 +207,8 @@ def test_no_faces_gives_zeros(labels):
 
 def test_metric_names_lists_every_numeric_metric():
     m = session_metrics(observations(["happy", "sad"]), NEGATIVE, min_run=5, step_s=1.0)
-    assert set(m) - {"dominant_emotion"} == metric_names()
-    for name in metric_names():
+    assert set(m) - {"dominant_emotion"} == metric_names() - BASELINE_METRICS
+    for name in metric_names() - BASELINE_METRICS:
         assert isinstance(m[name], int | float), name
 
 

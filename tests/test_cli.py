@@ -555,3 +555,30 @@ def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path,
     document = json.loads(run("analyze", video, "--json").output)
     assert document["metrics"]["undecodable_frames"] >= 1
     assert document["video_info"]["notes"] == document["metrics"]["data_quality"]
+
+
+def test_evidence_frames_are_kept_and_shown_only_when_asked(tmp_path, astronaut, make_video):
+    import sqlalchemy as sa
+
+    make_video("v/ana_2026-01-05.mp4", face_frames(astronaut, 60))
+    make_video("w/bo_2026-01-05.mp4", face_frames(astronaut, 60, seed=3))
+    db = f"sqlite:///{tmp_path}/screener.db"
+    out = tmp_path / "out"
+    assert run("scan", tmp_path / "w", "--out", out, "--db", db, "--quiet").exit_code == 0
+    config = tmp_path / "evidence.toml"
+    config.write_text("evidence_frames = 5\n")
+    result = run("scan", tmp_path / "v", "--out", out, "--db", db, "--quiet",
+                 "--config", config, "--evidence", "2")
+    assert result.exit_code == 0, result.output
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text(
+            "SELECT st.student_id, COUNT(*) FROM evidence_frames e JOIN sessions s "
+            "ON s.id = e.session_pk JOIN students st ON st.id = s.student_pk "
+            "GROUP BY st.student_id")).all()
+    engine.dispose()
+    assert stored == [("ana", 2)]  # the option wins over the file; bo was scanned without
+    pages = {p.name.split("-")[0]: p.read_text() for p in out.glob("*.html")}
+    assert pages["ana"].count('src="data:image/jpeg;base64,') == 2
+    assert "<img" not in pages["bo"] and "<img" not in pages["index.html"]
+    assert run("scan", tmp_path / "v", "--db", db, "--evidence", "25").exit_code == 2

@@ -215,3 +215,12 @@ def test_a_scan_labels_the_astronaut_happy_without_importing_tensorflow(make_vid
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     label, faces, tensorflow = out.stdout.split()
     assert (label, tensorflow) == ("happy", "False") and int(faces) >= 2
+
+
+def test_card_states_the_most_honest_calibration_error_it_records(tmp_path):
+    assert ModelCard.for_model(_card_json(tmp_path, {"name": "m"}), 0.2).ece is None
+    fitted = {"calibration": {"ece_before": 0.05, "ece_after": 0.02}}
+    assert ModelCard.for_model(_card_json(tmp_path, fitted), 0.2).ece == 0.02
+    crossed = {"calibration": {"ece_after": 0.02, "ece_cross_fitted": 0.016}}
+    assert ModelCard.for_model(_card_json(tmp_path, crossed), 0.2).ece == 0.016
+    assert ModelCard.for_model(_card_json(tmp_path, {"ece": 0.03}), 0.2).ece == 0.03

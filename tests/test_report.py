@@ -265,3 +265,117 @@ def test_a_page_states_the_accuracy_of_the_model_that_analysed_the_session(
     kim = read(tmp_path / f"{student_slug('kim')}.html")
     assert "(mini-xception-test) labels 66%" in kim
     assert "(mini-xception-test) labels 66%" in read(tmp_path / "index.html")
+
+
+def with_estimate(result: SessionResult, est: float, low: float, high: float,
+                  vs_baseline: float | None = None) -> SessionResult:
+    result.metrics = {**result.metrics, "negative_share_est": est, "negative_share_low": low,
+                      "negative_share_high": high}
+    if vs_baseline is not None:
+        result.metrics["negative_share_vs_baseline"] = vs_baseline
+    return result
+
+
+def latest_card(html: str) -> str:
+    return html[html.index('id="latest"'):html.index('id="distribution"')]
+
+
+def test_a_session_with_an_estimate_shows_it_its_interval_and_the_raw_share(
+    store: Store, tmp_path: Path
+) -> None:
+    store.save(with_estimate(make_result("ana", 1, ["sad"] * 9 + ["happy"] * 11, level="high"),
+                             0.62, 0.48, 0.74, 12.4))
+    render_reports(store, tmp_path, MODEL)
+    card = latest_card(read(tmp_path / f"{student_slug('ana')}.html"))
+    assert "<strong class=\"estimate\">62%</strong> negative" in card
+    assert "(90% interval 48\u201374%)" in card
+    assert "Negative share, raw</dt><dd>45%" in card
+    assert "+12 pp" in card and "usual" in card
+    assert "High: the model saw negative expressions" in card
+    assert "likely (90%) between 48% and 74%" in card and "level is uncertain" not in card
+    index = read(tmp_path / "index.html")
+    assert "62%" in index and "(48\u201374%)" in index and "raw 45%" in index
+    assert "vs usual" in index
+
+
+def test_a_wide_interval_says_the_level_is_uncertain(store: Store, tmp_path: Path) -> None:
+    store.save(with_estimate(make_result("ana", 1, ["sad"] * 10), 0.5, 0.2, 0.8))
+    render_reports(store, tmp_path, MODEL)
+    assert "this level is uncertain" in latest_card(read(tmp_path / f"{student_slug('ana')}.html"))
+
+
+def test_without_an_estimate_the_raw_share_is_shown_with_its_bias(
+    store: Store, tmp_path: Path
+) -> None:
+    stored_before_estimates = make_result("ana", 1, ["sad"] * 3 + ["happy"] * 7)
+    for name in ("negative_share_est", "negative_share_low", "negative_share_high"):
+        del stored_before_estimates.metrics[name]
+    store.save(stored_before_estimates)
+    render_reports(store, tmp_path, MODEL)
+    card = latest_card(read(tmp_path / f"{student_slug('ana')}.html"))
+    assert "<strong class=\"estimate\">30%</strong> negative" in card
+    assert "interval" not in card and "estimated" not in card
+    assert "pulled towards the model&#39;s own average" in card
+    assert "vs last" not in read(tmp_path / "index.html")  # one session: no change at all
+
+
+def test_the_trend_is_on_the_index_and_the_page_with_the_sessions_behind_it(
+    store: Store, tmp_path: Path
+) -> None:
+    for day, (est, low, high) in enumerate([(0.1, 0.05, 0.15), (0.12, 0.07, 0.17),
+                                            (0.5, 0.4, 0.6), (0.6, 0.5, 0.7)]):
+        store.save(with_estimate(make_result("ana", day * 7, ["sad"] * 10), est, low, high))
+    store.save(with_estimate(make_result("bo", 1, ["sad"] * 10), 0.3, 0.2, 0.4))
+    render_reports(store, tmp_path, MODEL)
+    page = read(tmp_path / f"{student_slug('ana')}.html")
+    assert page.count('<span class="tag direction">rising</span>') == 2
+    behind = re.search(r"Sessions behind it: (.*?)</span></p>", page, re.S)
+    assert behind and re.sub(r"<[^>]+>", "", behind.group(1)) == (
+        "2026-03-01, 2026-03-08, 2026-03-15, 2026-03-22.")
+    index = read(tmp_path / "index.html")
+    assert re.search(r'class="direction flag"[^>]*>rising<', index)
+    assert re.search(r'class="direction"[^>]*>not enough sessions<', index)
+
+
+def test_calibration_error_is_stated_when_the_model_card_has_one(
+    store: Store, tmp_path: Path
+) -> None:
+    store.save(make_result("ana", 1, ["sad"] * 10))
+    render_reports(store, tmp_path, ModelCard(name="m", val_accuracy=0.66, ece=0.0159))
+    for page in (f"{student_slug('ana')}.html", "index.html"):
+        assert "off by 1.6 percentage points on average" in read(tmp_path / page)
+        assert "calibration error 0.016" in read(tmp_path / page)
+    render_reports(store, tmp_path, MODEL)
+    assert "calibration" not in read(tmp_path / "index.html")
+
+
+@pytest.mark.parametrize("name", ["decode_errors", "frames_undecodable", "decoding_errors"])
+def test_decoding_errors_are_a_data_quality_warning_whatever_their_name(
+    store: Store, tmp_path: Path, name: str
+) -> None:
+    result = make_result("ana", 1, ["sad"] * 10)
+    result.metrics = {**result.metrics, name: 12}
+    store.save(result)
+    store.save(make_result("bo", 1, ["sad"] * 10))
+    render_reports(store, tmp_path, MODEL)
+    card = latest_card(read(tmp_path / f"{student_slug('ana')}.html"))
+    assert "12 frames of the recording could not be decoded" in card
+    assert "could not be decoded" not in read(tmp_path / f"{student_slug('bo')}.html")
+
+
+def test_evidence_frames_are_shown_inline_only_when_stored(store: Store, tmp_path: Path) -> None:
+    from screener.domain import EvidenceFrame
+
+    with_frames = make_result("ana", 1, ["sad"] * 10)
+    jpeg = b"\xff\xd8\xff\xe0fake-jpeg"
+    with_frames.evidence_frames = [EvidenceFrame(4.0, 4, "sad", 0.91, "most negative face", jpeg)]
+    store.save(with_frames)
+    store.save(make_result("bo", 1, ["sad"] * 10))
+    render_reports(store, tmp_path, MODEL)
+    ana = read(tmp_path / f"{student_slug('ana')}.html")
+    assert ana.count("data:image/jpeg;base64,/9j/4GZha2UtanBlZw==") == 1
+    assert "0:04" in ana and "91% negative" in ana and "among the most negative" in ana
+    assert "evidence frame</title>" in ana  # marked on the timeline
+    bo = read(tmp_path / f"{student_slug('bo')}.html")
+    assert "<img" not in bo and 'id="evidence-frames"' not in bo
+    assert "<img" not in read(tmp_path / "index.html")

@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from screener import store as store_module
 from screener.aggregate import session_metrics, with_smoothing
 from screener.database import normalize_url
-from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
+from screener.domain import (
+    Assessment,
+    Box,
+    EvidenceFrame,
+    Observation,
+    SessionResult,
+    VideoInfo,
+    VideoJob,
+)
 from screener.store import SCHEMA_VERSION, Store, StoreError
 
 
@@ -171,9 +179,18 @@ def test_a_newer_schema_is_refused(db_url: str):
 
 
 def downgrade_to_v1(url: str) -> None:
-    """Turn a current database into what schema 1 wrote: no sessions.model_accuracy."""
-    execute(url, "ALTER TABLE sessions DROP COLUMN model_accuracy",
+    """Turn a current database into what schema 1 wrote: no sessions.model_accuracy, no
+    evidence_frames."""
+    execute(url, "DROP TABLE evidence_frames", "ALTER TABLE sessions DROP COLUMN model_accuracy",
             "UPDATE screener_meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(db_url: str):
@@ -184,7 +201,8 @@ def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(db_url: st
     store = Store(db_url)
     assert "model_accuracy" in columns(db_url)
     with store.engine.connect() as conn:
-        assert Store.schema_version(conn) == SCHEMA_VERSION == 2
+        assert Store.schema_version(conn) == SCHEMA_VERSION == 3
+    assert "evidence_frames" in tables(db_url)
     [old] = store.sessions_of("ana")
     assert old.model_accuracy is None and old.level == "low"
     assert len(store.observations_of(old.pk)) == 2
@@ -325,3 +343,32 @@ def test_a_reading_command_never_creates_tables(db_url):
     with pytest.raises(StoreError, match="no (screener )?database"):
         Store(db_url, create=False)
     assert Store(db_url).student_ids() == []  # a scan may create it afterwards
+
+
+def evidence(t_s: float, reason: str = "most negative face") -> EvidenceFrame:
+    jpeg = b"\xff\xd8jpeg" + bytes([int(t_s)])
+    return EvidenceFrame(t_s, int(t_s * 10), "sad", 0.9, reason, jpeg)
+
+
+def test_evidence_frames_are_stored_read_back_in_time_order_and_replaced(store):
+    result = make_result("ana", 3, "a" * 64, ["sad"] * 4)
+    result.evidence_frames = [evidence(3.0), evidence(1.0, "longest negative stretch")]
+    pk = store.save(result)
+    assert store.evidence_frames_of(pk) == [evidence(1.0, "longest negative stretch"),
+                                            evidence(3.0)]
+    again = make_result("ana", 3, "a" * 64, ["sad"] * 4)  # re-analysed without --evidence
+    new_pk = store.save(again)
+    assert store.evidence_frames_of(new_pk) == [] and store.evidence_frames_of(pk) == []
+
+
+def test_a_version_2_database_gains_the_evidence_table(db_url: str):
+    Store(db_url).save(make_result("ana", 3, "a" * 64, ["sad"]))
+    execute(db_url, "DROP TABLE evidence_frames",
+            "UPDATE screener_meta SET value = '2' WHERE key = 'schema_version'")
+    store = Store(db_url)
+    assert "evidence_frames" in tables(db_url) and stored_version(db_url) == str(SCHEMA_VERSION)
+    [old] = store.sessions_of("ana")
+    assert store.evidence_frames_of(old.pk) == []
+    new = make_result("ana", 4, "b" * 64, ["sad"])
+    new.evidence_frames = [evidence(0.0)]
+    assert store.evidence_frames_of(store.save(new)) == [evidence(0.0)]

@@ -55,6 +55,14 @@ def scan(
                      'pip install ".[cluster]".', show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option(help="Re-analyse videos already stored.")] = False,
+    evidence: Annotated[
+        int | None,
+        typer.Option("--evidence", metavar="N",
+                     help="Keep the N faces that weighed most in each session's level as small "
+                     "thumbnails, in the database and on the student page, to check the model "
+                     "against. Reports then contain face images [default: 0, none].",
+                     min=0, max=24, show_default=False),
+    ] = None,
     pattern: Annotated[
         str | None,
         typer.Option(metavar="REGEX",
@@ -84,7 +92,8 @@ def scan(
     from screener.scan import scan as run_scan
 
     settings = build_settings(config, db, rules, every, model, all_faces,
-                              workers=workers, cluster=cluster, force=force or None)
+                              workers=workers, cluster=cluster, force=force or None,
+                              evidence_frames=evidence)
     try:
         path_pattern = PathPattern.compile(pattern) if pattern else None
     except DiscoveryError as exc:
