@@ -15,7 +15,7 @@ import numpy as np
 
 from screener.domain import Observation
 from screener.emotions import EMOTIONS
-from screener.estimate import ErrorProfile, estimate_negative_share
+from screener.estimate import BLOCK_SECONDS, ErrorProfile, estimate_negative_share
 
 
 def smooth_labels(labels: Sequence[str], window: int) -> list[str]:
@@ -98,7 +98,10 @@ def session_metrics(
     negative_set = set(negative)
     negative_share = sum(labels[e] for e in negative_set) / n if n else 0.0
     metrics["negative_share"] = negative_share
-    estimate = estimate_negative_share(probabilities, sorted(negative_set), error_profile)
+    estimate = estimate_negative_share(
+        probabilities, sorted(negative_set), error_profile,
+        block=max(1, round(BLOCK_SECONDS / step_s)),
+    )
     metrics["negative_share_est"] = estimate.share if estimate else None
     metrics["negative_share_low"] = estimate.low if estimate else None
     metrics["negative_share_high"] = estimate.high if estimate else None
