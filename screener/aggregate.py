@@ -112,7 +112,9 @@ def session_metrics(
     )
     metrics["positive_share"] = metrics["share_happy"]
     metrics["valence"] = float(metrics["share_happy"]) - negative_share  # type: ignore[arg-type]
-    episodes, longest = _runs([o.smoothed_label or o.label for o in faces], negative_set, min_run)
+    episodes, longest = negative_runs(
+        [o.smoothed_label or o.label for o in faces], negative_set, min_run
+    )
     for emotion in EMOTIONS:
         metrics[f"episodes_{emotion}"] = episodes.get(emotion, 0)
     metrics["negative_episodes"] = sum(episodes.values())
@@ -121,7 +123,9 @@ def session_metrics(
     return metrics
 
 
-def _runs(labels: Sequence[str | None], negative: set[str], min_run: int) -> tuple[dict, int]:
+def negative_runs(
+    labels: Sequence[str | None], negative: set[str], min_run: int
+) -> tuple[dict, int]:
     """Episodes per negative emotion, and the longest stretch of any negative label."""
     episodes: Counter[str] = Counter()
     longest = current_any = current_same = 0
