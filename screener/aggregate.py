@@ -15,7 +15,7 @@ import numpy as np
 
 from screener.domain import Observation
 from screener.emotions import EMOTIONS
-from screener.estimate import ErrorProfile, estimate_negative_share
+from screener.estimate import BLOCK_SECONDS, ErrorProfile, estimate_negative_share
 
 
 def smooth_labels(labels: Sequence[str], window: int) -> list[str]:
@@ -100,7 +100,10 @@ def session_metrics(
     negative_set = set(negative)
     negative_share = sum(labels[e] for e in negative_set) / n if n else 0.0
     metrics["negative_share"] = negative_share
-    estimate = estimate_negative_share(probabilities, sorted(negative_set), error_profile)
+    estimate = estimate_negative_share(
+        probabilities, sorted(negative_set), error_profile,
+        block=max(1, round(BLOCK_SECONDS / step_s)),
+    )
     metrics["negative_share_est"] = estimate.share if estimate else None
     metrics["negative_share_low"] = estimate.low if estimate else None
     metrics["negative_share_high"] = estimate.high if estimate else None
@@ -111,7 +114,9 @@ def session_metrics(
     )
     metrics["positive_share"] = metrics["share_happy"]
     metrics["valence"] = float(metrics["share_happy"]) - negative_share  # type: ignore[arg-type]
-    episodes, longest = _runs([o.smoothed_label or o.label for o in faces], negative_set, min_run)
+    episodes, longest = negative_runs(
+        [o.smoothed_label or o.label for o in faces], negative_set, min_run
+    )
     for emotion in EMOTIONS:
         metrics[f"episodes_{emotion}"] = episodes.get(emotion, 0)
     metrics["negative_episodes"] = sum(episodes.values())
@@ -120,7 +125,9 @@ def session_metrics(
     return metrics
 
 
-def _runs(labels: Sequence[str | None], negative: set[str], min_run: int) -> tuple[dict, int]:
+def negative_runs(
+    labels: Sequence[str | None], negative: set[str], min_run: int
+) -> tuple[dict, int]:
     """Episodes per negative emotion, and the longest stretch of any negative label."""
     episodes: Counter[str] = Counter()
     longest = current_any = current_same = 0

@@ -71,7 +71,14 @@ def summary_text(result: SessionResult) -> str:
         f"  {a.explanation}",
         f"  {m['frames_analysed']} key frames over {result.info.duration_s:.1f} s, "
         f"{m['face_frames']} with a face ({m['face_coverage']:.0%}), {result.info.scenes} scene(s)",
-        f"  negative share {m['negative_share']:.0%}; emotions: {shares or 'none'}",
+        f"  negative share {m['negative_share']:.0%}{_estimate(m)}; emotions: {shares or 'none'}",
         *(f"  data quality: {note}" for note in m.get("data_quality", ())),
         "  a screening aid, not a diagnosis",
     ])
+
+
+def _estimate(m: dict[str, Any]) -> str:
+    if m.get("negative_share_est") is None:
+        return ""
+    return (f" (corrected for the model's errors: {m['negative_share_est']:.0%}, 90% interval "
+            f"{m['negative_share_low']:.0%}-{m['negative_share_high']:.0%})")

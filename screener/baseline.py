@@ -62,15 +62,18 @@ def vs_baseline(metrics: dict[str, Any], earlier: Sequence[StoredSession]) -> fl
 
 def with_baseline(result: SessionResult, stored: Sequence[StoredSession],
                   rules: RuleSet) -> SessionResult:
-    """The result with its baseline metric, re-assessed: `stored` are the student's sessions
-    (any, this video's older analysis included, which is ignored)."""
+    """The result with its baseline metric, re-assessed when it was assessed with `rules`:
+    `stored` are the student's sessions (this video's older analysis, if any, is ignored)."""
     job = result.job
     earlier = [s for s in _ordered(stored) if s.video_sha256 != job.sha256
                and (s.recorded_at, s.session_id) < (job.recorded_at, job.session_id)]
     metrics = _with_metric(result.metrics, vs_baseline(result.metrics, earlier))
     if metrics == result.metrics:
         return result
-    return replace(result, metrics=metrics, assessment=rules.assess(metrics))
+    assessment = result.assessment
+    if assessment.rules_version == rules.tag:
+        assessment = rules.assess(metrics)
+    return replace(result, metrics=metrics, assessment=assessment)
 
 
 def refresh_baselines(store: Store, student_id: str, rules: RuleSet) -> int:

@@ -13,16 +13,18 @@ faces (its `ErrorProfile`, measured on FER2013 `val`):
 * `em_priors`: Saerens, Latinne and Decaestecker (2002): reweight each face's posterior by
   new/training priors and re-estimate the priors until they settle.
 
-`estimate_negative_share` is what scans use; benchmarks/estimator_benchmark.py measured the
-choice (docs/benchmarks.md). Its interval is a bootstrap over blocks of consecutive faces:
-neighbouring key frames show the same expression and share the model's mistakes, so resampling
-faces one by one would claim far more certainty than the session holds.
+`estimate_negative_share` is what scans use: the soft adjusted count, which
+benchmarks/estimator_benchmark.py found the most accurate and unbiased (EM under-reads
+negative sessions by 2-3 points; docs/benchmarks.md). Its interval is a bootstrap over blocks
+of consecutive faces: neighbouring key frames show the same expression and share the model's
+mistakes, so resampling faces one by one would claim far more certainty than the session
+holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +35,9 @@ from screener.emotions import EMOTIONS
 _K = len(EMOTIONS)
 _TINY = 1e-12
 
-BLOCK_FACES = 20
-"""Faces per bootstrap block: about 20 s at the default sampling, longer than most
-expressions last (the coverage of the interval was measured against it; docs/benchmarks.md)."""
+BLOCK_SECONDS = 30.0
+"""Length of a bootstrap block: longer than most expressions last. Of 10-60 s, 30 s gave the
+measured coverage closest to the nominal 90% (docs/benchmarks.md)."""
 BOOTSTRAP_REPLICATES = 400
 INTERVAL = 0.90
 SEED = 20_021
@@ -67,20 +69,21 @@ class ErrorProfile:
 
     @classmethod
     def for_model(cls, model_path: Path) -> ErrorProfile | None:
-        """The profile recorded in the model's .json (`evaluation.confusion`, and
-        `error_profile.mean_probabilities` from scripts/record_error_profile.py), or None."""
+        """The profile recorded in the model's .json by scripts/record_error_profile.py, else
+        the confusion matrix of its recorded `evaluation`, else None."""
         meta_path = model_path.with_suffix(".json")
         if not meta_path.is_file():
             return None
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        confusion = meta.get("evaluation", {}).get("confusion")
+        recorded = meta.get("error_profile") or {}
+        confusion = recorded.get("confusion") or meta.get("evaluation", {}).get("confusion")
         if confusion is None:
             return None
-        soft = meta.get("error_profile", {}).get("mean_probabilities")
+        soft = recorded.get("mean_probabilities")
         return cls(
             confusion=np.asarray(confusion, dtype=np.float64),
             mean_probabilities=np.asarray(soft, dtype=np.float64) if soft else None,
-            source=str(meta_path.name),
+            source=str(recorded.get("model", meta_path.name)),
         )
 
     @classmethod
@@ -148,12 +151,13 @@ def reweighted(
 
 
 def simplex_least_squares(
-    rates: np.ndarray, observed: np.ndarray, iterations: int = 400
+    rates: np.ndarray, observed: np.ndarray, iterations: int = 2000, tolerance: float = 1e-10
 ) -> np.ndarray:
     """For each row q of `observed`, the p >= 0 with sum 1 minimising |rates^T p - q|^2.
 
     Accelerated projected gradient (FISTA), all rows at once, so a bootstrap's hundreds of
-    solves cost one."""
+    solves cost one. The soft confusion matrix is poorly conditioned (disgust and angry look
+    alike), so it takes a few hundred steps to settle to 1e-6."""
     a = np.asarray(rates, dtype=np.float64)
     gram, targets = a @ a.T, np.asarray(observed, dtype=np.float64) @ a.T
     step = 1.0 / np.linalg.eigvalsh(gram).max()
@@ -163,7 +167,10 @@ def simplex_least_squares(
         p_next = project_to_simplex(z - step * (z @ gram - targets))
         t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
         z = p_next + ((t - 1.0) / t_next) * (p_next - p)
+        settled = np.abs(p_next - p).max() < tolerance
         p, t = p_next, t_next
+        if settled:
+            break
     return p
 
 
@@ -191,22 +198,22 @@ class ShareEstimate:
     """The estimated share of each of the seven emotions."""
 
 
-Estimator = Callable[[np.ndarray], np.ndarray]
-
-
 def estimate_negative_share(
     probabilities: np.ndarray,
     negative: Sequence[str],
     profile: ErrorProfile | None,
-    block: int = BLOCK_FACES,
+    block: int = int(BLOCK_SECONDS),
     replicates: int = BOOTSTRAP_REPLICATES,
     interval: float = INTERVAL,
     seed: int = SEED,
 ) -> ShareEstimate | None:
     """The corrected negative share of a session's faces, in time order; None without faces.
 
-    Without a profile (a model with no recorded errors) nothing can be corrected: the raw
-    label share is returned, still with its interval."""
+    The estimator is the soft adjusted count when the profile records mean probabilities (the
+    most accurate in the benchmark, and unbiased), else the adjusted count of top labels.
+    `block` is in faces (30 s at one face a second). Without a profile (a model with no
+    recorded errors) nothing can be corrected: the raw label share is returned, still with its
+    interval."""
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, _K)
     if len(probabilities) == 0:
         return None

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,8 @@ from screener.aggregate import (
 )
 from screener.domain import Box, Observation
 from screener.emotions import EMOTIONS
+from screener.estimate import ErrorProfile
+from screener.rules import load_rules
 
 NEGATIVE = ("angry", "sad", "fear")
 
@@ -203,6 +206,49 @@ def test_no_faces_gives_zeros(labels):
     assert m["valence"] == 0.0
     assert m["negative_episodes"] == 0
     assert m["longest_negative_run_s"] == 0.0
+    assert m["negative_share_est"] is None and m["negative_share_low"] is None
+
+
+# --- the corrected estimate ------------------------------------------------------------------
+
+
+def leaky_profile() -> ErrorProfile:
+    """A model right 2 times in 3, whose other answers are 5% each and the rest neutral."""
+    rates = np.full((len(EMOTIONS), len(EMOTIONS)), 0.05)
+    np.fill_diagonal(rates, 2 / 3)
+    rates[:, EMOTIONS.index("neutral")] += 1 - rates.sum(axis=1)
+    return ErrorProfile(confusion=rates * 600)
+
+
+def labelled_as_the_profile_says(true: str, count: int, profile: ErrorProfile, seed: int):
+    """`count` faces of a true emotion, their labels in the profile's proportions, shuffled."""
+    rates = profile.label_rates[EMOTIONS.index(true)]
+    labels = np.repeat(EMOTIONS, np.round(rates * count).astype(int)).tolist()
+    np.random.default_rng(seed).shuffle(labels)
+    return labels
+
+
+def test_the_estimate_corrects_the_raw_share_and_the_default_rules_use_it():
+    """55% truly sad, in one stretch, then neutral: the raw share reads under half, the
+    estimate about 55%, so the default rules say high where the raw share would not."""
+    profile = leaky_profile()
+    labels = (labelled_as_the_profile_says("sad", 120, profile, 1)
+              + labelled_as_the_profile_says("neutral", 100, profile, 2))
+    obs = with_smoothing(observations(labels), 10)
+    m = session_metrics(obs, NEGATIVE, min_run=5, step_s=1.0, error_profile=profile)
+    assert m["negative_share"] < 0.5
+    assert m["negative_share_est"] == pytest.approx(120 / 220, abs=0.02)
+    assert m["negative_share_low"] < m["negative_share_est"] < m["negative_share_high"]
+    assert m["longest_negative_run_s"] >= 10
+    default = load_rules("default")
+    assert default.assess(m).level == "high"
+    assert default.assess({**m, "negative_share_est": m["negative_share"]}).level != "high"
+
+
+def test_without_a_profile_the_estimate_is_the_raw_share():
+    m = session_metrics(observations(["sad", "happy", "sad", "neutral"]), NEGATIVE, 5, 1.0)
+    assert m["negative_share_est"] == m["negative_share"] == 0.5
+    assert m["negative_share_low"] <= 0.5 <= m["negative_share_high"]
 
 
 def test_metric_names_lists_every_numeric_metric():

@@ -178,6 +178,9 @@ def test_analyze_json_has_frames_metrics_and_level(tmp_path, astronaut, make_vid
     assert all(abs(sum(f["probabilities"].values()) - 1) < 1e-3 for f in with_face)
     assert all(f["t_s"] >= 1.9 for f in frames if not f["box"])
     assert 0.0 <= doc["metrics"]["negative_share"] <= 1.0
+    m = doc["metrics"]
+    assert 0.0 <= m["negative_share_low"] <= m["negative_share_est"] <= m["negative_share_high"]
+    assert "negative_share_vs_baseline" not in m  # no database, no baseline
 
 
 def test_analyze_writes_per_frame_csv(tmp_path, astronaut, make_video):
@@ -189,6 +192,7 @@ def test_analyze_writes_per_frame_csv(tmp_path, astronaut, make_video):
     assert rows[0].startswith("t_s,frame_index,x,y,w,h,label,smoothed_label,p_angry")
     assert len(rows) == 1 + 3
     assert "a screening aid, not a diagnosis" in result.output
+    assert "corrected for the model's errors" in result.output
 
 
 def test_analyze_a_broken_file_exits_1(tmp_path):

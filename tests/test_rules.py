@@ -56,18 +56,18 @@ def test_shipped_rule_sets_load(name):
 def test_default_rules_on_hand_made_metrics():
     rules = load_rules("default")
     cases = [
-        (metrics(face_frames=5, negative_share=0.9, longest_negative_run_s=60), "insufficient",
+        (metrics(face_frames=5, negative_share_est=0.9, longest_negative_run_s=60), "insufficient",
          "too-few-faces"),
-        (metrics(face_frames=20, negative_share=0.6, longest_negative_run_s=12), "high",
+        (metrics(face_frames=20, negative_share_est=0.6, longest_negative_run_s=12), "high",
          "sustained-negative"),
-        (metrics(face_frames=20, negative_share=0.5, longest_negative_run_s=10), "high",
+        (metrics(face_frames=20, negative_share_est=0.5, longest_negative_run_s=10), "high",
          "sustained-negative"),
-        (metrics(face_frames=20, negative_share=0.6, longest_negative_run_s=4), "moderate",
+        (metrics(face_frames=20, negative_share_est=0.6, longest_negative_run_s=4), "moderate",
          "mostly-negative"),
-        (metrics(face_frames=20, negative_share=0.35, negative_episodes=2), "moderate",
+        (metrics(face_frames=20, negative_share_est=0.35, negative_episodes=2), "moderate",
          "recurring-negative"),
-        (metrics(face_frames=20, negative_share=0.35, negative_episodes=1), "low", "otherwise"),
-        (metrics(face_frames=20, negative_share=0.1, negative_episodes=9), "low", "otherwise"),
+        (metrics(face_frames=20, negative_share_est=0.35, negative_episodes=1), "low", "otherwise"),
+        (metrics(face_frames=20, negative_share_est=0.1, negative_episodes=9), "low", "otherwise"),
     ]
     for values, level, rule in cases:
         assessment = rules.assess(values)
@@ -77,24 +77,24 @@ def test_default_rules_on_hand_made_metrics():
 def test_first_matching_rule_wins_and_evidence_holds_only_its_metrics():
     rules = load_rules("default")
     # Both "sustained-negative" and "mostly-negative" hold; the first one fires.
-    a = rules.assess(metrics(face_frames=30, negative_share=0.6, longest_negative_run_s=12,
+    a = rules.assess(metrics(face_frames=30, negative_share_est=0.6, longest_negative_run_s=12,
                              negative_episodes=3))
     assert a.rule == "sustained-negative"
-    assert a.evidence == {"negative_share": 0.6, "longest_negative_run_s": 12.0}
+    assert a.evidence == {"negative_share_est": 0.6, "longest_negative_run_s": 12.0}
     assert a.rules_version == f"default@{rules.version}"
 
 
 def test_explanation_mentions_the_numbers_that_fired():
     a = load_rules("default").assess(
-        metrics(face_frames=30, negative_share=0.6, longest_negative_run_s=12)
+        metrics(face_frames=30, negative_share_est=0.6, longest_negative_run_s=12)
     )
     assert a.explanation.startswith("Negative expressions")
-    assert "negative_share = 0.6 (negative_share >= 0.5)" in a.explanation
+    assert "negative_share_est = 0.6 (negative_share_est >= 0.5)" in a.explanation
     assert "longest_negative_run_s = 12 (longest_negative_run_s >= 10)" in a.explanation
 
 
 def test_fallback_rule_has_no_evidence_and_no_because():
-    a = load_rules("default").assess(metrics(face_frames=30, negative_share=0.1))
+    a = load_rules("default").assess(metrics(face_frames=30, negative_share_est=0.1))
     assert a.level == "low"
     assert a.evidence == {}
     assert "Fired because" not in a.explanation
@@ -316,7 +316,7 @@ def test_higher_negative_share_never_lowers_the_default_level(face_frames, longe
         "negative_episodes": episodes,
     }
     referenced = {c.metric for r in DEFAULT.rules for c in r.conditions}
-    assert referenced <= set(base) | {"negative_share"}
-    lower = DEFAULT.assess({**base, "negative_share": low_share}).level
-    higher = DEFAULT.assess({**base, "negative_share": high_share}).level
+    assert referenced <= set(base) | {"negative_share_est"}
+    lower = DEFAULT.assess({**base, "negative_share_est": low_share}).level
+    higher = DEFAULT.assess({**base, "negative_share_est": high_share}).level
     assert LEVELS.index(higher) >= LEVELS.index(lower)

@@ -1,0 +1,182 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from screener.emotions import EMOTIONS
+from screener.estimate import (
+    ErrorProfile,
+    adjusted_count,
+    em_priors,
+    estimate_negative_share,
+    label_shares,
+    probabilistic_adjusted_count,
+    project_to_simplex,
+)
+from screener.resources import resource_path
+
+K = len(EMOTIONS)
+NEGATIVE = ("angry", "fear", "sad")
+ANGRY, FEAR, HAPPY, SAD, NEUTRAL = (EMOTIONS.index(e) for e in
+                                    ("angry", "fear", "happy", "sad", "neutral"))
+
+
+def two_in_three_rates() -> np.ndarray:
+    """A model right 2 times in 3 whose mistakes lean to neutral (every row sums to 1)."""
+    rates = np.full((K, K), 0.05)
+    np.fill_diagonal(rates, 2 / 3)
+    rates[:, NEUTRAL] += 1 - rates.sum(axis=1)
+    return rates
+
+
+def one_hot(classes) -> np.ndarray:
+    return np.eye(K)[np.asarray(classes)]
+
+
+def faces_with_label_shares(mix: np.ndarray, rates: np.ndarray, n: int) -> np.ndarray:
+    """n faces whose top labels have exactly the shares `mix` seen through `rates` would give."""
+    counts = np.round(mix @ rates * n).astype(int)
+    return one_hot(np.repeat(np.arange(K), counts))
+
+
+def shipped_profile() -> ErrorProfile:
+    profile = ErrorProfile.for_model(resource_path("models") / "emotion_minixception.onnx")
+    assert profile is not None and profile.mean_probabilities is not None
+    return profile
+
+
+# --- recovering a known mix --------------------------------------------------------------------
+
+
+def test_adjusted_count_recovers_a_known_mix_through_a_known_confusion_matrix():
+    rates = two_in_three_rates()
+    profile = ErrorProfile(confusion=rates * 300)
+    mix = np.zeros(K)
+    mix[[SAD, ANGRY, NEUTRAL]] = [0.6, 0.3, 0.1]
+    faces = faces_with_label_shares(mix, rates, 10_000)
+    assert label_shares(faces)[[ANGRY, SAD]].sum() < 0.7  # the raw count reads far too low
+    assert adjusted_count(faces, profile) == pytest.approx(mix, abs=0.002)
+
+
+def test_soft_adjusted_count_recovers_a_known_mix_from_mean_probabilities():
+    rates = two_in_three_rates()
+    mean_probabilities = 0.8 * rates + 0.2 / K  # softer than the labels, rows still sum to 1
+    profile = ErrorProfile(confusion=rates * 300, mean_probabilities=mean_probabilities)
+    mix = np.zeros(K)
+    mix[[FEAR, HAPPY, NEUTRAL]] = [0.5, 0.2, 0.3]
+    # Faces of each true class get that class's mean probability vector, in the mix's numbers.
+    faces = np.repeat(mean_probabilities, np.round(mix * 1000).astype(int), axis=0)
+    assert probabilistic_adjusted_count(faces, profile) == pytest.approx(mix, abs=1e-4)
+    estimate = estimate_negative_share(faces, NEGATIVE, profile)
+    assert estimate.share == pytest.approx(0.5, abs=1e-4)
+
+
+def test_em_recovers_new_priors_from_calibrated_posteriors():
+    """Faces described by one of 7 discrete looks, with exact Bayes posteriors under the
+    training priors; a session with other priors shows each look in its expected number."""
+    rng = np.random.default_rng(3)
+    likelihood = rng.dirichlet(np.ones(K) * 0.7, size=K) + np.eye(K)  # P(look | class), rows
+    likelihood /= likelihood.sum(axis=1, keepdims=True)
+    training = np.full(K, 1 / K)
+    posterior = training[:, None] * likelihood  # (class, look)
+    posterior = (posterior / posterior.sum(axis=0)).T  # (look, class)
+    truth = np.array([0.4, 0.0, 0.1, 0.05, 0.3, 0.05, 0.1])
+    looks = np.round(truth @ likelihood * 20_000).astype(int)
+    faces = np.repeat(posterior, looks, axis=0)
+    assert em_priors(faces, training, iterations=5000, tolerance=1e-10) == pytest.approx(
+        truth, abs=0.01
+    )
+
+
+def test_an_all_neutral_session_stays_near_zero():
+    """Truly neutral faces the shipped model partly reads as sad, angry or fear."""
+    profile = shipped_profile()
+    faces = np.repeat(profile.mean_probabilities[[NEUTRAL]], 300, axis=0)
+    labels = faces_with_label_shares(one_hot([NEUTRAL])[0], profile.label_rates, 300)
+    assert label_shares(labels)[[ANGRY, FEAR, SAD]].sum() > 0.15  # raw: about a fifth negative
+    estimate = estimate_negative_share(faces, NEGATIVE, profile)
+    assert estimate.share < 0.02
+    assert estimate_negative_share(labels, NEGATIVE, ErrorProfile(profile.confusion)).share < 0.02
+
+
+def test_an_all_negative_session_reads_far_higher_corrected_than_raw():
+    profile = shipped_profile()
+    true_mix = np.zeros(K)
+    true_mix[[ANGRY, FEAR, SAD]] = [0.3, 0.3, 0.4]
+    labels = faces_with_label_shares(true_mix, profile.label_rates, 600)
+    assert label_shares(labels)[[ANGRY, FEAR, SAD]].sum() < 0.8  # raw: about three in four
+    assert estimate_negative_share(labels, NEGATIVE, ErrorProfile(profile.confusion)).share > 0.97
+    faces = np.repeat(profile.mean_probabilities, np.round(true_mix * 600).astype(int), axis=0)
+    assert estimate_negative_share(faces, NEGATIVE, profile).share > 0.97
+
+
+# --- the estimate and its interval -------------------------------------------------------------
+
+
+def test_without_a_profile_the_estimate_is_the_raw_share_with_an_interval():
+    faces = one_hot([SAD] * 30 + [HAPPY] * 70)
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == pytest.approx(0.3)
+    assert estimate.low < 0.3 < estimate.high
+
+
+def test_no_faces_no_estimate():
+    assert estimate_negative_share(np.zeros((0, K)), NEGATIVE, shipped_profile()) is None
+
+
+def test_a_session_always_gets_the_same_numbers():
+    rng = np.random.default_rng(0)
+    faces = rng.dirichlet(np.ones(K), size=200)
+    first = estimate_negative_share(faces, NEGATIVE, shipped_profile())
+    assert estimate_negative_share(faces, NEGATIVE, shipped_profile()) == first
+    assert first.low <= first.share <= first.high
+    assert sum(first.mix) == pytest.approx(1.0)
+
+
+def test_blocks_keep_correlated_faces_together():
+    """Ten-second stretches of one emotion: resampling faces one by one would give a narrower,
+    overconfident interval than resampling blocks of consecutive faces."""
+    faces = one_hot(([SAD] * 10 + [HAPPY] * 10) * 6)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    assert by_block.share == by_face.share == 0.5
+    # Blocks of 20 each hold one whole stretch of each: no block-to-block variation at all.
+    assert by_block.high - by_block.low == pytest.approx(0.0)
+    faces = one_hot([SAD] * 30 + [HAPPY] * 90)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    assert by_block.high - by_block.low > 1.5 * (by_face.high - by_face.low)
+
+
+def test_the_interval_covers_the_truth_in_most_simulated_sessions():
+    """Sessions of segments of one true emotion, each face drawn from the model's behaviour on
+    that class (the shipped profile's mean probabilities, blurred per face), with 1-3 looks
+    per segment so that faces of a segment share their errors."""
+    profile = shipped_profile()
+    rng = np.random.default_rng(2021)
+    negative_columns = [ANGRY, FEAR, SAD]
+    covered, sessions = 0, 120
+    for _ in range(sessions):
+        share = rng.uniform(0, 1)
+        classes, faces = [], []
+        while len(classes) < 300:
+            c = int(rng.choice(negative_columns)) if rng.random() < share else int(
+                rng.choice([HAPPY, NEUTRAL, EMOTIONS.index("surprise")]))
+            length = int(rng.integers(3, 25))
+            looks = rng.dirichlet(profile.mean_probabilities[c] * 4, size=int(rng.integers(1, 4)))
+            classes += [c] * length
+            faces += [looks[i * len(looks) // length] for i in range(length)]
+        truth = np.isin(classes[:300], negative_columns).mean()
+        estimate = estimate_negative_share(np.array(faces[:300]), NEGATIVE, profile)
+        covered += estimate.low - 1e-9 <= truth <= estimate.high + 1e-9
+    assert covered / sessions >= 0.8
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays(np.float64, (5, K), elements=st.floats(-3, 3)))
+def test_projection_lands_on_the_simplex_and_keeps_points_already_there(v):
+    p = project_to_simplex(v)
+    assert np.all(p >= 0)
+    assert p.sum(axis=1) == pytest.approx(np.ones(5))
+    assert project_to_simplex(p) == pytest.approx(p, abs=1e-12)
