@@ -36,6 +36,7 @@ import numpy as np
 
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Box, Observation, SessionResult, VideoJob
+from screener.emotions import EMOTIONS
 from screener.rules import RuleSet, load_rules
 from screener.settings import Settings, load_settings
 
@@ -135,10 +136,14 @@ def truth_level(plan: Sequence[Segment], rules: RuleSet) -> tuple[dict[str, Any]
             if segment.label is None:
                 observations.append(Observation(t, k, None, None, None))
             else:
-                observations.append(Observation(t, k, _TRUE_BOX, (0.0,) * 7, segment.label))
+                certain = tuple(float(e == segment.label) for e in EMOTIONS)
+                observations.append(Observation(t, k, _TRUE_BOX, certain, segment.label))
     observations = with_smoothing(observations, rules.smoothing_window)
     metrics = session_metrics(observations, rules.negative, rules.min_run, 1.0,
                               duration_s=plan[-1].end_s if plan else 0.0)
+    # The truth needs no correction: whichever share the rules read is the true share.
+    exact = metrics["negative_share"] if metrics["face_frames"] else None
+    metrics.update(negative_share_est=exact, negative_share_low=exact, negative_share_high=exact)
     return metrics, rules.assess(metrics).level
 
 

@@ -76,6 +76,19 @@ def with_baseline(result: SessionResult, stored: Sequence[StoredSession],
     return replace(result, metrics=metrics, assessment=assessment)
 
 
+def save_with_baseline(store: Store, result: SessionResult,
+                       rules: RuleSet) -> tuple[int, SessionResult]:
+    """Store a session compared with the student's earlier ones, then bring the student's
+    later sessions up to date with it (an older recording stored late moves their baseline).
+    Every writer of sessions (scan, live) goes through here. Returns the stored session's key
+    and the result as stored (its level may rest on the baseline)."""
+    student = result.job.student_id
+    result = with_baseline(result, store.sessions_of(student), rules)
+    pk = store.save(result)
+    refresh_baselines(store, student, rules)
+    return pk, result
+
+
 def refresh_baselines(store: Store, student_id: str, rules: RuleSet) -> int:
     """Bring every stored session of the student up to date with its baseline; sessions
     assessed with `rules` are re-assessed. Returns how many sessions changed."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from screener.analysis import Analyzer
-from screener.baseline import refresh_baselines, with_baseline
+from screener.baseline import save_with_baseline
 from screener.discover import PathPattern, discover, unreadable_reason, with_hash
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
@@ -121,11 +121,7 @@ def scan(
         for job, result, error in (analyse or _analyse_all)(pending, analyzer):
             if result is not None:
                 try:
-                    result = with_baseline(
-                        result, store.sessions_of(job.student_id), analyzer.rules
-                    )
-                    store.save(result)
-                    refresh_baselines(store, job.student_id, analyzer.rules)
+                    _, result = save_with_baseline(store, result, analyzer.rules)
                     outcome = VideoOutcome(job, "analysed", result.level)
                     for note in result.metrics.get("data_quality", ()):
                         log.warning("%s: %s", job.path, note)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail
+from screener.cli.app import EXIT_FAILURES, EXIT_OK, app, fail, say
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -114,7 +114,7 @@ def live(
 
     def note(message: str) -> None:
         if not quiet:
-            typer.echo(message, err=True)
+            say(message, err=True)
 
     sinks: list = [JsonLines() if as_json else AlertPrinter()]
     recording = None
@@ -137,9 +137,11 @@ def live(
     summary = run_live(grabber, live_analyzer, spec, sinks)
     stored = None
     if store is not None:
+        from screener.baseline import save_with_baseline
+
         result = for_student(summary.result, student)  # type: ignore[arg-type]
         try:
-            stored = store.save(result)
+            stored, _ = save_with_baseline(store, result, analyzer.rules)
         except Exception as exc:
             raise fail(f"could not store the session: {exc}", EXIT_FAILURES) from None
         if out is not None:
@@ -149,21 +151,21 @@ def live(
         document.update({"student": student, "stored_session": stored,
                          "recording": str(record) if record else None,
                          "recording_skipped_frames": recording.skipped if recording else None})
-        typer.echo(json.dumps(document))
+        say(json.dumps(document))
     elif not quiet:
         for line in summary_lines(summary):
-            typer.echo(line)
+            say(line)
         if recording is not None:
-            typer.echo(f"recorded {record}" + (f" ({recording.skipped} analysed frames left out:"
+            say(f"recorded {record}" + (f" ({recording.skipped} analysed frames left out:"
                        " the encoder was behind)" if recording.skipped else ""))
         if stored is not None:
-            typer.echo(f"stored as session {summary.result.job.session_id} of {student}; "
+            say(f"stored as session {summary.result.job.session_id} of {student}; "
                        f"database: {store.safe_url}")  # type: ignore[union-attr]
     failed = False
     if summary.stopped == "lost":
-        typer.secho(f"source lost: {summary.reason}", err=True, fg=typer.colors.RED)
+        say(f"source lost: {summary.reason}", err=True, fg=typer.colors.RED)
         failed = True
     if recording is not None and recording.error:
-        typer.secho(f"recording failed: {recording.error}", err=True, fg=typer.colors.RED)
+        say(f"recording failed: {recording.error}", err=True, fg=typer.colors.RED)
         failed = True
     raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
