@@ -134,7 +134,8 @@ class LiveAnalyzer:
         self._recent: deque[str] = deque(maxlen=self.rules.smoothing_window)
         self._every = settings.keyframes.every_s
         self._next_key_t = 0.0
-        self.policy = alert_policy(self.rules, window_s or settings.live.window_s, self._every)
+        self.policy = alert_policy(self.rules, window_s or settings.live.window_s, self._every,
+                                   analyzer.error_profile)
         self.key_observations: list[Observation] = []
         self.latencies_ms: list[float] = []
         self.box_ages: list[int] = []
@@ -334,7 +335,8 @@ def session_result(live: LiveAnalyzer, spec: SourceSpec, grabber: FrameGrabber,
     duration_s = round(live.last_t_s + (1 / fps if fps else 0.0), 3) if live.analysed_frames \
         else 0.0
     metrics = session_metrics(observations, rules.negative, rules.min_run,
-                              settings.keyframes.every_s, duration_s=duration_s, scenes=1)
+                              settings.keyframes.every_s, duration_s=duration_s, scenes=1,
+                              error_profile=live.analyzer.error_profile)
     metrics.update({
         "mode": "live", "source": spec.label, "live_frames_read": grabber.frames_read,
         "live_frames_analysed": live.analysed_frames, "live_frames_dropped": grabber.dropped,

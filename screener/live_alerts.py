@@ -14,6 +14,7 @@ from typing import Protocol
 
 from screener.aggregate import session_metrics, with_smoothing
 from screener.domain import Observation
+from screener.estimate import ErrorProfile
 from screener.rules import RuleSet
 
 STRESS_MESSAGES = {
@@ -81,8 +82,10 @@ class WindowLevel:
     """The rule set applied to the key-frame observations of the last `window_s` seconds, as
     if they were a session of their own; a change of level is announced."""
 
-    def __init__(self, rules: RuleSet, window_s: float, step_s: float) -> None:
+    def __init__(self, rules: RuleSet, window_s: float, step_s: float,
+                 error_profile: ErrorProfile | None = None) -> None:
         self.rules, self.window_s, self.step_s = rules, window_s, step_s
+        self.error_profile = error_profile
         self._recent: deque[Observation] = deque()
         self.level = "insufficient"
 
@@ -97,6 +100,7 @@ class WindowLevel:
         metrics = session_metrics(
             window, self.rules.negative, self.rules.min_run, self.step_s,
             duration_s=observation.t_s - self._recent[0].t_s + self.step_s,
+            error_profile=self.error_profile,
         )
         assessment = self.rules.assess(metrics)
         if assessment.level == self.level:
@@ -107,7 +111,10 @@ class WindowLevel:
         return [Alert(observation.t_s, "level", message, assessment.level)]
 
 
-def alert_policy(rules: RuleSet, window_s: float, step_s: float) -> AlertPolicy:
+def alert_policy(rules: RuleSet, window_s: float, step_s: float,
+                 error_profile: ErrorProfile | None = None) -> AlertPolicy:
+    """The original program's messages with the seed rules; otherwise the window's level,
+    from the same corrected estimate a scan computes (`error_profile`)."""
     if rules.name == "seed":
         return SeedAlerts(rules)
-    return WindowLevel(rules, window_s, step_s)
+    return WindowLevel(rules, window_s, step_s, error_profile)

@@ -12,6 +12,7 @@ import pytest
 
 from screener.analysis import Analyzer
 from screener.domain import Box, Observation
+from screener.emotions import EMOTIONS
 from screener.live import LiveAnalyzer, open_grabber, run_live
 from screener.live_alerts import SeedAlerts, WindowLevel
 from screener.live_source import FrameGrabber, SourceError, SourceSpec, parse_source, redact_url
@@ -23,7 +24,7 @@ from tests.conftest import brightness_model, face_frames
 
 
 def observation(t_s: float, label: str | None) -> Observation:
-    probabilities = None if label is None else (0.0,) * 7
+    probabilities = None if label is None else tuple(float(e == label) for e in EMOTIONS)
     box = None if label is None else Box(0, 0, 10, 10)
     return Observation(t_s, int(t_s * 10), box, probabilities, label, label)
 
