@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+from tests.conftest import import_or_missing
+
+import_or_missing("tensorflow", "tensorflow")
 
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
