@@ -74,6 +74,38 @@ def test_default_rules_on_hand_made_metrics():
         assert (assessment.level, assessment.rule) == (level, rule), values
 
 
+@pytest.mark.parametrize(
+    ("face_frames", "share", "longest_s", "episodes", "level", "rule"),
+    [
+        (9, 0.9, 60, 5, "insufficient", "too-few-faces"),
+        (10, 0.9, 60, 5, "high", "sustained-negative"),
+        (0, 0.0, 0, 0, "insufficient", "too-few-faces"),
+        (10, 0.50, 10, 0, "high", "sustained-negative"),
+        (10, 0.49, 10, 0, "low", "otherwise"),
+        (10, 0.50, 9.99, 0, "moderate", "mostly-negative"),
+        (10, 0.49, 9.99, 2, "moderate", "recurring-negative"),
+        (10, 0.30, 0, 2, "moderate", "recurring-negative"),
+        (10, 0.29, 0, 2, "low", "otherwise"),
+        (10, 0.30, 0, 1, "low", "otherwise"),
+        (10, 0.0, 0, 0, "low", "otherwise"),
+    ],
+)
+def test_default_rules_at_each_documented_boundary(face_frames, share, longest_s, episodes,
+                                                   level, rule):
+    """The README's default rule set, one step either side of each threshold: 10 faces,
+    shares of 30% and 50%, a 10 s stretch, 2 episodes. The share is given under both names a
+    rule may read (the labelled share and its corrected estimate), so the table holds whichever
+    the shipped file uses."""
+    values = {
+        **metrics(face_frames=face_frames, longest_negative_run_s=longest_s,
+                  negative_episodes=episodes),
+        "negative_share": share,
+        "negative_share_est": share,
+    }
+    assessment = load_rules("default").assess(values)
+    assert (assessment.level, assessment.rule) == (level, rule)
+
+
 def test_first_matching_rule_wins_and_evidence_holds_only_its_metrics():
     rules = load_rules("default")
     # Both "sustained-negative" and "mostly-negative" hold; the first one fires.
