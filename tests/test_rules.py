@@ -147,6 +147,28 @@ def test_seed_rules_follow_the_original_order():
     assert (sad.level, sad.rule) == ("low", "sad-repeated")
 
 
+def test_a_minimal_rules_file_gets_the_documented_defaults(tmp_path):
+    """Only rules given: negative emotions angry, sad, fear, episodes of 5, smoothing over 10
+    (README, "Metrics and rules"), the name from the file, no "None" for a missing explain."""
+    rules = load_rules(str(write(tmp_path, FALLBACK, "mine.toml")))
+    assert (rules.name, rules.negative, rules.min_run, rules.smoothing_window) == (
+        "mine", ("angry", "sad", "fear"), 5, 10)
+    assessment = rules.assess(metrics())
+    assert (assessment.explanation, assessment.rule) == ("", "rule-1")
+    named = parse_rules('name = "school"\nmin_run = 1\nsmoothing_window = 1\n' + FALLBACK,
+                       str(tmp_path / "other.toml"))
+    assert (named.name, named.min_run, named.smoothing_window) == ("school", 1, 1)
+    assert named.tag.startswith("school@")
+
+
+def test_a_bare_number_condition_keeps_the_conditions_after_it():
+    rules = parse_rules('[[rule]]\nlevel = "high"\n'
+                        'when = { face_frames = 10, negative_share = ">= 0.5" }\n' + FALLBACK)
+    assert [str(c) for c in rules.rules[0].conditions] == [
+        "face_frames == 10", "negative_share >= 0.5"]
+    assert rules.assess(metrics(face_frames=10, negative_share=0.2)).level == "low"
+
+
 # --- conditions ------------------------------------------------------------------------------
 
 
@@ -235,6 +257,15 @@ def test_error_on_a_metric_used_by_an_earlier_rule_points_at_the_later_line(tmp_
         '[[rule]]\nlevel = "moderate"\nwhen = { negative_share = "=> 0.3" }\n' + FALLBACK,
     )
     assert message.startswith(f"{path}:6:")
+
+
+def test_errors_on_the_first_line_and_in_the_last_rule_name_their_lines(tmp_path):
+    message, path = rules_error(tmp_path, 'negative = "sad"\n' + FALLBACK)
+    assert message.startswith(f"{path}:1:")
+    message, path = rules_error(
+        tmp_path, '[[rule]]\nlevel = "high"\nwhen = { face_frames = "< 1" }\n'
+        '[[rule]]\nlevel = "severe"\n')
+    assert message.startswith(f"{path}:5:")
 
 
 def test_unknown_level_names_file_and_line_of_that_rule(tmp_path):
