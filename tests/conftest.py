@@ -34,13 +34,16 @@ CAPABILITIES = ("postgres", "setpriv", "tensorflow", "shared")
 
 def required_capabilities() -> set[str]:
     names = {n.strip() for n in os.environ.get("SCREENER_REQUIRE", "").split(",") if n.strip()}
-    unknown = names - set(CAPABILITIES)
-    if unknown:  # a typo in CI's list must not quietly require nothing
-        pytest.fail(f"SCREENER_REQUIRE names unknown capabilities: {', '.join(sorted(unknown))}"
-                    f" (known: {', '.join(CAPABILITIES)})", pytrace=False)
     if os.environ.get("SCREENER_REQUIRE_POSTGRES") == "1":
         names.add("postgres")
     return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    unknown = required_capabilities() - set(CAPABILITIES)
+    if unknown:  # a typo in CI's list must not quietly require nothing
+        raise pytest.UsageError(f"SCREENER_REQUIRE names unknown capabilities: "
+                                f"{', '.join(sorted(unknown))} (known: {', '.join(CAPABILITIES)})")
 
 
 def missing(capability: str, reason: str) -> NoReturn:
