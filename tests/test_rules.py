@@ -268,6 +268,20 @@ def test_errors_on_the_first_line_and_in_the_last_rule_name_their_lines(tmp_path
     assert message.startswith(f"{path}:5:")
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('name = "x"\nsmoothing_window = 0\n' + FALLBACK, 2,
+         "smoothing_window must be a positive whole number"),
+        ('[[rule]]\nlevel = "high"\nwhen = { face_frames = "< 1" }\n'
+         '[[rule]]\nlevel = "high"\nwhen = "always"\n' + FALLBACK, 6, "`when` must be a table"),
+    ],
+)
+def test_structural_errors_name_their_line(tmp_path, text, line, words):
+    message, path = rules_error(tmp_path, text)
+    assert message.startswith(f"{path}:{line}:") and words in message
+
+
 def test_unknown_level_names_file_and_line_of_that_rule(tmp_path):
     message, path = rules_error(
         tmp_path,
