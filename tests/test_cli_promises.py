@@ -76,8 +76,8 @@ def rules_file(tmp_path: Path) -> Path:
 def test_a_rules_file_and_every_reach_the_analysis(tmp_path, astronaut, model, rules_file):
     """Every number below follows from the rules file, not from the defaults: disgust counts
     (share 17/24, not sad alone's 9/24), episodes are 3 faces long (4, not 2 at 5 faces),
-    smoothing looks at the last 3 labels (a lone disgust at 13 ends a sad episode; over 10
-    it would not), and a face stands for 0.5 s (the longest stretch, 16 faces, is 8 s)."""
+    smoothing is the mode of the last 3 labels (smoothed over 10, the same faces make 3
+    episodes), and a face stands for 0.5 s (the longest stretch, 16 faces, is 8 s)."""
     video = known_video(tmp_path / "kai_2026-01-01.mp4", astronaut)
     result = run("analyze", video, "--json", "--every", "0.5", "--model", model,
                  "--rules", rules_file)
