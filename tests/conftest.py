@@ -1,12 +1,21 @@
 """Shared fixtures: generated videos, the astronaut face, ../shared when it is present, and a
 database URL for each backend (SQLite, and a throwaway PostgreSQL server when one can be
-started; with SCREENER_REQUIRE_POSTGRES=1 its absence fails the run instead of skipping)."""
+started).
+
+A test that needs something this machine may lack (a PostgreSQL server, `setpriv`, TensorFlow,
+../shared) skips without it, unless the run requires that capability: `SCREENER_REQUIRE` is a
+comma-separated list of them (`postgres,setpriv,tensorflow,chromium,xvfb,shared`; `.ci/run` sets it), and
+`SCREENER_REQUIRE_POSTGRES=1` is short for `postgres`. A required capability that is missing
+fails the test, so CI cannot pass by skipping."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import cv2
 import numpy as np
@@ -20,12 +29,44 @@ SAMPLE_VIDEOS = REPO / "sample_videos"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+CAPABILITIES = ("postgres", "setpriv", "tensorflow", "chromium", "xvfb", "shared")
+
+
+def required_capabilities() -> set[str]:
+    names = {n.strip() for n in os.environ.get("SCREENER_REQUIRE", "").split(",") if n.strip()}
+    if os.environ.get("SCREENER_REQUIRE_POSTGRES") == "1":
+        names.add("postgres")
+    return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    unknown = required_capabilities() - set(CAPABILITIES)
+    if unknown:  # a typo in CI's list must not quietly require nothing
+        raise pytest.UsageError(f"SCREENER_REQUIRE names unknown capabilities: "
+                                f"{', '.join(sorted(unknown))} (known: {', '.join(CAPABILITIES)})")
+
+
+def missing(capability: str, reason: str) -> NoReturn:
+    """Skip the test for want of `capability`, or fail it when the run requires it."""
+    assert capability in CAPABILITIES, capability
+    if capability in required_capabilities():
+        pytest.fail(f"SCREENER_REQUIRE includes {capability}, but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_or_missing(module: str, capability: str) -> ModuleType:
+    """`pytest.importorskip` that fails instead when the run requires `capability`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing(capability, f"{module} cannot be imported: {exc}")
+
 
 @pytest.fixture(scope="session")
 def shared_videos() -> Path:
     folder = SHARED / "videos"
     if not (folder / "WolfgangLanger_Pexels.mp4").is_file():
-        pytest.skip("../shared/videos is absent (a fresh clone): real-video tests skipped")
+        missing("shared", f"{folder} is absent (a fresh clone): real-video tests skipped")
     return folder
 
 
@@ -39,9 +80,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     except Unavailable as exc:
         _postgres_missing.append(str(exc))
     if _postgres_missing:
-        if os.environ.get("SCREENER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"SCREENER_REQUIRE_POSTGRES=1 but {_postgres_missing[0]}", pytrace=False)
-        pytest.skip(f"PostgreSQL unavailable: {_postgres_missing[0]}")
+        missing("postgres", f"PostgreSQL unavailable: {_postgres_missing[0]}")
     yield server
     server.stop()
 
@@ -113,6 +152,45 @@ def plain_frames(count: int, colour: tuple[int, int, int], size: tuple[int, int]
     base[:] = colour
     texture = rng.integers(0, 40, base.shape, dtype=np.uint8)
     return [cv2.add(base, np.roll(texture, i, axis=1)) for i in range(count)]
+
+
+def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0.17,
+                 band: float = 0.25) -> Path:
+    """A real ONNX model whose answers are known from a face's mean brightness m (in the
+    model's [-1, 1] input scale): `dark` below about centre - band, `bright` above about
+    centre + band, `mid` between, each by a wide margin at m = centre +- 2 * band."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from screener.emotions import EMOTIONS
+
+    slope = 20.0
+    weights = np.zeros((1, len(EMOTIONS)), np.float32)
+    bias = np.full(len(EMOTIONS), -100.0, np.float32)
+    weights[0, EMOTIONS.index(dark)], bias[EMOTIONS.index(dark)] = -slope, slope * centre
+    weights[0, EMOTIONS.index(bright)], bias[EMOTIONS.index(bright)] = slope, -slope * centre
+    bias[EMOTIONS.index(mid)] = slope * band
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["faces"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
+            helper.make_node("MatMul", ["column", "w"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "banded",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, [None, 48, 48, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
+        [
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten()),
+            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
 
 
 def brightness_model(path: Path, left_half: bool = False) -> Path:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, face_frames, plain_frames, write_video
+from tests.conftest import face_frames, missing, plain_frames, write_video
 from tests.test_cli import run
 
 GOOD_STUDENT, GOOD_SESSION = "good", "good_2026-01-01"
@@ -134,7 +134,7 @@ def wav_audio(path: Path, folder: Path) -> None:
 
 
 def aac_audio_only(path: Path, folder: Path) -> None:
-    av = pytest.importorskip("av", reason="PyAV is not installed: no AAC-only mp4 to test")
+    import av  # a dependency of screener: its absence fails, never skips
     with av.open(str(path), "w") as out:
         stream = out.add_stream("aac", rate=8000)
         tone = (np.sin(np.arange(8000) / 5) * 3000).astype(np.int16)[None, :]
@@ -190,12 +190,12 @@ def test_an_unreadable_file_is_listed_and_the_good_video_is_stored(folder, tmp_p
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            pytest.skip("running as root without setpriv: chmod 000 does not stop root")
+            missing("setpriv", "running as root without setpriv: chmod 000 does not stop root")
         caps = "-dac_override,-dac_read_search"
         command = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", *command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.stderr.startswith("setpriv:"):
-        pytest.skip(f"cannot drop capabilities here: {result.stderr.strip()}")
+        missing("setpriv", f"cannot drop capabilities here: {result.stderr.strip()}")
     assert result.returncode == 1, result.stderr
     assert failure_reasons(result.stderr) == {"locked.mp4": "cannot read: Permission denied"}
     assert "1 analysed, 0 unchanged, 1 failed" in result.stdout
@@ -346,8 +346,9 @@ def encode_with_pyav(path: Path, frames: list[np.ndarray], codec: str,
                      times_ms: list[int] | None = None,
                      container_options: dict[str, str] | None = None) -> Path:
     """Encode `frames` with PyAV; `times_ms` gives each frame's time (a variable frame rate)."""
-    av = pytest.importorskip("av", reason="PyAV is not installed: cannot encode this video")
     from fractions import Fraction
+
+    import av  # a dependency of screener: its absence fails, never skips
 
     with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=10)
@@ -402,16 +403,8 @@ def test_a_half_copied_mp4_with_its_index_first_is_refused_and_the_complete_one_
 
 
 def test_an_hevc_video_is_analysed(folder, astronaut):
-    target = folder / "hevc_2026-01-02.mov"
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        source = SHARED / "videos" / "face_noface.mov"  # HEVC
-        if not source.is_file():
-            pytest.skip("neither PyAV (to encode HEVC) nor ../shared/videos/face_noface.mov")
-        shutil.copy(source, target)
-    else:
-        encode_with_pyav(target, face_frames(astronaut, 12), "libx265")
+    target = encode_with_pyav(folder / "hevc_2026-01-02.mov", face_frames(astronaut, 12),
+                              "libx265")
     capture = cv2.VideoCapture(str(target))
     codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
     capture.release()

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screener.cli import app
-from tests.conftest import SAMPLE_VIDEOS, face_frames, plain_frames
+from tests.conftest import SAMPLE_VIDEOS, face_frames, import_or_missing, plain_frames
 
 runner = CliRunner()
 
@@ -140,7 +140,7 @@ def test_db_may_be_a_plain_file_path(tmp_path, astronaut, make_video, monkeypatc
 
 
 def test_a_teacher_that_is_not_a_model_is_a_usage_error(tmp_path):
-    pytest.importorskip("tensorflow")
+    import_or_missing("tensorflow", "tensorflow")
     import cv2
     import numpy as np
 

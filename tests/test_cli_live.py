@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screener.cli import app
-from tests.conftest import REPO, brightness_model, face_frames, write_video
+from tests.conftest import REPO, brightness_model, face_frames, missing, write_video
 
 runner = CliRunner()
 
@@ -207,9 +207,7 @@ def _free_display() -> int:
 @pytest.fixture
 def xvfb_display():
     if shutil.which("Xvfb") is None:
-        if os.environ.get("SCREENER_REQUIRE_XVFB") == "1":
-            pytest.fail("SCREENER_REQUIRE_XVFB=1 but Xvfb is not installed", pytrace=False)
-        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb)")
+        missing("xvfb", "Xvfb is not installed (Debian: apt-get install xvfb)")
     number = _free_display()
     server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x480x24", "-nolisten",
                                "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -77,9 +79,28 @@ def read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def test_slug_is_deterministic_and_readable() -> None:
-    assert student_slug("Alex Smith") == student_slug("Alex Smith")
-    assert re.fullmatch(r"alex-smith-[0-9a-f]{8}", student_slug("Alex Smith"))
+def test_report_names_and_links_are_the_same_in_every_process(store: Store,
+                                                              tmp_path: Path) -> None:
+    """A counsellor bookmarks `alex-smith-….html` and the index links to it: rendering in
+    another process (another hash seed, as every cron run is) must give the same names."""
+    for student in ("Alex Smith", "Zoë", HOSTILE):
+        store.save(make_result(student, 1, ["sad"] * 12))
+
+    def render(seed: str) -> tuple[list[str], list[str]]:
+        out = tmp_path / f"seed{seed}"
+        result = subprocess.run(
+            [sys.executable, "-m", "screener", "report", "--out", str(out), "--db", store.url],
+            env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        links = re.findall(r'href="([^"#]+\.html)"', read(out / "index.html"))
+        return sorted(p.name for p in out.glob("*.html")), sorted(links)
+
+    names, links = render("1")
+    assert render("2") == (names, links)
+    assert len(names) == 4 and set(links) == set(names) - {"index.html"}
+    assert re.fullmatch(r"alex-smith-[0-9a-f]{8}\.html", names[0])
 
 
 @pytest.mark.parametrize(

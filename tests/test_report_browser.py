@@ -1,6 +1,6 @@
 """The reports as a person sees them: rendered by headless Chromium at desktop and phone width,
-printed to A4. Skipped without Chromium, unless SCREENER_REQUIRE_CHROMIUM=1 (CI) makes that a
-failure."""
+printed to A4. Skipped without Chromium, unless SCREENER_REQUIRE lists chromium (CI), which
+makes that a failure."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from screener.emotions import ModelCard
 from screener.evidence import MOST_NEGATIVE, STRETCH, face_thumbnail
 from screener.report import render_reports, student_slug
 from screener.store import Store
+from tests.conftest import missing
 from tests.test_report import make_result
 
 DESKTOP = (1280, 900)
@@ -37,9 +38,7 @@ CHROMIUM = next(filter(None, (shutil.which(n) for n in
 @pytest.fixture(scope="module")
 def browser() -> str:
     if CHROMIUM is None:
-        if os.environ.get("SCREENER_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("SCREENER_REQUIRE_CHROMIUM=1 but no chromium on PATH", pytrace=False)
-        pytest.skip("chromium is not installed: browser checks of the reports skipped")
+        missing("chromium", "chromium is not installed: browser checks of the reports skipped")
     return CHROMIUM
 
 

@@ -74,6 +74,38 @@ def test_default_rules_on_hand_made_metrics():
         assert (assessment.level, assessment.rule) == (level, rule), values
 
 
+@pytest.mark.parametrize(
+    ("face_frames", "share", "longest_s", "episodes", "level", "rule"),
+    [
+        (9, 0.9, 60, 5, "insufficient", "too-few-faces"),
+        (10, 0.9, 60, 5, "high", "sustained-negative"),
+        (0, 0.0, 0, 0, "insufficient", "too-few-faces"),
+        (10, 0.50, 10, 0, "high", "sustained-negative"),
+        (10, 0.49, 10, 0, "low", "otherwise"),
+        (10, 0.50, 9.99, 0, "moderate", "mostly-negative"),
+        (10, 0.49, 9.99, 2, "moderate", "recurring-negative"),
+        (10, 0.30, 0, 2, "moderate", "recurring-negative"),
+        (10, 0.29, 0, 2, "low", "otherwise"),
+        (10, 0.30, 0, 1, "low", "otherwise"),
+        (10, 0.0, 0, 0, "low", "otherwise"),
+    ],
+)
+def test_default_rules_at_each_documented_boundary(face_frames, share, longest_s, episodes,
+                                                   level, rule):
+    """The README's default rule set, one step either side of each threshold: 10 faces,
+    shares of 30% and 50%, a 10 s stretch, 2 episodes. The share is given under both names a
+    rule may read (the labelled share and its corrected estimate), so the table holds whichever
+    the shipped file uses."""
+    values = {
+        **metrics(face_frames=face_frames, longest_negative_run_s=longest_s,
+                  negative_episodes=episodes),
+        "negative_share": share,
+        "negative_share_est": share,
+    }
+    assessment = load_rules("default").assess(values)
+    assert (assessment.level, assessment.rule) == (level, rule)
+
+
 def test_first_matching_rule_wins_and_evidence_holds_only_its_metrics():
     rules = load_rules("default")
     # Both "sustained-negative" and "mostly-negative" hold; the first one fires.
@@ -113,6 +145,28 @@ def test_seed_rules_follow_the_original_order():
     assert rules.assess(metrics(faces_found=10, episodes_fear=5)).level == "moderate"
     sad = rules.assess(metrics(faces_found=10, episodes_sad=4))
     assert (sad.level, sad.rule) == ("low", "sad-repeated")
+
+
+def test_a_minimal_rules_file_gets_the_documented_defaults(tmp_path):
+    """Only rules given: negative emotions angry, sad, fear, episodes of 5, smoothing over 10
+    (README, "Metrics and rules"), the name from the file, no "None" for a missing explain."""
+    rules = load_rules(str(write(tmp_path, FALLBACK, "mine.toml")))
+    assert (rules.name, rules.negative, rules.min_run, rules.smoothing_window) == (
+        "mine", ("angry", "sad", "fear"), 5, 10)
+    assessment = rules.assess(metrics())
+    assert (assessment.explanation, assessment.rule) == ("", "rule-1")
+    named = parse_rules('name = "school"\nmin_run = 1\nsmoothing_window = 1\n' + FALLBACK,
+                       str(tmp_path / "other.toml"))
+    assert (named.name, named.min_run, named.smoothing_window) == ("school", 1, 1)
+    assert named.tag.startswith("school@")
+
+
+def test_a_bare_number_condition_keeps_the_conditions_after_it():
+    rules = parse_rules('[[rule]]\nlevel = "high"\n'
+                        'when = { face_frames = 10, negative_share = ">= 0.5" }\n' + FALLBACK)
+    assert [str(c) for c in rules.rules[0].conditions] == [
+        "face_frames == 10", "negative_share >= 0.5"]
+    assert rules.assess(metrics(face_frames=10, negative_share=0.2)).level == "low"
 
 
 # --- conditions ------------------------------------------------------------------------------
@@ -203,6 +257,29 @@ def test_error_on_a_metric_used_by_an_earlier_rule_points_at_the_later_line(tmp_
         '[[rule]]\nlevel = "moderate"\nwhen = { negative_share = "=> 0.3" }\n' + FALLBACK,
     )
     assert message.startswith(f"{path}:6:")
+
+
+def test_errors_on_the_first_line_and_in_the_last_rule_name_their_lines(tmp_path):
+    message, path = rules_error(tmp_path, 'negative = "sad"\n' + FALLBACK)
+    assert message.startswith(f"{path}:1:")
+    message, path = rules_error(
+        tmp_path, '[[rule]]\nlevel = "high"\nwhen = { face_frames = "< 1" }\n'
+        '[[rule]]\nlevel = "severe"\n')
+    assert message.startswith(f"{path}:5:")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('name = "x"\nsmoothing_window = 0\n' + FALLBACK, 2,
+         "smoothing_window must be a positive whole number"),
+        ('[[rule]]\nlevel = "high"\nwhen = { face_frames = "< 1" }\n'
+         '[[rule]]\nlevel = "high"\nwhen = "always"\n' + FALLBACK, 6, "`when` must be a table"),
+    ],
+)
+def test_structural_errors_name_their_line(tmp_path, text, line, words):
+    message, path = rules_error(tmp_path, text)
+    assert message.startswith(f"{path}:{line}:") and words in message
 
 
 def test_unknown_level_names_file_and_line_of_that_rule(tmp_path):

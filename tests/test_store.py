@@ -262,6 +262,26 @@ def test_a_video_renamed_to_another_student_moves_and_leaves_no_empty_student(st
     assert len(store.sessions_of("bo")) == 1
 
 
+def test_renaming_one_of_a_students_videos_keeps_the_student(store):
+    store.save(make_result("ana", 3, "a" * 64, ["sad"]))
+    store.save(make_result("ana", 4, "b" * 64, ["happy"]))
+    store.save(make_result("bo", 3, "a" * 64, ["sad"]))
+    assert store.student_ids() == ["ana", "bo"]
+    assert [s.video_sha256 for s in store.sessions_of("ana")] == ["b" * 64]
+
+
+def test_every_field_of_a_session_and_its_observations_reads_back(store):
+    result = make_result("ana", 3, "a" * 64, ["sad", "happy", None, "sad", "sad"])
+    store.save(result)
+    [stored] = store.sessions_of("ana")
+    job = result.job
+    assert (stored.student_id, stored.session_id, stored.video_path, stored.video_sha256,
+            stored.recorded_at, stored.explanation, stored.model_version,
+            stored.rules_version) == (job.student_id, job.session_id, str(job.path), job.sha256,
+                                      job.recorded_at, "because", "m@1", "default@1")
+    assert store.observations_of(stored.pk) == result.observations
+
+
 VIDEOS, CLIENTS = 6, 4
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+from tests.conftest import import_or_missing
+
+import_or_missing("tensorflow", "tensorflow")
 
 from screener.augmentation import augment_batch, jitter_like_video, mixup  # noqa: E402
 from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
