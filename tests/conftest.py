@@ -3,8 +3,9 @@ database URL for each backend (SQLite, and a throwaway PostgreSQL server when on
 started).
 
 A test that needs something this machine may lack (a PostgreSQL server, `setpriv`, TensorFlow,
-../shared) skips without it, unless the run requires that capability: `SCREENER_REQUIRE` is a
-comma-separated list of them (`postgres,setpriv,tensorflow,chromium,xvfb,shared`; `.ci/run` sets it), and
+Chromium, Xvfb, ../shared) skips without it, unless the run requires that capability:
+`SCREENER_REQUIRE` is a comma-separated list of them
+(`postgres,setpriv,tensorflow,chromium,xvfb,shared`; `.ci/run` sets it), and
 `SCREENER_REQUIRE_POSTGRES=1` is short for `postgres`. A required capability that is missing
 fails the test, so CI cannot pass by skipping."""
 
