@@ -213,10 +213,7 @@ class Store:
                                                         value=str(SCHEMA_VERSION)))
                 return
             if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.safe_url} has schema version {version}, newer than this "
-                    f"screener understands ({SCHEMA_VERSION}); upgrade screener"
-                )
+                raise _newer_schema(self.safe_url, version)
             for step in range(version, SCHEMA_VERSION):
                 MIGRATIONS[step](conn)
                 log.info("migrated %s from schema %d to %d", self.safe_url, step, step + 1)
@@ -245,12 +242,11 @@ class Store:
             version = self.schema_version(conn)
         if version is None:
             raise StoreError(f"{self.safe_url} is not a screener database")
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.safe_url} has schema version {version}, this screener reads "
-                f"{SCHEMA_VERSION}; a scan by {'this' if version < SCHEMA_VERSION else 'a newer'}"
-                " screener brings it forward"
-            )
+        if version > SCHEMA_VERSION:
+            raise _newer_schema(self.safe_url, version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"{self.safe_url} has schema version {version}, older than this "
+                             f"screener reads ({SCHEMA_VERSION}); a scan brings it forward")
 
     @staticmethod
     def schema_version(conn: Connection) -> int | None:
@@ -451,6 +447,11 @@ class Store:
                               row.reason, bytes(row.jpeg))
                 for row in conn.execute(query)
             ]
+
+
+def _newer_schema(shown: str, version: int) -> StoreError:
+    return StoreError(f"{shown} has schema version {version}, newer than this screener "
+                      f"understands ({SCHEMA_VERSION}); upgrade screener")
 
 
 def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool) -> None:

@@ -78,7 +78,10 @@ def test_the_trend_draws_a_higher_negative_share_higher(tmp_path: Path) -> None:
     render_reports(store, tmp_path / "out", MODEL)
     svg = svg_of(tmp_path / "out" / f"{student_slug('alex')}.html", "trend")
 
-    height = {s: float(c["cy"]) for c in svg.circles for s in shares if f"· {s} ·" in c["title"]}
+    def title(circle: dict[str, str]) -> str:  # names come wrapped in Unicode isolates
+        return circle["title"].replace("\u2068", "").replace("\u2069", "")
+
+    height = {s: float(c["cy"]) for c in svg.circles for s in shares if f"· {s} ·" in title(c)}
     assert set(height) == set(shares)
     assert height["s-high"] < height["s-mid"] < height["s-low"]
     ticks = {text: y for y, text in svg.texts if text.endswith("%")}
