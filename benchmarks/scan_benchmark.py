@@ -102,10 +102,11 @@ def looped(unit: Path, seconds: float, out: Path, tag: int = 0) -> Path:
 # Measurements ------------------------------------------------------------------------------
 
 def decode_all(path: Path) -> tuple[int, float]:
-    """Frames and seconds for OpenCV to read (decode and convert to BGR) every frame."""
+    """Frames and seconds for OpenCV to `grab()` every frame: decoding alone, no colour
+    conversion, the honest yardstick (a `read()` adds the conversion a scan mostly skips)."""
     capture = cv2.VideoCapture(str(path))
     started, frames = time.perf_counter(), 0
-    while capture.read()[0]:
+    while capture.grab():
         frames += 1
     return frames, time.perf_counter() - started
 
@@ -202,6 +203,11 @@ def original_per_frame(path: Path, seconds: float, model: OnnxEmotionModel) -> f
     return frames / (time.perf_counter() - started)
 
 
+SCAN_FLOOR = 0.64
+"""A whole scan against OpenCV `grab()`-ing every frame before YuNet (issue 19: no slower)."""
+CLASSIFIER_FLOOR = 500
+"""Faces/s batched: the emotions stage at most 10% of a scan (issue 20 lifted the old 5,000)."""
+
 REFERENCE = "analyse every frame (OpenCV decoding every frame): the reference"
 
 
@@ -278,7 +284,7 @@ def run(args: argparse.Namespace) -> str:
     per_frame_fps = original_per_frame(video, 5 if args.smoke else 20, model)
     duration = frames / (cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30)
     rows = [
-        ("OpenCV decoding every frame (the yardstick)", decode_s, 1.0),
+        ("OpenCV `grab()` of every frame, no colour conversion (the yardstick)", decode_s, 1.0),
         *((f"stage: {name}", seconds, decode_s / seconds) for name, seconds in stages.items()),
         ("analysis of the video, in process (stages overlap)", wall, decode_s / wall),
         ("whole `screener scan`, fresh process (start-up, DB, report)", scan_s, decode_s / scan_s),
@@ -292,14 +298,14 @@ def run(args: argparse.Namespace) -> str:
     speedup = (frames / per_frame_fps) / wall
     fps, faces_used = classifier_faces_per_s(as_scanned)
     lines += [
-        f"| whole scan at least 1.0x decoding ({minutes:g} min) | analysis "
-        f"{decode_s / wall:.2f}x, whole scan {decode_s / scan_s:.2f}x (start-up included) | "
-        f"{'yes' if decode_s / scan_s >= 1 else 'no'} |",
+        f"| whole scan at least {SCAN_FLOOR:g}x `grab()` ({minutes:g} min; the speed before "
+        f"YuNet) | analysis {decode_s / wall:.2f}x, whole scan {decode_s / scan_s:.2f}x "
+        f"(start-up included) | {'yes' if decode_s / scan_s >= SCAN_FLOOR else 'no'} |",
         f"| at least 30x the original per-frame approach | {speedup:.0f}x | "
         f"{'yes' if speedup >= 30 else 'no'} |",
-        f"| classifier at least 5,000 faces/s batched | {fps:,.0f} on {faces_used}, flip "
-        f"margin {settings.emotions.flip_margin:g} | "
-        f"{'yes' if fps >= 5000 else 'no'} |",
+        f"| classifier at least {CLASSIFIER_FLOOR:,} faces/s batched | {fps:,.0f} on "
+        f"{faces_used}, flip margin {settings.emotions.flip_margin:g} | "
+        f"{'yes' if fps >= CLASSIFIER_FLOOR else 'no'} |",
     ]
     if not args.smoke:
         long_name = f"clip_{args.long_minutes:g}min.mp4"
@@ -314,9 +320,10 @@ def run(args: argparse.Namespace) -> str:
         # The long clip is the short one looped, so it decodes at the same rate.
         long_frames = cv2.VideoCapture(str(long_video)).get(cv2.CAP_PROP_FRAME_COUNT)
         long_decode_s = decode_s / frames * long_frames
-        lines.append(f"| whole scan at least 1.0x decoding ({args.long_minutes:g} min) | "
-                     f"{long_decode_s / long_s:.2f}x (decoding time scaled from the "
-                     f"{minutes:g}-minute clip) | {'yes' if long_decode_s >= long_s else 'no'} |")
+        lines.append(f"| whole scan at least {SCAN_FLOOR:g}x `grab()` ({args.long_minutes:g} "
+                     f"min) | {long_decode_s / long_s:.2f}x (decoding time scaled from the "
+                     f"{minutes:g}-minute clip) | "
+                     f"{'yes' if long_decode_s / long_s >= SCAN_FLOOR else 'no'} |")
         lines.append(f"| peak memory flat in length, under 1 GiB | {minutes:g} min: {rss:.0f} "
                      f"MiB, {args.long_minutes:g} min: {long_rss:.0f} MiB ({growth:+.0%}); "
                      f"{args.long_minutes:g} min scanned in {long_s:.0f} s | "

@@ -48,18 +48,21 @@ def result_document(result: SessionResult) -> dict[str, Any]:
         "evidence": a.evidence,
         "rules_version": a.rules_version,
         "metrics": result.metrics,
-        "frames": [
-            {
-                "t_s": o.t_s,
-                "frame_index": o.frame_index,
-                "box": vars(o.box) if o.box else None,
-                "probabilities": dict(zip(EMOTIONS, o.probabilities, strict=True))
-                if o.probabilities else None,
-                "label": o.label,
-                "smoothed_label": o.smoothed_label,
-            }
-            for o in result.observations
-        ],
+        "frames": [observation_document(o) for o in result.observations],
+    }
+
+
+def observation_document(o: Observation) -> dict[str, Any]:
+    """One analysed face (or a key frame without one) as JSON, the same for `analyze --json`
+    and the frame lines of `live --json`."""
+    return {
+        "t_s": o.t_s,
+        "frame_index": o.frame_index,
+        "box": vars(o.box) if o.box else None,
+        "probabilities": dict(zip(EMOTIONS, o.probabilities, strict=True))
+        if o.probabilities else None,
+        "label": o.label,
+        "smoothed_label": o.smoothed_label,
     }
 
 

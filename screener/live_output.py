@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from screener.emotions import EMOTIONS
+from screener.analysis_output import observation_document
 from screener.live import AnalysedFrame, LiveSummary
 from screener.live_alerts import Alert
 from screener.recording import RecordingError, VideoRecorder
@@ -22,17 +22,8 @@ QUIT_KEYS = {ord("q"), ord("Q"), 27}
 def frame_document(analysed: AnalysedFrame) -> list[dict]:
     """One JSON object per face (one per frame unless `--all-faces`), as `analyze --json`."""
     return [
-        {
-            "type": "frame",
-            "t_s": o.t_s,
-            "frame_index": o.frame_index,
-            "box": vars(o.box) if o.box else None,
-            "probabilities": dict(zip(EMOTIONS, o.probabilities, strict=True))
-            if o.probabilities else None,
-            "label": o.label,
-            "smoothed_label": o.smoothed_label,
-            "latency_ms": round(analysed.latency_ms, 1),
-        }
+        {"type": "frame", **observation_document(o),
+         "latency_ms": round(analysed.latency_ms, 1)}
         for o in analysed.observations
     ]
 
