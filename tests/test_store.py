@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from screener import schema
 from screener import store as store_module
 from screener.aggregate import session_metrics, with_smoothing
 from screener.database import normalize_url
@@ -217,11 +218,11 @@ def test_a_failed_migration_leaves_the_database_at_its_old_version(db_url: str, 
     downgrade_to_v1(db_url)
 
     def half_done(conn):
-        store_module._add_model_accuracy(conn)
+        schema._add_model_accuracy(conn)
         assert "model_accuracy" in {c["name"] for c in sa.inspect(conn).get_columns("sessions")}
         raise RuntimeError("power cut")
 
-    monkeypatch.setitem(store_module.MIGRATIONS, 1, half_done)
+    monkeypatch.setitem(schema.MIGRATIONS, 1, half_done)
     with pytest.raises(StoreError, match="power cut"):
         Store(db_url)
     assert "model_accuracy" not in columns(db_url)
@@ -321,7 +322,7 @@ def test_clients_saving_at_once_store_each_video_and_student_once(db_url: str):
     assert sorted(hashes) == [f"{k:064x}" for k in range(VIDEOS)]
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
-            store_module.observations)).scalar() == VIDEOS * 15
+            schema.observations)).scalar() == VIDEOS * 15
 
 
 def test_a_relocated_session_follows_its_file_and_leaves_no_empty_student(store):
