@@ -346,3 +346,17 @@ def test_the_readme_crontab_line_names_screener_by_an_absolute_path():
     for line in lines:
         command = line.split("&&")[-1].split()[0]
         assert command.startswith("/") and command.endswith("/bin/screener"), line
+
+
+def test_ctrl_c_while_the_model_loads_is_the_same_one_line(tmp_path, monkeypatch):
+    import screener.cli.scan as scan_command
+
+    def interrupted(*args: object, **kwargs: object):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_command, "load_analyzer", interrupted)
+    (tmp_path / "v").mkdir()
+    result = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", tmp_path / "s.db")
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines() == [
+        "interrupted: 0 sessions stored; run the scan again to finish"]

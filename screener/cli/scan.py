@@ -98,11 +98,11 @@ def scan(
         path_pattern = PathPattern.compile(pattern) if pattern else None
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
-    analyzer = load_analyzer(settings)
-    store = open_store(settings, create=True)
     progress = _tqdm_progress if show_progress(quiet) else None
     summary = None
-    try:
+    try:  # from here on, Ctrl-C (even while the model loads) is the one "interrupted" line
+        analyzer = load_analyzer(settings)
+        store = open_store(settings, create=True)
         with _analysis_backend(settings) as analyse, exclusive_scan(
             settings.database_url, settings.lock_timeout_s,
             lambda message: say(message, err=True),
