@@ -199,16 +199,6 @@ class Store:
         except ValueError:
             raise StoreError(f"unreadable schema version {row.value!r}") from None
 
-    def known_versions(self, sha256: str) -> tuple[str, str] | None:
-        """(model_version, rules_version) of the stored session of this video, if any."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(sessions.c.model_version, sessions.c.rules_version).where(
-                    sessions.c.video_sha256 == sha256
-                )
-            ).first()
-        return (row.model_version, row.rules_version) if row else None
-
     def stored_copy(self, sha256: str) -> StoredCopy | None:
         """Where and how this video's session was stored, if it was."""
         query = (

@@ -106,12 +106,12 @@ def test_sessions_come_back_oldest_first_per_student(store):
 
 def test_same_video_is_replaced_not_duplicated(store):
     store.save(make_result("ana", 3, "a" * 64, ["sad"], model="m@1"))
-    assert store.known_versions("a" * 64) == ("m@1", "default@1")
+    assert store.stored_copy("a" * 64).versions == ("m@1", "default@1")
     store.save(make_result("ana", 3, "a" * 64, ["happy", "happy"], model="m@2"))
     [stored] = store.sessions_of("ana")
     assert stored.model_version == "m@2"
     assert len(store.observations_of(stored.pk)) == 2
-    assert store.known_versions("f" * 64) is None
+    assert store.stored_copy("f" * 64) is None
 
 
 def test_history_survives_reopening(tmp_path: Path):
