@@ -155,57 +155,13 @@ def plain_frames(count: int, colour: tuple[int, int, int], size: tuple[int, int]
     return [cv2.add(base, np.roll(texture, i, axis=1)) for i in range(count)]
 
 
-def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0.17,
-                 band: float = 0.25) -> Path:
-    """A real ONNX model whose answers are known from a face's mean brightness m (in the
-    model's [-1, 1] input scale): `dark` below about centre - band, `bright` above about
-    centre + band, `mid` between, each by a wide margin at m = centre +- 2 * band."""
+def _mean_brightness_model(path: Path, name: str, weights: np.ndarray, bias: np.ndarray,
+                           left_half: bool = False) -> Path:
+    """A real ONNX model: softmax(mean brightness of the face, or of its left half, times
+    `weights` plus `bias`), so its answers are known from the picture alone."""
     import onnx
     from onnx import TensorProto, helper
 
-    from screener.emotions import EMOTIONS
-
-    slope = 20.0
-    weights = np.zeros((1, len(EMOTIONS)), np.float32)
-    bias = np.full(len(EMOTIONS), -100.0, np.float32)
-    weights[0, EMOTIONS.index(dark)], bias[EMOTIONS.index(dark)] = -slope, slope * centre
-    weights[0, EMOTIONS.index(bright)], bias[EMOTIONS.index(bright)] = slope, -slope * centre
-    bias[EMOTIONS.index(mid)] = slope * band
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["faces"], ["mean"], axes=[1, 2, 3], keepdims=0),
-            helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
-            helper.make_node("MatMul", ["column", "w"], ["scaled"]),
-            helper.make_node("Add", ["scaled", "b"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "banded",
-        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, [None, 48, 48, 1])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
-        [
-            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
-            helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.flatten()),
-            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
-
-
-def brightness_model(path: Path, left_half: bool = False) -> Path:
-    """A real ONNX model whose answers are known: bright faces are happy, dark ones sad.
-    With `left_half` only the left half of a face counts, so its mirror image differs."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from screener.emotions import EMOTIONS
-
-    weights = np.full((1, len(EMOTIONS)), 0.0, np.float32)
-    bias = np.full(len(EMOTIONS), -100.0, np.float32)
-    weights[0, EMOTIONS.index("happy")], bias[EMOTIONS.index("happy")] = 10.0, 0.0
-    weights[0, EMOTIONS.index("sad")], bias[EMOTIONS.index("sad")] = -10.0, 0.0
     graph = helper.make_graph(
         [
             helper.make_node("Slice", ["faces", "start", "end", "width_axis"], ["seen"]),
@@ -215,7 +171,7 @@ def brightness_model(path: Path, left_half: bool = False) -> Path:
             helper.make_node("Add", ["scaled", "b"], ["logits"]),
             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
         ],
-        "brightness",
+        name,
         [helper.make_tensor_value_info("faces", TensorProto.FLOAT, [None, 48, 48, 1])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
         [
@@ -231,3 +187,31 @@ def brightness_model(path: Path, left_half: bool = False) -> Path:
     model.ir_version = 8
     onnx.save(model, path)
     return path
+
+
+def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0.17,
+                 band: float = 0.25) -> Path:
+    """A real ONNX model whose answers are known from a face's mean brightness m (in the
+    model's [-1, 1] input scale): `dark` below about centre - band, `bright` above about
+    centre + band, `mid` between, each by a wide margin at m = centre +- 2 * band."""
+    from screener.emotions import EMOTIONS
+
+    slope = 20.0
+    weights = np.zeros((1, len(EMOTIONS)), np.float32)
+    bias = np.full(len(EMOTIONS), -100.0, np.float32)
+    weights[0, EMOTIONS.index(dark)], bias[EMOTIONS.index(dark)] = -slope, slope * centre
+    weights[0, EMOTIONS.index(bright)], bias[EMOTIONS.index(bright)] = slope, -slope * centre
+    bias[EMOTIONS.index(mid)] = slope * band
+    return _mean_brightness_model(path, "banded", weights, bias)
+
+
+def brightness_model(path: Path, left_half: bool = False) -> Path:
+    """A real ONNX model whose answers are known: bright faces are happy, dark ones sad.
+    With `left_half` only the left half of a face counts, so its mirror image differs."""
+    from screener.emotions import EMOTIONS
+
+    weights = np.full((1, len(EMOTIONS)), 0.0, np.float32)
+    bias = np.full(len(EMOTIONS), -100.0, np.float32)
+    weights[0, EMOTIONS.index("happy")], bias[EMOTIONS.index("happy")] = 10.0, 0.0
+    weights[0, EMOTIONS.index("sad")], bias[EMOTIONS.index("sad")] = -10.0, 0.0
+    return _mean_brightness_model(path, "brightness", weights, bias, left_half)
