@@ -1,4 +1,8 @@
-"""A student's sessions over time, as a terminal table, JSON or CSV."""
+"""A student's sessions over time, as a terminal table, JSON or CSV.
+
+The corrected estimate with its 90% interval leads, as in the reports: it is the share the
+default rules read. The raw share (faces whose top label is negative) stays beside it, and
+sessions stored before screener estimated anything show the raw share alone."""
 
 from __future__ import annotations
 
@@ -9,33 +13,44 @@ from collections.abc import Sequence
 from datetime import time
 from typing import Any
 
+from screener.report_wording import share_figures
 from screener.store import StoredSession
 
 HISTORY_FORMATS = ("table", "json", "csv")
 _COLUMNS = (
-    "recorded_at", "session_id", "level", "negative_share", "face_coverage",
+    "recorded_at", "session_id", "level", "negative_share_est", "negative_share_low",
+    "negative_share_high", "negative_share", "face_coverage",
     "frames_analysed", "faces_found", "fired_rule", "video_path", "data_quality",
 )
 
 
 def history_rows(sessions: Sequence[StoredSession]) -> list[dict[str, Any]]:
-    return [
-        {
-            "recorded_at": s.recorded_at.date().isoformat()
-            if s.recorded_at.time() == time()
-            else s.recorded_at.isoformat(sep=" "),
-            "session_id": s.session_id,
-            "level": s.level,
-            "negative_share": round(s.negative_share, 4),
-            "face_coverage": round(s.face_coverage, 4),
-            "frames_analysed": s.frames_analysed,
-            "faces_found": s.faces_found,
-            "fired_rule": s.fired_rule,
-            "video_path": s.video_path,
-            "data_quality": s.data_quality,
-        }
-        for s in sessions
-    ]
+    return [_row(s) for s in sessions]
+
+
+def _row(s: StoredSession) -> dict[str, Any]:
+    share = share_figures(s)
+    return {
+        "recorded_at": s.recorded_at.date().isoformat()
+        if s.recorded_at.time() == time()
+        else s.recorded_at.isoformat(sep=" "),
+        "session_id": s.session_id,
+        "level": s.level,
+        "negative_share_est": _rounded(share.est),
+        "negative_share_low": _rounded(share.low),
+        "negative_share_high": _rounded(share.high),
+        "negative_share": round(s.negative_share, 4),
+        "face_coverage": round(s.face_coverage, 4),
+        "frames_analysed": s.frames_analysed,
+        "faces_found": s.faces_found,
+        "fired_rule": s.fired_rule,
+        "video_path": s.video_path,
+        "data_quality": s.data_quality,
+    }
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
 
 
 def format_history(sessions: Sequence[StoredSession], output_format: str) -> str:
@@ -53,10 +68,11 @@ def format_history(sessions: Sequence[StoredSession], output_format: str) -> str
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    headers = ("date", "session", "level", "negative", "faces", "frames", "rule")
+    headers = ("date", "session", "level", "negative (90%)", "raw", "faces", "frames", "rule")
     cells = [
         (
-            r["recorded_at"], r["session_id"], r["level"], f"{r['negative_share']:.0%}",
+            r["recorded_at"], r["session_id"], r["level"], _estimate_cell(r),
+            f"{r['negative_share']:.0%}",
             f"{r['face_coverage']:.0%}", str(r["frames_analysed"]), r["fired_rule"],
         )
         for r in rows
@@ -69,3 +85,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _estimate_cell(row: dict[str, Any]) -> str:
+    """'41% (30-55%)'; '-' for a session stored before estimates existed."""
+    if row["negative_share_est"] is None:
+        return "-"
+    cell = f"{row['negative_share_est']:.0%}"
+    if row["negative_share_low"] is not None and row["negative_share_high"] is not None:
+        cell += f" ({row['negative_share_low'] * 100:.0f}-{row['negative_share_high']:.0%})"
+    return cell

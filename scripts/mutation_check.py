@@ -9,6 +9,7 @@ docs/testing.md keeps the last results and which survivors are equivalent.
     pip install -e ".[dev]"
     python scripts/mutation_check.py                  # rules and aggregation (~4 min idle)
     python scripts/mutation_check.py --target scan    # skip/store logic (slower: real scans)
+    python scripts/mutation_check.py --target estimates   # corrected shares, baseline, trend
     python scripts/mutation_check.py --target all --timeout 3600
 
 Not part of CI: run it when a target's modules or tests change. Runs under `nice -n 10`.
@@ -39,6 +40,12 @@ TARGETS: dict[str, dict[str, list[str]]] = {
         "tests": ["tests/test_store.py", "tests/test_cli_promises.py"],
         "pytest": ["-k", "not postgresql and not clients_saving and "
                          "(test_store or rescanning or database_fault)"],
+    },
+    "estimates": {
+        # The corrected share, its interval, and the baseline and trend built on it.
+        "mutate": ["screener/estimate.py", "screener/baseline.py", "screener/trend.py"],
+        "tests": ["tests/test_estimate.py", "tests/test_baseline.py", "tests/test_trend.py"],
+        "pytest": ["-k", "not postgresql"],
     },
 }
 

@@ -9,7 +9,8 @@ from screener.store import Store, StoredSession
 from tests.test_store import make_result
 
 COLUMNS = [
-    "recorded_at", "session_id", "level", "negative_share", "face_coverage",
+    "recorded_at", "session_id", "level", "negative_share_est", "negative_share_low",
+    "negative_share_high", "negative_share", "face_coverage",
     "frames_analysed", "faces_found", "fired_rule", "video_path", "data_quality",
 ]
 
@@ -47,6 +48,9 @@ def test_json_keeps_order_and_values():
         "recorded_at": "2026-03-09 14:30:00",
         "session_id": "alex_2026-03-09",
         "level": "high",
+        "negative_share_est": None,
+        "negative_share_low": None,
+        "negative_share_high": None,
         "negative_share": 0.6123,
         "face_coverage": 0.5,
         "frames_analysed": 20,
@@ -90,7 +94,8 @@ def test_table_shows_levels_and_percentages_in_aligned_columns():
     lines = text.rstrip("\n").split("\n")
     assert len(lines) == 2 + len(SESSIONS)  # header, rule, one line per session
     header = lines[0]
-    assert header.split() == ["date", "session", "level", "negative", "faces", "frames", "rule"]
+    assert header.split() == ["date", "session", "level", "negative", "(90%)", "raw", "faces",
+                              "frames", "rule"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     first, second = lines[2], lines[3]
     for token in ("2026-03-09 14:30:00", "high", "61%", "50%", "20", "sustained-negative"):
@@ -101,6 +106,25 @@ def test_table_shows_levels_and_percentages_in_aligned_columns():
     assert first[level_column:].startswith("high")
     assert second[level_column:].startswith("low")
     assert not any(line.endswith(" ") for line in lines)
+
+
+ESTIMATED = replace(SESSIONS[0], metrics={
+    "negative_share_est": 0.71234, "negative_share_low": 0.55, "negative_share_high": 0.8,
+})
+
+
+def test_the_corrected_estimate_and_its_interval_lead_in_every_format():
+    table = format_history([ESTIMATED, SESSIONS[1]], "table").splitlines()
+    estimate_column = table[0].index("negative (90%)")
+    raw_column = table[0].index("raw")
+    assert table[2][estimate_column:].startswith("71% (55-80%)")
+    assert table[2][raw_column:].startswith("61%")
+    assert table[3][estimate_column:].startswith("-")  # stored before estimates existed
+    [row] = json.loads(format_history([ESTIMATED], "json"))["sessions"]
+    assert (row["negative_share_est"], row["negative_share_low"], row["negative_share_high"],
+            row["negative_share"]) == (0.7123, 0.55, 0.8, 0.6123)
+    [record] = csv.DictReader(io.StringIO(format_history([ESTIMATED], "csv")))
+    assert (record["negative_share_est"], record["negative_share_low"]) == ("0.7123", "0.55")
 
 
 def test_history_rows_round_shares_to_four_places():
