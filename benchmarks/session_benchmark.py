@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,17 @@ import av
 import cv2
 import numpy as np
 
-from screener.aggregate import session_metrics, with_smoothing
-from screener.domain import Box, Observation, SessionResult, VideoJob
-from screener.emotions import EMOTIONS
-from screener.rules import RuleSet, load_rules
-from screener.settings import Settings, load_settings
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_scenes import segment_frames, still_predictions  # noqa: E402
+from screener.aggregate import session_metrics, with_smoothing  # noqa: E402
+from screener.domain import Box, Observation, SessionResult, VideoJob  # noqa: E402
+from screener.emotions import EMOTIONS  # noqa: E402
+from screener.estimate import ErrorProfile  # noqa: E402
+from screener.rules import RuleSet, load_rules  # noqa: E402
+from screener.settings import Settings, load_settings  # noqa: E402
+
 CACHE = ROOT / "benchmarks" / ".cache" / "sessions"
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = Path(os.environ.get("SCREENER_SHARED", ROOT.parent / "shared"))
@@ -191,7 +195,8 @@ def _render(plan: Sequence[Segment], size: tuple[int, int], out: Path,
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "23"}
         for segment in plan:
-            for image in _segment_frames(segment, size, rng):
+            seconds = segment.end_s - segment.start_s
+            for image in segment_frames(segment.image, seconds, FPS, size, rng):
                 for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                     container.mux(packet)
         for packet in stream.encode():
@@ -199,90 +204,68 @@ def _render(plan: Sequence[Segment], size: tuple[int, int], out: Path,
     tmp.replace(out)
 
 
-def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A room-like backdrop: a colour gradient, soft blobs and a few straight edges."""
-    width, height = size
-    c0, c1 = rng.integers(30, 220, 3), rng.integers(30, 220, 3)
-    ramp = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
-    image = (c0 * (1 - ramp) + c1 * ramp) * np.ones((height, 1, 1), np.float32)
-    blobs = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40), 3)).astype(np.float32)
-    image += cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC) * 18
-    for _ in range(rng.integers(2, 6)):
-        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
-        w, h = int(rng.integers(width // 10, width // 2)), int(rng.integers(height // 10, height))
-        colour = tuple(int(v) for v in rng.integers(20, 235, 3))
-        cv2.rectangle(image, (x0, y0), (x0 + w, y0 + h), colour, -1 if rng.random() < 0.5 else 3)
-    return np.clip(image, 0, 255)
-
-
-def _segment_frames(segment: Segment, size: tuple[int, int], rng: np.random.Generator):
-    width, height = size
-    backdrop = _background(size, rng)
-    gain = float(rng.uniform(0.6, 1.25))
-    blur = float(rng.choice([0.0, 0.0, 0.8, 1.6]))
-    frames = int((segment.end_s - segment.start_s) * FPS)
-    noise = [rng.normal(0, 3, (height, width, 3)).astype(np.float32) for _ in range(3)]
-    face = None
-    if segment.image is not None:
-        face = cv2.imread(segment.image, cv2.IMREAD_GRAYSCALE)
-        side0 = float(rng.uniform(0.14, 0.55)) * height
-        grow = float(rng.uniform(0.9, 1.1))
-        half = side0 * 0.6
-        start = np.array([rng.uniform(half, width - half), rng.uniform(half, height - half)])
-        drift = rng.normal(0, 0.04, 2) * np.array([width, height])
-        end = np.clip(start + drift, half, np.array([width, height]) - half)
-        tilt0, tilt1 = float(rng.uniform(-12, 12)), float(rng.uniform(-3, 3))
-    else:
-        prop = rng.integers(40, 220, 3).astype(np.float32)
-        p0, p1 = rng.uniform(0.2, 0.8, 2), rng.uniform(0.2, 0.8, 2)
-    for k in range(frames):
-        a = k / max(1, frames - 1)
-        image = backdrop.copy()
-        if face is not None:
-            side = side0 * (1 + (grow - 1) * a)
-            centre = start * (1 - a) + end * a
-            _paste(image, face, centre, side, tilt0 + tilt1 * a)
-        else:
-            centre = (p0 * (1 - a) + p1 * a) * np.array([width, height])
-            axes = (int(height * 0.12), int(height * 0.2))
-            cv2.ellipse(image, (int(centre[0]), int(centre[1])), axes, 30 * a, 0, 360,
-                        tuple(float(v) for v in prop), -1)
-        image *= gain
-        if blur:
-            image = cv2.GaussianBlur(image, (0, 0), blur)
-        image += noise[k % len(noise)]
-        yield np.clip(image, 0, 255).astype(np.uint8)
-
-
-def _paste(image: np.ndarray, face: np.ndarray, centre: np.ndarray, side: float,
-           angle: float) -> None:
-    """The face scaled to `side`, rotated by `angle` degrees about its centre, blended in with
-    feathered edges so that no hard square frames it."""
-    n = face.shape[0]
-    scale = side / n
-    matrix = cv2.getRotationMatrix2D((n / 2, n / 2), angle, scale)
-    matrix[:, 2] += centre - np.array([n / 2, n / 2])
-    height, width = image.shape[:2]
-    warped = cv2.warpAffine(face.astype(np.float32), matrix, (width, height),
-                            flags=cv2.INTER_CUBIC)
-    mask = np.zeros((n, n), np.float32)
-    border = max(1, n // 12)
-    mask[border:-border, border:-border] = 1
-    mask = cv2.GaussianBlur(mask, (0, 0), border)
-    alpha = cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
-    image *= 1 - alpha
-    image += alpha * warped[..., None]
-
-
 # Scoring --------------------------------------------------------------------------------------
 
 
-def analyse(sessions: Sequence[SessionTruth], settings: Settings) -> list[SessionResult]:
+def analyse(sessions: Sequence[SessionTruth], settings: Settings,
+            profile: str = "shipped", cache: Path = CACHE) -> list[SessionResult]:
+    """Each session as a scan analyses it. The session estimates correct for an error profile:
+    `shipped` is the model's own (measured on every `val` image, these sessions' images
+    among them); `clean` and `pipeline` are measured without the sessions' images, on the
+    48x48 originals or on synthetic stills read through the detector and crop
+    (`held_out_profile`)."""
     from screener.analysis import Analyzer
 
     analyzer = Analyzer.from_settings(settings)
+    if profile != "shipped":
+        analyzer = replace(analyzer, error_profile=held_out_profile(
+            sessions, analyzer, profile, cache.parent / "stills"))
     return [analyzer.analyze(VideoJob(s.path, s.name, s.name, datetime(2026, 1, 1)))
             for s in sessions]
+
+
+def held_out_profile(sessions: Sequence[SessionTruth], analyzer: Any, crops: str,
+                     cache: Path, fer_val: Path = FER_VAL) -> ErrorProfile:
+    """The model's error profile on the `val` images that no session shows: `clean` reads the
+    48x48 originals, `pipeline` synthetic stills through the detector and crop. Stills'
+    answers are cached per model and framing version."""
+    used = {g.image for s in sessions for g in s.segments if g.image}
+    paths, labels = [], []
+    for label in EMOTIONS:
+        for path in sorted((fer_val / label).glob("*.jpg")):
+            if str(path) not in used:
+                paths.append(path)
+                labels.append(EMOTIONS.index(label))
+    if crops == "clean":
+        images = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
+        return ErrorProfile.measure(analyzer.model.predict(images), np.array(labels),
+                                    source=f"clean crops, {len(paths)} held-out val images")
+    probabilities, found = _cached_stills(paths, analyzer, cache)
+    return ErrorProfile.measure(probabilities[found], np.array(labels)[found],
+                                source=f"pipeline stills, {int(found.sum())} held-out val faces")
+
+
+def _cached_stills(paths: Sequence[Path], analyzer: Any,
+                   cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    key = hashlib.sha256(f"{VERSION}|{analyzer.model_version}".encode()).hexdigest()[:12]
+    file = cache / f"stills-{key}.npz"
+    known: dict[str, tuple[np.ndarray, bool]] = {}
+    if file.is_file():
+        stored = np.load(file)
+        known = {str(n): (p, bool(f)) for n, p, f in
+                 zip(stored["names"], stored["probabilities"], stored["found"], strict=True)}
+    missing = [p for p in paths if str(p) not in known]
+    if missing:
+        probabilities, found = still_predictions(missing, analyzer.detector, analyzer.model,
+                                                 analyzer.settings.faces)
+        known.update({str(p): (q, bool(f)) for p, q, f in zip(missing, probabilities, found,
+                                                             strict=True)})
+        file.parent.mkdir(parents=True, exist_ok=True)
+        names = sorted(known)
+        np.savez(file, names=np.array(names), found=np.array([known[n][1] for n in names]),
+                 probabilities=np.stack([known[n][0] for n in names]))
+    return (np.stack([known[str(p)][0] for p in paths]),
+            np.array([known[str(p)][1] for p in paths]))
 
 
 def clean_accuracy(sessions: Sequence[SessionTruth], settings: Settings) -> float:
@@ -399,18 +382,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results JSON (default benchmarks/results/"
                         "session_benchmark[_TAG].json; none for --smoke without --out)")
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--minutes", type=float, default=1.0,
+                        help="minutes per session (default %(default)s)")
+    parser.add_argument("--profile", choices=("shipped", "clean", "pipeline"),
+                        default="shipped", help="which error profile the estimates correct "
+                        "for: the model's own, or one measured without the sessions' images")
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     started = time.perf_counter()
-    sessions = build_sessions(smoke=args.smoke, cache=args.cache)
+    sessions = build_sessions(smoke=args.smoke, cache=args.cache,
+                              segments=max(3, round(args.minutes * 60 / SEGMENT_S)))
     built = time.perf_counter()
-    results = analyse(sessions, settings)
+    results = analyse(sessions, settings, args.profile, args.cache)
     analysed = time.perf_counter()
     scored = score(results, sessions)
     scored["totals"]["clean_crop_accuracy"] = clean_accuracy(sessions, settings)
     scored["run"] = {
         "tag": args.tag, "config": str(args.config) if args.config else None,
-        "faces": asdict(settings.faces), "build_s": round(built - started, 1),
+        "faces": asdict(settings.faces), "minutes": args.minutes, "profile": args.profile,
+        "build_s": round(built - started, 1),
         "analyse_s": round(analysed - built, 1), "smoke": args.smoke,
         "date": datetime.now().isoformat(timespec="seconds"),
         "note": "machine shared: times are indicative only",

@@ -1,52 +1,81 @@
 """Record what the emotion model gets wrong, for the corrected session estimates.
 
-    python scripts/record_error_profile.py [--model models/emotion_minixception.onnx]
-        [--data ../shared/datasets/fer2013]
+    python scripts/record_error_profile.py [--crops pipeline|clean]
+        [--model models/emotion_minixception.onnx] [--data ../shared/datasets/fer2013]
 
 Predicts every FER2013 `val` face as scans run the model (flip margin, calibration) and writes
 `error_profile` into the model's .json: the confusion matrix (true class x top label) and the
 mean probability vector each true class receives (`mean_probabilities`), which
-screener/estimate.py inverts to estimate a session's true emotion mix. Re-run it whenever the
-model, its flip margin or its calibration changes: the profile must describe the probabilities
-scans actually produce (`model` records which ones it does).
+screener/estimate.py inverts to estimate a session's true emotion mix.
+
+`--crops pipeline` (the default) reads each face as a scan does: pasted into a synthetic
+frame (benchmarks/synthetic_scenes.py: varied size, position, tilt, lighting, blur, JPEG loss),
+found by the face detector and cut by the aligned crop. Scans never see a clean 48x48 crop,
+and the model errs differently on what they do see (docs/benchmarks.md, "Which error profile").
+`--crops clean` reads the 48x48 originals. Faces the detector misses are left out.
+
+Re-run it whenever the model, its flip margin or calibration, or the face detector or crop
+changes: the profile must describe the probabilities scans actually produce (`model` and
+`faces` record which ones it does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from screener.emotions import OnnxEmotionModel
-from screener.estimate import ErrorProfile
-from screener.fer_data import load_split
-from screener.settings import Settings
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.synthetic_scenes import still_predictions  # noqa: E402
+from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
+from screener.estimate import ErrorProfile  # noqa: E402
+from screener.faces import faces_version, make_detector  # noqa: E402
+from screener.fer_data import load_split  # noqa: E402
+from screener.settings import Settings  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crops", choices=("pipeline", "clean"), default="pipeline")
     parser.add_argument("--model", type=Path, default=Settings().model_path)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013")
     args = parser.parse_args()
 
-    margin = Settings().emotions.flip_margin
+    settings = Settings()
+    margin = settings.emotions.flip_margin
     model = OnnxEmotionModel(args.model, 64, flip_margin=margin)
-    val = load_split(args.data, "val")
-    profile = ErrorProfile.measure(model.predict(val.images), val.labels)
+    if args.crops == "clean":
+        val = load_split(args.data, "val")
+        probabilities, labels = model.predict(val.images), val.labels
+        measured_on = f"FER2013 val, {len(val)} images, clean 48x48 crops"
+    else:
+        paths = [p for e in EMOTIONS for p in sorted((args.data / "val" / e).glob("*.jpg"))]
+        labels = np.array([EMOTIONS.index(p.parent.name) for p in paths])
+        probabilities, found = still_predictions(
+            paths, make_detector(settings.faces), model, settings.faces)
+        probabilities, labels = probabilities[found], labels[found]
+        measured_on = (f"FER2013 val, {int(found.sum())} of {len(paths)} faces found in "
+                       f"synthetic stills (benchmarks/synthetic_scenes.py), pipeline crops")
+    profile = ErrorProfile.measure(probabilities, labels)
     meta_path = args.model.with_suffix(".json")
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     meta["error_profile"] = {
         "model": model.name,
-        "measured_on": f"FER2013 val, {len(val)} images",
+        "faces": faces_version(settings.faces) if args.crops == "pipeline" else "clean",
+        "measured_on": measured_on,
         "flip_margin": margin,
+        "accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 4),
         "confusion": profile.confusion.astype(int).tolist(),
         "mean_probabilities": [[round(float(x), 5) for x in row]
                                for row in profile.mean_probabilities],  # type: ignore[union-attr]
     }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"{meta_path}: error profile of {model.name} on {len(val)} val images")
+    print(f"{meta_path}: error profile of {model.name} on {measured_on}")
 
 
 if __name__ == "__main__":

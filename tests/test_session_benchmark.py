@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import SHARED
@@ -51,3 +52,42 @@ def test_truth_level_follows_the_default_rules():
     assert bench.truth_level(happy, rules)[1] == "low"
     metrics, level = bench.truth_level(happy[:2], rules)
     assert level == "insufficient" and metrics["face_frames"] == 8
+
+
+@pytest.fixture(scope="module")
+def small_val(tmp_path_factory, fer_val):
+    """Six faces of each emotion: enough for a smoke session and a profile beside it."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("val")
+    for emotion in sorted(p.name for p in fer_val.iterdir() if p.is_dir()):
+        (folder / emotion).mkdir()
+        for path in sorted((fer_val / emotion).glob("*.jpg"))[:6]:
+            shutil.copy(path, folder / emotion / path.name)
+    return folder
+
+
+def test_the_held_out_profile_never_measures_a_session_image(tmp_path, small_val):
+    from screener.analysis import Analyzer
+    from screener.settings import Settings
+
+    bench = _benchmark()
+    sessions = bench.build_sessions(smoke=True, cache=tmp_path / "sessions", fer_val=small_val)
+    shown = {g.image for g in sessions[0].segments if g.image}
+    analyzer = Analyzer.from_settings(Settings())
+    clean = bench.held_out_profile(sessions, analyzer, "clean", tmp_path / "stills", small_val)
+    assert clean.confusion.sum() == 7 * 6 - len(shown)
+    assert "held-out" in clean.source
+
+    pipeline = bench.held_out_profile(sessions, analyzer, "pipeline", tmp_path / "stills",
+                                      small_val)
+    [cached] = (tmp_path / "stills").glob("stills-*.npz")
+    names = set(np.load(cached)["names"])
+    assert names.isdisjoint(shown) and len(names) == 7 * 6 - len(shown)
+    found = int(np.load(cached)["found"].sum())
+    assert pipeline.confusion.sum() == found >= 0.7 * len(names)  # faces the detector found
+    written = cached.stat().st_mtime_ns
+    again = bench.held_out_profile(sessions, analyzer, "pipeline", tmp_path / "stills",
+                                   small_val)
+    assert np.array_equal(again.confusion, pipeline.confusion)
+    assert cached.stat().st_mtime_ns == written  # read back, not measured again
