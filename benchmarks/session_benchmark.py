@@ -309,6 +309,11 @@ def score(results: Sequence[SessionResult], sessions: Sequence[SessionTruth]) ->
     estimates = [r["negative_share_est_error"] for r in rows if "negative_share_est_error" in r]
     if estimates:
         totals["negative_share_est_mae"] = float(np.mean(estimates))
+        covered = [r["truth_in_interval"] for r in rows if "truth_in_interval" in r]
+        totals["interval_coverage"] = sum(covered) / len(covered)
+        totals["interval_width"] = float(np.mean([h - lo for lo, h in
+                                                  (r["negative_share_interval"] for r in rows
+                                                   if "negative_share_interval" in r)]))
     return {"totals": totals, "sessions": rows}
 
 
@@ -348,6 +353,10 @@ def _score_one(result: SessionResult, truth: SessionTruth) -> dict[str, Any]:
         estimate = float(result.metrics["negative_share_est"])
         row["negative_share_est"] = round(estimate, 4)
         row["negative_share_est_error"] = abs(estimate - true_share)
+        low, high = (float(result.metrics[k]) for k in ("negative_share_low",
+                                                         "negative_share_high"))
+        row["negative_share_interval"] = [round(low, 4), round(high, 4)]
+        row["truth_in_interval"] = low - 1e-9 <= true_share <= high + 1e-9
     row["true_level"], row["level"] = truth.level, result.level
     return row
 
@@ -368,6 +377,8 @@ def summary(totals: dict[str, Any]) -> str:
         f"negative share error: {t['negative_share_mae']:.3f} mean absolute"
         + (f" (negative_share_est {t['negative_share_est_mae']:.3f})"
            if "negative_share_est_mae" in t else ""),
+        *([f"90% interval: holds the true share in {t['interval_coverage']:.0%} of sessions, "
+           f"{t['interval_width']:.2f} wide on average"] if "interval_coverage" in t else []),
         f"level agreement: {t['level_agreement']} of {t['sessions']}; High caught "
         f"{t['high_caught']} of {t['true_high']}; false High {t['false_high']}",
     ]
