@@ -1,7 +1,7 @@
 """Do the session estimates give the level the truth would? Simulated sessions of FER2013 faces.
 
     python benchmarks/estimator_benchmark.py [--sessions 600] [--data ../shared/datasets/fer2013]
-        [--out benchmarks/results/estimator.json]
+        [--images segment|face] [--crops clean|pipeline] [--out benchmarks/results/estimator.json]
 
 Real videos with a known emotion every second are scarce, so sessions are built from FER2013
 `val` faces whose true emotion is known. A session follows a true label sequence: segments of
@@ -18,6 +18,11 @@ Every `val` image is predicted once, as scans run the model, and cached in bench
 What the estimators know of the model's errors is measured on half of `val` and the sessions
 are built from the other half, then the halves swap ("cross-fitted"): choosing on the images
 that set the error profile would flatter the estimates; that figure ("in-sample") is shown too.
+
+`--crops pipeline` takes each face's probabilities from a synthetic still read through the
+face detector and crop (benchmarks/synthetic_scenes.py), as the session benchmark's videos
+are read, instead of the clean 48x48 image; the profile is then measured the same way.
+`shipped_by_length` splits the shipped estimator's scores by session length.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,11 +52,16 @@ from screener.estimate import (
     probabilistic_adjusted_count,
     reweighted,
 )
+from screener.faces import faces_version, make_detector
 from screener.fer_data import load_split
 from screener.rules import RuleSet, load_rules, parse_rules
 from screener.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_scenes import still_predictions  # noqa: E402
+
 NEGATIVE = ("angry", "fear", "sad")
 NEG_IDX = [EMOTIONS.index(e) for e in NEGATIVE]
 OTHER_IDX = [EMOTIONS.index(e) for e in ("disgust", "happy", "surprise", "neutral")]
@@ -60,19 +71,32 @@ BOX = Box(0, 0, 48, 48)
 # --- the model's answers on val, once -----------------------------------------------------------
 
 
-def val_probabilities(model_path: Path, data: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    """(probabilities, labels, model name) of every `val` image, as scans run the model."""
+def val_probabilities(model_path: Path, data: Path,
+                      crops: str = "clean") -> tuple[np.ndarray, np.ndarray, str]:
+    """(probabilities, labels, model name) of every `val` image, as scans run the model:
+    on the 48x48 originals (`clean`), or on synthetic stills read through the detector and
+    crop (`pipeline`; faces the detector misses are left out)."""
     settings = Settings()
     model = OnnxEmotionModel(model_path, 64, flip_margin=settings.emotions.flip_margin)
-    cache = ROOT / "benchmarks/.cache" / f"val_{model.name.replace('/', '_')}.npz"
+    version = model.name if crops == "clean" else f"{model.name}+{faces_version(settings.faces)}"
+    cache = ROOT / "benchmarks/.cache" / f"val_{crops}_{version.replace('/', '_')}.npz"
     if cache.is_file():
         stored = np.load(cache)
-        return stored["probabilities"], stored["labels"], model.name
+        return stored["probabilities"], stored["labels"], version
+    if crops == "pipeline":
+        paths = [p for e in EMOTIONS for p in sorted((data / "val" / e).glob("*.jpg"))]
+        labels = np.array([EMOTIONS.index(p.parent.name) for p in paths])
+        probabilities, found = still_predictions(paths, make_detector(settings.faces), model,
+                                                 settings.faces)
+        probabilities, labels = probabilities[found], labels[found]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, probabilities=probabilities, labels=labels)
+        return probabilities, labels, version
     val = load_split(data, "val")
     probabilities = model.predict(val.images)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, probabilities=probabilities, labels=val.labels)
-    return probabilities, val.labels, model.name
+    return probabilities, val.labels, version
 
 
 # --- simulated sessions ------------------------------------------------------------------------
@@ -231,6 +255,23 @@ def score(rows: list[dict], share_key: str, runs: str, rules: RuleSet) -> dict:
     }
 
 
+LENGTHS_MIN = ((2, 5), (5, 10), (10, 20), (20, 30))
+
+
+def by_length(rows: list[dict], share_key: str, runs: str, rules: RuleSet) -> dict:
+    """The same scores for sessions of each length: the longer a session, the more distinct
+    expressions it holds, and the less one misread face moves its share."""
+    scored = {}
+    for shortest, longest in LENGTHS_MIN:
+        subset = [r for r in rows if shortest * 60 <= r["faces"] < longest * 60 + 1]
+        if subset:
+            result = score(subset, share_key, runs, rules)
+            result.pop("confusion")
+            scored[f"{shortest}-{longest} min"] = {"sessions": len(subset), **result,
+                                                   **coverage(subset)}
+    return scored
+
+
 def coverage(rows: list[dict]) -> dict:
     inside = [r["low"] - 1e-9 <= r["true_share"] <= r["high"] + 1e-9 for r in rows]
     widths = [r["high"] - r["low"] for r in rows]
@@ -267,11 +308,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--images", choices=("segment", "face"), default="segment",
                         help="1-3 images per segment (default), or a new image every face")
+    parser.add_argument("--crops", choices=("clean", "pipeline"), default="clean",
+                        help="the faces' probabilities, and the profile correcting them, from "
+                        "the 48x48 originals (default) or from synthetic stills read through the "
+                        "detector and crop")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     started = time.perf_counter()
-    probabilities, labels, model_name = val_probabilities(args.model, args.data)
+    probabilities, labels, model_name = val_probabilities(args.model, args.data, args.crops)
     rules = load_rules("default")
     before = parse_rules(rules.source and Path(rules.source).read_text()
                          .replace("negative_share_est", "negative_share")
@@ -280,7 +325,7 @@ def main() -> None:
     a, b = halves(labels, args.seed)
     folds = {"cross-fitted": [(a, b), (b, a)], "in-sample": [(np.arange(len(labels)),) * 2]}
     record: dict = {"model": model_name, "sessions_per_fold": args.sessions,
-                    "images": args.images, "folds": {}}
+                    "images": args.images, "crops": args.crops, "folds": {}}
     for fold, splits in folds.items():
         rows = []
         for number, (fit, sessions) in enumerate(splits):
@@ -297,6 +342,7 @@ def main() -> None:
             "variants": {f"{share} / runs from {runs}": score(rows, share, runs, before)
                          for share, runs in VARIANTS},
             "shipped_interval": coverage(rows),
+            "shipped_by_length": by_length(rows, "soft adjusted count", "raw labels", before),
         }
     record["seconds"] = round(time.perf_counter() - started, 1)
     record["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"

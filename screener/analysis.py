@@ -90,8 +90,11 @@ class Analyzer:
 
     @property
     def model_version(self) -> str:
-        """The emotion model's version and how faces reach it (detector, framing)."""
-        return f"{self.model.name}+{faces_version(self.settings.faces)}"
+        """The emotion model's version, how faces reach it (detector, framing) and the error
+        profile its session estimates correct for: a change to any of them changes what is
+        stored, so stored sessions are analysed again."""
+        corrected = f"+errors{self.error_profile.digest}" if self.error_profile else ""
+        return f"{self.model.name}+{faces_version(self.settings.faces)}{corrected}"
 
     @property
     def versions(self) -> tuple[str, str]:

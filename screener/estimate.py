@@ -23,6 +23,7 @@ holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,17 @@ class ErrorProfile:
         """Class frequencies of the faces the profile (and the calibration) was measured on."""
         counts = self.confusion.sum(axis=1)
         return counts / counts.sum()
+
+    @property
+    def digest(self) -> str:
+        """Short fingerprint of the numbers: stored sessions' estimates were made with one
+        profile, and a new one (re-measured, or on other crops) means estimating them again."""
+        numbers = [self.confusion] + ([self.mean_probabilities]
+                                      if self.mean_probabilities is not None else [])
+        hashed = hashlib.sha256()
+        for array in numbers:
+            hashed.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return hashed.hexdigest()[:8]
 
     @property
     def label_rates(self) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from screener.analysis import Analyzer, StageClock
 from screener.domain import VideoJob
+from screener.estimate import ErrorProfile
 from screener.faces import FaceTracker
 from screener.keyframes import KeyframeReader
 from screener.settings import Settings
@@ -117,6 +118,11 @@ def test_a_new_detector_or_framing_is_a_new_model_version_so_stored_sessions_are
         )
     }
     assert len(versions) == 5
+    analyzer = Analyzer.from_settings(base)
+    remeasured = ErrorProfile(analyzer.error_profile.confusion + np.eye(7),
+                              analyzer.error_profile.mean_probabilities)
+    assert (dataclasses.replace(analyzer, error_profile=remeasured).versions[0]
+            not in versions)  # stored estimates corrected for other errors are redone too
     every_face = base.replace(faces=dataclasses.replace(base.faces, keep_all=True))
     assert (Analyzer.from_settings(every_face).versions[0]
             == Analyzer.from_settings(base).versions[0])
