@@ -12,7 +12,7 @@ import operator
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,16 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, "!=": operator.ne,
 }
 _CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+ESTIMATE = "negative_share_est"
+ESTIMATE_BOUNDS = ("negative_share_low", "negative_share_high")
+BASELINE = "negative_share_vs_baseline"
+"""Percentage points above the student's baseline estimate: it moves with the estimate."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class RulesError(ValueError):
@@ -74,6 +84,45 @@ class RuleSet:
         return f"{self.name}@{self.version}"
 
     def assess(self, metrics: Mapping[str, Any]) -> Assessment:
+        """The first rule that holds gives the level. When the level could differ anywhere in
+        the estimate's 90% interval, the explanation says which other levels it could be:
+        the number a threshold was compared with is itself uncertain."""
+        assessment = self._first_holding(metrics)
+        others = [lv for lv in self.levels_within_interval(metrics) if lv != assessment.level]
+        if not others:
+            return assessment
+        low, high = (float(metrics[k]) for k in ESTIMATE_BOUNDS)
+        return replace(assessment, explanation=(
+            f"{assessment.explanation} Within the estimate's 90% interval ({low:.0%} to "
+            f"{high:.0%}) the level could also be {' or '.join(others)}."))
+
+    def levels_within_interval(self, metrics: Mapping[str, Any]) -> list[str]:
+        """The levels the rules give as `negative_share_est` moves through its interval (and
+        `negative_share_vs_baseline` with it), in order of concern; [] without an interval.
+
+        Only the interval's ends and the thresholds inside it can change a level, so the
+        rules are tried there, and a hair either side of each threshold."""
+        values = [metrics.get(k) for k in (ESTIMATE, *ESTIMATE_BOUNDS)]
+        if not all(_is_number(v) for v in values):
+            return []
+        est, low, high = (float(v) for v in values)  # type: ignore[arg-type]
+        baseline = metrics.get(BASELINE)
+        cuts = set()
+        for condition in (c for r in self.rules for c in r.conditions):
+            if condition.metric == ESTIMATE:
+                cuts.add(condition.value)
+            elif condition.metric == BASELINE and _is_number(baseline):
+                cuts.add(est + (condition.value - float(baseline)) / 100.0)
+        points = {low, high} | {c + d for c in cuts if low < c < high for d in (-1e-9, 1e-9)}
+        levels = set()
+        for point in points:
+            moved = {**metrics, ESTIMATE: point}
+            if _is_number(baseline):
+                moved[BASELINE] = float(baseline) + 100.0 * (point - est)
+            levels.add(self._first_holding(moved).level)
+        return [lv for lv in LEVELS if lv in levels] + sorted(levels - set(LEVELS))
+
+    def _first_holding(self, metrics: Mapping[str, Any]) -> Assessment:
         for rule in self.rules:
             if all(c.holds(metrics) for c in rule.conditions):
                 evidence = {

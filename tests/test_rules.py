@@ -397,3 +397,52 @@ def test_higher_negative_share_never_lowers_the_default_level(face_frames, longe
     lower = DEFAULT.assess({**base, "negative_share_est": low_share}).level
     higher = DEFAULT.assess({**base, "negative_share_est": high_share}).level
     assert LEVELS.index(higher) >= LEVELS.index(lower)
+
+
+def test_a_level_that_could_differ_within_the_interval_says_so():
+    rules = load_rules("default")
+    near = metrics(face_frames=60, negative_share_est=0.55, negative_share_low=0.42,
+                   negative_share_high=0.70, longest_negative_run_s=20)
+    assert rules.levels_within_interval(near) == ["low", "high"]
+    assessment = rules.assess(near)
+    assert assessment.level == "high"
+    assert assessment.explanation.endswith(
+        "Within the estimate's 90% interval (42% to 70%) the level could also be low.")
+
+    clear = {**near, "negative_share_est": 0.8, "negative_share_low": 0.7,
+             "negative_share_high": 0.9}
+    assert rules.levels_within_interval(clear) == ["high"]
+    assert "interval" not in rules.assess(clear).explanation
+
+    recurring = {**near, "negative_share_est": 0.45, "negative_share_low": 0.25,
+                 "negative_share_high": 0.55, "longest_negative_run_s": 5,
+                 "negative_episodes": 2}
+    assert rules.levels_within_interval(recurring) == ["low", "moderate"]
+    assert rules.assess(recurring).explanation.endswith("could also be low.")
+
+    unknown = {**near, "negative_share_low": None, "negative_share_high": None}
+    assert rules.levels_within_interval(unknown) == []
+    assert "interval" not in rules.assess(unknown).explanation
+
+
+def test_a_threshold_inside_the_interval_counts_even_when_both_ends_agree():
+    """A band: only the middle of the interval reaches another level."""
+    band = parse_rules(
+        '[[rule]]\nlevel = "low"\nwhen = { negative_share_est = ">= 0.5" }\n'
+        '[[rule]]\nlevel = "moderate"\nwhen = { negative_share_est = ">= 0.4" }\n' + FALLBACK,
+        "band")
+    values = metrics(negative_share_est=0.3, negative_share_low=0.3, negative_share_high=0.6)
+    assert band.assess(values).level == "low"
+    assert band.levels_within_interval(values) == ["low", "moderate"]
+    assert band.levels_within_interval({**values, "negative_share_high": 0.39}) == ["low"]
+
+
+def test_the_baseline_metric_moves_with_the_estimate():
+    rules = parse_rules(
+        '[[rule]]\nlevel = "high"\nwhen = { negative_share_vs_baseline = ">= 20" }\n'
+        + FALLBACK, "baseline")
+    wide = metrics(negative_share_est=0.5, negative_share_low=0.4, negative_share_high=0.6,
+                   negative_share_vs_baseline=25)
+    assert rules.levels_within_interval(wide) == ["low", "high"]  # at 40%: 15 points above
+    narrow = {**wide, "negative_share_low": 0.46}
+    assert rules.levels_within_interval(narrow) == ["high"]  # at 46%: 21 points above
