@@ -281,10 +281,13 @@ def clean_accuracy(sessions: Sequence[SessionTruth], settings: Settings) -> floa
     return sum(p == g.label for p, g in zip(labels, segments, strict=True)) / len(segments)
 
 
-def score(results: Sequence[SessionResult], sessions: Sequence[SessionTruth]) -> dict[str, Any]:
-    """Scores analysed results against their sessions' truth (paired by video path)."""
+def score(results: Sequence[SessionResult], sessions: Sequence[SessionTruth],
+          rules: RuleSet | None = None) -> dict[str, Any]:
+    """Scores analysed results against their sessions' truth (paired by video path).
+    `rules` (default: the default rule set) tells which levels are borderline."""
+    rules = rules or load_rules("default")
     by_path = {s.path.resolve(): s for s in sessions}
-    rows = [_score_one(r, by_path[Path(r.job.path).resolve()]) for r in results]
+    rows = [_score_one(r, by_path[Path(r.job.path).resolve()], rules) for r in results]
     face_segments = sum(r["face_segments"] for r in rows)
     found = sum(r["segments_found"] for r in rows)
     labelled = sum(r["segments_labelled_right"] for r in rows)
@@ -305,6 +308,9 @@ def score(results: Sequence[SessionResult], sessions: Sequence[SessionTruth]) ->
         "true_high": len(truth_high),
         "high_caught": sum(r["level"] == "high" for r in truth_high),
         "false_high": sum(r["level"] == "high" and r["true_level"] != "high" for r in rows),
+        "borderline": sum(r["borderline"] for r in rows),
+        "wrong_levels_borderline": sum(r["borderline"] for r in rows
+                                       if r["level"] != r["true_level"]),
     }
     estimates = [r["negative_share_est_error"] for r in rows if "negative_share_est_error" in r]
     if estimates:
@@ -322,7 +328,7 @@ def _ratio(rows: list[dict[str, Any]], part: str, whole: str) -> float:
     return sum(r[part] for r in rows) / total if total else 0.0
 
 
-def _score_one(result: SessionResult, truth: SessionTruth) -> dict[str, Any]:
+def _score_one(result: SessionResult, truth: SessionTruth, rules: RuleSet) -> dict[str, Any]:
     row: dict[str, Any] = {"session": truth.name, "size": f"{truth.size[0]}x{truth.size[1]}"}
     counts = Counter()
     for segment in truth.segments:
@@ -358,6 +364,7 @@ def _score_one(result: SessionResult, truth: SessionTruth) -> dict[str, Any]:
         row["negative_share_interval"] = [round(low, 4), round(high, 4)]
         row["truth_in_interval"] = low - 1e-9 <= true_share <= high + 1e-9
     row["true_level"], row["level"] = truth.level, result.level
+    row["borderline"] = len(rules.levels_within_interval(result.metrics)) > 1
     return row
 
 
@@ -381,6 +388,9 @@ def summary(totals: dict[str, Any]) -> str:
            f"{t['interval_width']:.2f} wide on average"] if "interval_coverage" in t else []),
         f"level agreement: {t['level_agreement']} of {t['sessions']}; High caught "
         f"{t['high_caught']} of {t['true_high']}; false High {t['false_high']}",
+        f"borderline (another level within the interval): {t['borderline']} sessions, "
+        f"{t['wrong_levels_borderline']} of the {t['sessions'] - t['level_agreement']} "
+        f"with a wrong level",
     ]
     return "\n".join(lines)
 
@@ -419,9 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary(scored["totals"]))
     for row in scored["sessions"]:
         print(f"  {row['session']:<13} {row['size']:>9} true {row['true_level']:<12} "
-              f"got {row['level']:<12} neg {row['true_negative_share']:.2f} -> "
-              f"{row['negative_share']:.2f}  faces {row['segments_found']}/"
-              f"{row['face_segments']}")
+              f"got {row['level']:<12} neg {row['true_negative_share']:.2f} -> raw "
+              f"{row['negative_share']:.2f}, est {row.get('negative_share_est', 0):.2f}"
+              f"{' (borderline)' if row['borderline'] else ''}  faces "
+              f"{row['segments_found']}/{row['face_segments']}")
     out = args.out
     if out is None and not args.smoke:
         out = RESULTS / f"session_benchmark{'_' + args.tag if args.tag else ''}.json"

@@ -42,6 +42,7 @@ def test_smoke_sessions_are_built_cached_and_scored(tmp_path, fer_val, capsys):
     assert 0.0 <= totals["segment_face_recall"] <= 1.0
     assert totals["interval_coverage"] in (0.0, 1.0)  # one session: inside its interval or not
     assert 0.0 <= totals["interval_width"] <= 1.0
+    assert 0 <= totals["wrong_levels_borderline"] <= totals["borderline"] <= 1
     assert "face recall" in capsys.readouterr().out
 
 
