@@ -42,6 +42,7 @@ from screener.aggregate import session_metrics, with_smoothing  # noqa: E402
 from screener.domain import Box, Observation, SessionResult, VideoJob  # noqa: E402
 from screener.emotions import EMOTIONS  # noqa: E402
 from screener.estimate import ErrorProfile  # noqa: E402
+from screener.faces import faces_version  # noqa: E402
 from screener.rules import RuleSet, load_rules  # noqa: E402
 from screener.settings import Settings, load_settings  # noqa: E402
 
@@ -247,7 +248,8 @@ def held_out_profile(sessions: Sequence[SessionTruth], analyzer: Any, crops: str
 
 def _cached_stills(paths: Sequence[Path], analyzer: Any,
                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    key = hashlib.sha256(f"{VERSION}|{analyzer.model_version}".encode()).hexdigest()[:12]
+    version = f"{analyzer.model.name}+{faces_version(analyzer.settings.faces)}"
+    key = hashlib.sha256(f"{VERSION}|{version}".encode()).hexdigest()[:12]
     file = cache / f"stills-{key}.npz"
     known: dict[str, tuple[np.ndarray, bool]] = {}
     if file.is_file():

@@ -1,6 +1,6 @@
 """Record what the emotion model gets wrong, for the corrected session estimates.
 
-    python scripts/record_error_profile.py [--crops pipeline|clean]
+    python scripts/record_error_profile.py [--crops clean|pipeline]
         [--model models/emotion_minixception.onnx] [--data ../shared/datasets/fer2013]
 
 Predicts every FER2013 `val` face as scans run the model (flip margin, calibration) and writes
@@ -8,11 +8,12 @@ Predicts every FER2013 `val` face as scans run the model (flip margin, calibrati
 mean probability vector each true class receives (`mean_probabilities`), which
 screener/estimate.py inverts to estimate a session's true emotion mix.
 
-`--crops pipeline` (the default) reads each face as a scan does: pasted into a synthetic
-frame (benchmarks/synthetic_scenes.py: varied size, position, tilt, lighting, blur, JPEG loss),
-found by the face detector and cut by the aligned crop. Scans never see a clean 48x48 crop,
-and the model errs differently on what they do see (docs/benchmarks.md, "Which error profile").
-`--crops clean` reads the 48x48 originals. Faces the detector misses are left out.
+`--crops clean` (the default, and what ships) reads the 48x48 originals. `--crops pipeline`
+reads each face as a scan does: pasted into a synthetic frame (benchmarks/synthetic_scenes.py:
+varied size, position, tilt, lighting, blur, JPEG loss), found by the face detector and cut by
+the aligned crop; faces the detector misses are left out. On the session benchmark's videos
+both profiles gave the same levels and errors, so the clean one, which rests on no synthetic
+rendering, was kept (docs/benchmarks.md, "Which error profile").
 
 Re-run it whenever the model, its flip margin or calibration, or the face detector or crop
 changes: the profile must describe the probabilities scans actually produce (`model` and
@@ -41,7 +42,7 @@ from screener.settings import Settings  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crops", choices=("pipeline", "clean"), default="pipeline")
+    parser.add_argument("--crops", choices=("clean", "pipeline"), default="clean")
     parser.add_argument("--model", type=Path, default=Settings().model_path)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013")
     args = parser.parse_args()
