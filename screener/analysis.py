@@ -20,7 +20,7 @@ from screener.aggregate import session_metrics, with_smoothing
 from screener.decoding import DamagedWhileThreaded
 from screener.domain import Box, Face, Frame, Observation, SessionResult, VideoJob
 from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel
-from screener.estimate import ErrorProfile
+from screener.estimate import ESTIMATOR_VERSION, ErrorProfile
 from screener.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.keyframes import KeyframeReader
@@ -93,7 +93,8 @@ class Analyzer:
         """The emotion model's version, how faces reach it (detector, framing) and the error
         profile its session estimates correct for: a change to any of them changes what is
         stored, so stored sessions are analysed again."""
-        corrected = f"+errors{self.error_profile.digest}" if self.error_profile else ""
+        corrected = (f"+est{ESTIMATOR_VERSION}.{self.error_profile.digest}"
+                     if self.error_profile else "")
         return f"{self.model.name}+{faces_version(self.settings.faces)}{corrected}"
 
     @property

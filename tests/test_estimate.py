@@ -6,8 +6,11 @@ from hypothesis.extra.numpy import arrays
 
 from screener.emotions import EMOTIONS
 from screener.estimate import (
+    SEED,
     ErrorProfile,
     adjusted_count,
+    block_length,
+    bootstrap_mixes,
     em_priors,
     estimate_negative_share,
     label_shares,
@@ -137,7 +140,7 @@ def test_a_session_always_gets_the_same_numbers():
 def test_blocks_keep_correlated_faces_together():
     """Ten-second stretches of one emotion: resampling faces one by one would give a narrower,
     overconfident interval than resampling blocks of consecutive faces."""
-    faces = one_hot(([SAD] * 10 + [HAPPY] * 10) * 6)
+    faces = one_hot(([SAD] * 10 + [HAPPY] * 10) * 12)
     by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
     by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
     assert by_block.share == by_face.share == 0.5
@@ -147,6 +150,26 @@ def test_blocks_keep_correlated_faces_together():
     by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
     by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
     assert by_block.high - by_block.low > 1.5 * (by_face.high - by_face.low)
+
+
+def test_a_short_session_is_cut_into_enough_blocks():
+    assert block_length(1800, 30) == 30  # half an hour: 60 blocks of 30 s
+    assert block_length(240, 30) == 30  # four minutes: 8 blocks
+    assert block_length(60, 30) == 7  # one minute: 8 blocks of 7 s (and one of 4)
+    assert block_length(12, 30) == 3  # never under 3 faces: 4 blocks
+    assert block_length(60, 1) == 1  # face by face when asked
+
+
+def test_the_interval_is_widened_for_the_few_blocks_it_resamples():
+    """A bootstrap over B blocks spreads a mean by (B-1)/B of its variance; the interval puts
+    the missing part back, so with 8 blocks it is sqrt(8/7) as wide about the estimate."""
+    sad = (0, 5, 10, 15, 20, 5, 10, 15)  # 80 of 240 faces: 8 blocks of 30
+    faces = one_hot([label for n in sad for label in [SAD] * n + [HAPPY] * (30 - n)])
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    raw = bootstrap_mixes(faces, None, 30, 400, SEED)[1:, SAD]
+    low, high = np.quantile(1 / 3 + np.sqrt(8 / 7) * (raw - 1 / 3), [0.05, 0.95])
+    assert (estimate.low, estimate.high) == pytest.approx((low, high))
+    assert high - low > np.subtract(*np.quantile(raw, [0.95, 0.05])) * 1.05
 
 
 def test_the_interval_covers_the_truth_in_most_simulated_sessions():
