@@ -119,13 +119,16 @@ def make_student(rng: np.random.Generator) -> Student:
 
 
 def simulate_session(
-    rng: np.random.Generator, student: Student, pools: list[np.ndarray], images_per_face: bool
+    rng: np.random.Generator, student: Student, pools: list[np.ndarray], images_per_face: bool,
+    seconds: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(true class, val image) for each face of one session, one face a second.
 
     `images_per_face`: each face a different image of its segment's emotion (the model's
-    errors independent from face to face), instead of 1-3 images per segment."""
-    seconds = int(np.exp(rng.uniform(np.log(120), np.log(1800))))
+    errors independent from face to face), instead of 1-3 images per segment. `seconds`:
+    the session's length, else drawn from 2-30 minutes (log-uniform)."""
+    if seconds is None:
+        seconds = int(np.exp(rng.uniform(np.log(120), np.log(1800))))
     share = float(np.clip(student.propensity + rng.normal(0.0, 0.1), 0.0, 1.0))
     classes, images = [], []
     while len(classes) < seconds:
