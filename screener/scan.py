@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,23 +120,43 @@ def scan(
     bar = progress(len(pending)) if progress else Progress()
     try:
         for job, result, error in (analyse or _analyse_all)(pending, analyzer):
-            if result is not None:
-                try:
-                    _, result = save_with_baseline(store, result, analyzer.rules)
-                    outcome = VideoOutcome(job, "analysed", result.level)
-                    for note in result.metrics.get("data_quality", ()):
-                        log.warning("%s: %s", job.path, note)
-                except Exception as exc:  # a database fault must not lose the other videos
-                    outcome = _failed(job, f"could not store: {exc}")
-            else:
-                outcome = _failed(job, error)
-            summary.outcomes.append(outcome)
+            with ctrl_c_deferred():  # stored and counted, or neither
+                if result is not None:
+                    try:
+                        _, result = save_with_baseline(store, result, analyzer.rules)
+                        outcome = VideoOutcome(job, "analysed", result.level)
+                    except Exception as exc:  # a database fault must not lose the other videos
+                        outcome = _failed(job, f"could not store: {exc}")
+                else:
+                    outcome = _failed(job, error)
+                summary.outcomes.append(outcome)
+            for note in result.metrics.get("data_quality", ()) if result is not None else ():
+                log.warning("%s: %s", job.path, note)
             bar.advance(outcome)
     except KeyboardInterrupt:
         raise ScanInterrupted(summary) from None
     finally:
         bar.close()
     return summary
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Holds Ctrl-C (SIGINT) back until the block ends, then raises it. Storing a session
+    commits it and then brings the student's baselines up to date; a Ctrl-C in between would
+    leave a stored session out of the "N sessions stored" line. Only the main thread can set
+    a handler; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: held.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if held and previous is not signal.SIG_IGN:
+        raise KeyboardInterrupt
 
 
 def _keeper(group: list[VideoJob], stored: StoredCopy | None) -> VideoJob | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if unknown:  # a typo in CI's list must not quietly require nothing
         raise pytest.UsageError(f"SCREENER_REQUIRE names unknown capabilities: "
                                 f"{', '.join(sorted(unknown))} (known: {', '.join(CAPABILITIES)})")
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a child that a test stops with Ctrl-C (SIGINT): a shell that started
+    the tests in the background (`cmd &` without job control) passes SIGINT on as ignored, and
+    Python then never turns it into KeyboardInterrupt, so the child would not notice it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def missing(capability: str, reason: str) -> NoReturn:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from screener.cli import app
 from screener.report import student_slug
 from screener.resources import resource_path
-from tests.conftest import REPO, face_frames, write_video
+from tests.conftest import REPO, face_frames, interruptible, write_video
 
 runner = CliRunner()
 
@@ -211,7 +211,8 @@ def test_ctrl_c_stops_a_scan_with_one_line_and_the_next_scan_finishes(tmp_path, 
     db_file, out = tmp_path / "s.db", tmp_path / "reports"
     command = [sys.executable, "-m", "screener", "scan", str(tmp_path / "v"), "--out", str(out),
                "--db", str(db_file), "--workers", "2", "--quiet"]
-    scan = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scan = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while _stored(db_file) < 1 and scan.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

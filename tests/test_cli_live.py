@@ -18,7 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from screener.cli import app
-from tests.conftest import REPO, brightness_model, face_frames, missing, write_video
+from tests.conftest import (
+    REPO,
+    brightness_model,
+    face_frames,
+    interruptible,
+    missing,
+    write_video,
+)
 
 runner = CliRunner()
 
@@ -182,7 +189,7 @@ def test_ctrl_c_stops_cleanly_with_a_summary(moods):
     process = subprocess.Popen(
         [sys.executable, "-m", "screener", "live", str(video), "--no-window", "--json",
          "--model", str(model)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )
     assert process.stdout is not None
     first = process.stdout.readline()  # paced at 10 fps: 10 s in all
@@ -232,6 +239,7 @@ def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
         [sys.executable, "-m", "screener", "live", str(video), "--rules", "seed", "--json",
          "--model", str(model)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible,
     )
     try:
         blank = np.asarray(ImageGrab.grab(xdisplay=xvfb_display))

@@ -245,3 +245,40 @@ def test_by_default_a_folder_is_analysed_by_one_worker_per_core_a_lone_video_her
     (folder / "kim_2026-02-02.mp4").unlink()
     assert analysed() == 1
     assert _PoolInThisProcess.sizes == [2]  # a lone video: here, with its threads
+
+
+def test_ctrl_c_just_after_a_session_is_stored_still_counts_it(tmp_path, monkeypatch):
+    """Ctrl-C between the commit and the count (while baselines are refreshed): the session
+    is in the database, so "N sessions stored" must include it."""
+    import os
+    from types import SimpleNamespace
+
+    import screener.scan
+    from screener.analysis import Analyzer
+    from screener.scan import ScanInterrupted, scan
+    from screener.settings import Settings
+    from screener.store import Store
+    from tests.test_baseline import RULES, result
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("ana_2026-03-01.mp4", "ana_2026-03-02.mp4"):
+        (folder / name).write_bytes(name.encode())
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    stored_then_interrupted = screener.scan.save_with_baseline
+
+    def save(*args):
+        saved = stored_then_interrupted(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+        return saved
+
+    def analyse(jobs, _analyzer):
+        for job in sorted(jobs, key=lambda j: j.path.name):
+            yield job, result(job.recorded_at.day, 0.2, sha=job.sha256), ""
+
+    monkeypatch.setattr(screener.scan, "save_with_baseline", save)
+    analyzer = Analyzer(Settings(), None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
+    with pytest.raises(ScanInterrupted) as interrupted:
+        scan([folder], analyzer, store, analyse=analyse)
+    assert interrupted.value.summary.count("analysed") == len(store.sessions_of("ana")) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
