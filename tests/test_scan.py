@@ -278,7 +278,11 @@ def test_ctrl_c_just_after_a_session_is_stored_still_counts_it(tmp_path, monkeyp
 
     monkeypatch.setattr(screener.scan, "save_with_baseline", save)
     analyzer = Analyzer(Settings(), None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
-    with pytest.raises(ScanInterrupted) as interrupted:
-        scan([folder], analyzer, store, analyse=analyse)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(ScanInterrupted) as interrupted:
+            scan([folder], analyzer, store, analyse=analyse)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert interrupted.value.summary.count("analysed") == len(store.sessions_of("ana")) == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
