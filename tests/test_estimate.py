@@ -203,3 +203,48 @@ def test_projection_lands_on_the_simplex_and_keeps_points_already_there(v):
     assert np.all(p >= 0)
     assert p.sum(axis=1) == pytest.approx(np.ones(5))
     assert project_to_simplex(p) == pytest.approx(p, abs=1e-12)
+
+
+def _raw_interval(faces: np.ndarray, block: int) -> tuple[float, float]:
+    """The shipped interval computed by hand: bootstrap spread about the share, widened by
+    sqrt(B/(B-1)), cut to [0, 1]."""
+    mixes = bootstrap_mixes(faces, None, block, 400, SEED)
+    share, spread = mixes[0, SAD], mixes[1:, SAD] - mixes[0, SAD]
+    blocks = -(-len(faces) // block)
+    low, high = np.quantile(share + np.sqrt(blocks / (blocks - 1)) * spread, [0.05, 0.95])
+    return max(low, 0.0), min(high, 1.0)
+
+
+def test_a_one_block_session_has_a_point_interval():
+    estimate = estimate_negative_share(one_hot([SAD, HAPPY]), NEGATIVE, None)
+    assert (estimate.low, estimate.share, estimate.high) == (0.5, 0.5, 0.5)
+
+
+def test_two_blocks_are_widened_by_the_square_root_of_two():
+    faces = one_hot([SAD, SAD, HAPPY, SAD, HAPPY, HAPPY])  # blocks of 3: 2/3 and 1/3 sad
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert (estimate.low, estimate.high) == pytest.approx((0.5 - np.sqrt(2) / 6,
+                                                           0.5 + np.sqrt(2) / 6))
+
+
+def test_a_lopsided_session_keeps_its_skew_and_stays_within_zero_and_one():
+    """Seven sad blocks and one happy one: the spread is all on the low side, and widening it
+    must neither mirror it nor push the interval past 100%."""
+    faces = one_hot([SAD] * 21 + [HAPPY] * 3)  # 8 blocks of 3
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == 0.875 and estimate.high == 1.0
+    assert estimate.low == pytest.approx(_raw_interval(faces, 3)[0]) and estimate.low < 0.7
+    mirrored = estimate_negative_share(one_hot([HAPPY] * 21 + [SAD] * 3), NEGATIVE, None)
+    assert mirrored.low == 0.0 and mirrored.high == pytest.approx(1 - estimate.low)
+
+
+def test_every_block_can_be_drawn_the_first_too():
+    faces = one_hot([SAD] * 3 + [HAPPY] * 21)  # only the first of 8 blocks is sad
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == 0.125 and estimate.high > 0.2
+
+
+def test_without_a_profile_the_top_labels_are_counted_not_the_probabilities():
+    unsure = np.tile(np.eye(K)[SAD] * 0.4 + np.eye(K)[HAPPY] * 0.6, (40, 1))
+    estimate = estimate_negative_share(unsure, NEGATIVE, None)
+    assert (estimate.low, estimate.share, estimate.high) == (0.0, 0.0, 0.0)
