@@ -60,7 +60,7 @@ from screener.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.synthetic_scenes import still_predictions  # noqa: E402
+from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
 
 NEGATIVE = ("angry", "fear", "sad")
 NEG_IDX = [EMOTIONS.index(e) for e in NEGATIVE]
@@ -84,8 +84,7 @@ def val_probabilities(model_path: Path, data: Path,
         stored = np.load(cache)
         return stored["probabilities"], stored["labels"], version
     if crops == "pipeline":
-        paths = [p for e in EMOTIONS for p in sorted((data / "val" / e).glob("*.jpg"))]
-        labels = np.array([EMOTIONS.index(p.parent.name) for p in paths])
+        paths, labels = labelled_faces(data / "val")
         probabilities, found = still_predictions(paths, make_detector(settings.faces), model,
                                                  settings.faces)
         probabilities, labels = probabilities[found], labels[found]

@@ -18,13 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.synthetic_scenes import still_predictions  # noqa: E402
-from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
+from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
+from screener.emotions import OnnxEmotionModel  # noqa: E402
 from screener.faces import make_detector  # noqa: E402
 from screener.fer_data import load_split  # noqa: E402
 from screener.settings import Settings  # noqa: E402
@@ -39,9 +37,8 @@ def main() -> None:
 
     settings = Settings()
     val = load_split(args.data, "val")
-    paths = [p for e in EMOTIONS for p in sorted((args.data / "val" / e).glob("*.jpg"))]
-    paths = paths[:: args.every]
-    labels = np.array([EMOTIONS.index(p.parent.name) for p in paths])
+    paths, labels = labelled_faces(args.data / "val")
+    paths, labels = paths[:: args.every], labels[:: args.every]
     detector = make_detector(settings.faces)
     for path in args.models or [settings.model_path]:
         model = OnnxEmotionModel(path, 64, flip_margin=settings.emotions.flip_margin)

@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.synthetic_scenes import segment_frames, still_predictions  # noqa: E402
+from benchmarks.synthetic_scenes import labelled_faces, segment_frames, still_predictions  # noqa: E402
 from screener.aggregate import session_metrics, with_smoothing  # noqa: E402
 from screener.domain import Box, Observation, SessionResult, VideoJob  # noqa: E402
 from screener.emotions import EMOTIONS  # noqa: E402
@@ -231,18 +231,16 @@ def held_out_profile(sessions: Sequence[SessionTruth], analyzer: Any, crops: str
     48x48 originals, `pipeline` synthetic stills through the detector and crop. Stills'
     answers are cached per model and framing version."""
     used = {g.image for s in sessions for g in s.segments if g.image}
-    paths, labels = [], []
-    for label in EMOTIONS:
-        for path in sorted((fer_val / label).glob("*.jpg")):
-            if str(path) not in used:
-                paths.append(path)
-                labels.append(EMOTIONS.index(label))
+    every_path, every_label = labelled_faces(fer_val)
+    held_out = np.array([str(p) not in used for p in every_path], dtype=bool)
+    paths = [p for p, keep in zip(every_path, held_out, strict=True) if keep]
+    labels = every_label[held_out]
     if crops == "clean":
         images = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths])
-        return ErrorProfile.measure(analyzer.model.predict(images), np.array(labels),
+        return ErrorProfile.measure(analyzer.model.predict(images), labels,
                                     source=f"clean crops, {len(paths)} held-out val images")
     probabilities, found = _cached_stills(paths, analyzer, cache)
-    return ErrorProfile.measure(probabilities[found], np.array(labels)[found],
+    return ErrorProfile.measure(probabilities[found], labels[found],
                                 source=f"pipeline stills, {int(found.sum())} held-out val faces")
 
 

@@ -119,6 +119,13 @@ def paste(image: np.ndarray, face: np.ndarray, centre: np.ndarray, side: float,
     image += alpha * warped[..., None]
 
 
+def labelled_faces(split: Path) -> tuple[list[Path], np.ndarray]:
+    """The image files of a FER2013 split folder (`<emotion>/*.jpg`), in a fixed order, with
+    their labels (indexes into EMOTIONS)."""
+    paths = [p for e in EMOTIONS for p in sorted((split / e).glob("*.jpg"))]
+    return paths, np.array([EMOTIONS.index(p.parent.name) for p in paths], dtype=np.int64)
+
+
 STILL_SIZES = ((640, 360), (960, 540), (1280, 720))
 """The benchmark sessions' frame sizes."""
 

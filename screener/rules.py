@@ -215,7 +215,7 @@ def _parse_rule(raw: Any, number: int, known: set[str], where: _Locator) -> Rule
         line = where.at(metric, rule=number)
         if metric not in known:
             raise RulesError(f"{line}: unknown metric {metric!r} in rule {name!r}")
-        if isinstance(condition, int | float) and not isinstance(condition, bool):
+        if _is_number(condition):
             conditions.append(Condition(metric, "==", float(condition)))
             continue
         if not isinstance(condition, str):

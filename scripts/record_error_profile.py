@@ -30,10 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
-from benchmarks.synthetic_scenes import still_predictions  # noqa: E402
-from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
+from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
+from screener.emotions import OnnxEmotionModel  # noqa: E402
 from screener.estimate import ErrorProfile  # noqa: E402
 from screener.faces import faces_version, make_detector  # noqa: E402
 from screener.fer_data import load_split  # noqa: E402
@@ -55,8 +54,7 @@ def main() -> None:
         probabilities, labels = model.predict(val.images), val.labels
         measured_on = f"FER2013 val, {len(val)} images, clean 48x48 crops"
     else:
-        paths = [p for e in EMOTIONS for p in sorted((args.data / "val" / e).glob("*.jpg"))]
-        labels = np.array([EMOTIONS.index(p.parent.name) for p in paths])
+        paths, labels = labelled_faces(args.data / "val")
         probabilities, found = still_predictions(
             paths, make_detector(settings.faces), model, settings.faces)
         probabilities, labels = probabilities[found], labels[found]
