@@ -1,4 +1,5 @@
-"""The model commands of `screener`: `train` and `evaluate` the emotion classifier.
+"""The model commands of `screener`: `train`, `evaluate`, `calibrate` and `ensemble` the
+emotion classifier.
 
 Kept apart from the scan commands because they deal with labelled images and TensorFlow, not
 videos; they register themselves on the same Typer app.
@@ -301,4 +302,51 @@ def calibrate(
         f"{result.ece_before:.4f} before, {result.ece_after:.4f} after, "
         f"{result.ece_cross_fitted:.4f} cross-fitted (2 folds); stored in "
         f"{path.with_suffix('.json')}"
+    )
+
+
+@app.command()
+def ensemble(
+    members: Annotated[
+        list[Path],
+        typer.Argument(metavar="MODEL.onnx...", show_default=False,
+                       help="Two or more models made by `screener train`."),
+    ],
+    data: DataOption,
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE.onnx", show_default=False,
+                     help="Where to write the joined model; its .json, confusion matrix and "
+                     "reliability diagram go beside it."),
+    ],
+) -> None:
+    """Join trained models into one ONNX file that averages their probabilities (needs the
+    "train" extra, for the onnx package).
+
+    The ensemble is measured on `val` as scans run it, calibrated there, and described in its
+    .json like a trained model, so it can be shipped or set as `[emotions] model_path`. It
+    runs the members one after another, so it costs their summed time per face.
+    """
+    import importlib.util
+
+    from screener.ensemble import EnsembleError, build_ensemble
+    from screener.fer_data import DatasetError, load_split
+
+    if out.suffix != ".onnx":
+        raise fail(f"--out must end in .onnx, not {out.name}")
+    if importlib.util.find_spec("onnx") is None:
+        raise fail('joining models needs the onnx package: pip install "screener[train]"')
+    try:
+        val_data = load_split(data, "val")
+        result = build_ensemble(members, out, val_data)
+    except (EnsembleError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
+    for name, accuracy in result.member_accuracy.items():
+        say(f"member {name}: val accuracy {accuracy:.4f} alone, one pass")
+    say(
+        f"ensemble of {len(result.members)}: val accuracy {result.evaluation.accuracy:.4f} as "
+        f"scans run it, {result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; "
+        f"wrote {out} and {out.with_suffix('.json')}"
     )
