@@ -64,8 +64,10 @@ def student_trend(sessions: Sequence[StoredSession]) -> Trend:
     highs = [session_estimate(s)[2] for s in recent]  # type: ignore[index]
     which = "the latest session lies" if count == 1 else f"the latest {count} sessions lie"
     overlap = "overlaps" if count == 1 else "overlap"
+    # At least MIN_SESSIONS usable sessions, at most RECENT_SESSIONS of them recent: the
+    # baseline always has two or more.
     usual = (f"the student's usual {centre:.0%} (median of {len(baseline)} earlier "
-             f"session{'s' if len(baseline) > 1 else ''}, typical interval "
+             "sessions, typical interval "
              f"{band_low:.0%}-{band_high:.0%})")
     if min(lows) > band_high:
         direction = "rising"

@@ -7,7 +7,12 @@ from types import SimpleNamespace
 import pytest
 
 from screener.analysis import Analyzer
-from screener.baseline import baseline_share, refresh_baselines, with_baseline
+from screener.baseline import (
+    baseline_share,
+    refresh_baselines,
+    save_with_baseline,
+    with_baseline,
+)
 from screener.domain import Assessment, SessionResult, VideoInfo, VideoJob
 from screener.rules import parse_rules
 from screener.scan import scan
@@ -139,3 +144,52 @@ def test_a_scan_stores_each_session_with_its_baseline(tmp_path, store):
     assert sessions[2].metrics["negative_share_vs_baseline"] == pytest.approx(10.0)
     assert sessions[3].metrics["negative_share_vs_baseline"] == pytest.approx(45.0)
     assert [sessions[d].level for d in (1, 2, 3)] == ["low", "low", "moderate"]
+
+
+def test_the_result_a_writer_gets_back_is_the_session_as_stored(store):
+    """Scan and live print and report the returned result at once, before reading the
+    database back: it must carry the baseline and the level that rests on it."""
+    save_with_baseline(store, result(1, 0.2), RULES)
+    pk, returned = save_with_baseline(store, result(2, 0.5), RULES)
+    stored = by_day(store)[2]
+    assert stored.pk == pk
+    assert returned.metrics["negative_share_vs_baseline"] == pytest.approx(30.0)
+    assert returned.metrics == stored.metrics
+    assert (returned.assessment.level, returned.assessment.rule) == (
+        "moderate", "above-usual")
+    _, first = save_with_baseline(store, result(3, 0.1, student="ben"), RULES)
+    assert "negative_share_vs_baseline" not in first.metrics and first.assessment.level == "low"
+
+
+def test_a_session_is_compared_only_with_other_videos_recorded_before_it(store):
+    earlier, same_day = result(1, 0.2), result(2, 0.9, sha="b" * 64)
+    store.save(earlier)
+    store.save(same_day)
+    again = result(2, 0.5, sha="b" * 64)  # the day-2 video re-analysed: not its own baseline
+    compared = with_baseline(again, store.sessions_of("ana"), RULES)
+    assert compared.metrics["negative_share_vs_baseline"] == pytest.approx(30.0)
+    store.save(result(3, 0.9))  # recorded later: not a baseline of day 2
+    compared = with_baseline(result(2, 0.5, sha="c" * 64), store.sessions_of("ana"), RULES)
+    assert compared.metrics["negative_share_vs_baseline"] == pytest.approx(30.0)
+    alone = with_baseline(result(1, 0.4, sha="d" * 64), store.sessions_of("ana"), RULES)
+    assert "negative_share_vs_baseline" not in alone.metrics
+
+
+def test_a_result_assessed_with_other_rules_keeps_its_level_when_compared(store):
+    store.save(result(1, 0.2))
+    compared = with_baseline(result(2, 0.9, level="high", rules_tag="default@old"),
+                             store.sessions_of("ana"), RULES)
+    assert compared.metrics["negative_share_vs_baseline"] == pytest.approx(70.0)
+    assert (compared.assessment.level, compared.assessment.rules_version) == (
+        "high", "default@old")
+
+
+def test_refreshing_counts_the_sessions_it_changed_and_re_assesses_only_its_own_rules(store):
+    store.save(result(1, 0.2))
+    store.save(result(2, 0.5))
+    store.save(result(3, 0.9, level="low", rules_tag="default@old"))
+    assert refresh_baselines(store, "ana", RULES) == 2
+    assert refresh_baselines(store, "ana", RULES) == 0
+    sessions = by_day(store)
+    assert sessions[2].level == "moderate"
+    assert (sessions[3].level, sessions[3].rules_version) == ("low", "default@old")

@@ -16,6 +16,7 @@ from screener.estimate import (
     label_shares,
     probabilistic_adjusted_count,
     project_to_simplex,
+    simplex_least_squares,
 )
 from screener.resources import resource_path
 
@@ -248,3 +249,69 @@ def test_without_a_profile_the_top_labels_are_counted_not_the_probabilities():
     unsure = np.tile(np.eye(K)[SAD] * 0.4 + np.eye(K)[HAPPY] * 0.6, (40, 1))
     estimate = estimate_negative_share(unsure, NEGATIVE, None)
     assert (estimate.low, estimate.share, estimate.high) == (0.0, 0.0, 0.0)
+
+
+
+def test_label_shares_count_every_emotion_even_from_one_face():
+    assert label_shares(one_hot([SAD])).tolist() == one_hot([SAD])[0].tolist()
+    assert label_shares(one_hot([ANGRY, ANGRY])).shape == (K,)
+    assert label_shares(np.zeros((0, K))).tolist() == [0.0] * K
+
+
+def test_a_profile_without_mean_probabilities_corrects_the_top_labels():
+    rates = two_in_three_rates()
+    hard = ErrorProfile(confusion=rates * 300)
+    mix = np.zeros(K)
+    mix[[SAD, HAPPY]] = [0.7, 0.3]
+    faces = faces_with_label_shares(mix, rates, 5_000) * 0.6 + 0.4 / K  # soft, same top labels
+    assert probabilistic_adjusted_count(faces, hard) == pytest.approx(mix, abs=0.002)
+    assert probabilistic_adjusted_count(faces, hard) == pytest.approx(adjusted_count(faces, hard))
+
+
+def test_em_divides_by_the_training_priors_it_was_given():
+    """As above, with posteriors made under uneven training priors: EM must take those priors
+    out before it puts the session's in, and it settles within its default iterations."""
+    rng = np.random.default_rng(5)
+    likelihood = rng.dirichlet(np.ones(K) * 0.7, size=K) + 2 * np.eye(K)
+    likelihood /= likelihood.sum(axis=1, keepdims=True)
+    training = np.array([0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])
+    posterior = training[:, None] * likelihood
+    posterior = (posterior / posterior.sum(axis=0)).T
+    truth = np.array([0.3, 0.0, 0.2, 0.05, 0.3, 0.05, 0.1])
+    faces = np.repeat(posterior, np.round(truth @ likelihood * 20_000).astype(int), axis=0)
+    assert em_priors(faces, training) == pytest.approx(truth, abs=0.01)
+
+
+def test_an_uneven_last_block_counts_as_a_block_in_the_widening():
+    """25 faces in blocks of 3: nine blocks, the last of one face."""
+    faces = one_hot([SAD if i % 7 < 3 else HAPPY for i in range(25)])
+    assert block_length(25, 30) == 3
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert (estimate.low, estimate.high) == pytest.approx(_raw_interval(faces, 3), rel=1e-9)
+
+
+def test_the_simplex_solver_reaches_an_interior_optimum_exactly():
+    """A poorly conditioned soft confusion (neighbouring classes alike), as the shipped one."""
+    rates = 0.55 * np.eye(K) + 0.35 * np.roll(np.eye(K), 1, axis=1) + 0.1 / K
+    truth = np.array([[0.1, 0.05, 0.2, 0.15, 0.25, 0.1, 0.15], [0.3, 0.1, 0.1, 0.1, 0.1, 0.2, 0.1]])
+    solved = simplex_least_squares(rates, truth @ rates)
+    assert solved == pytest.approx(truth, abs=1e-6)
+
+
+def test_a_models_profile_falls_back_to_its_recorded_confusion(tmp_path):
+    import json
+
+    confusion = (two_in_three_rates() * 100).tolist()
+    model = tmp_path / "m.onnx"
+    model.with_suffix(".json").write_text(json.dumps({"evaluation": {"confusion": confusion}}))
+    profile = ErrorProfile.for_model(model)
+    assert profile.confusion.tolist() == confusion and profile.mean_probabilities is None
+    assert profile.source == "m.json"
+    recorded = {"error_profile": {"confusion": confusion, "model": "m@abc+flip0.2"},
+                "evaluation": {"confusion": np.eye(K).tolist()}}
+    model.with_suffix(".json").write_text(json.dumps(recorded))
+    profile = ErrorProfile.for_model(model)
+    assert profile.confusion.tolist() == confusion and profile.source == "m@abc+flip0.2"
+    model.with_suffix(".json").write_text(json.dumps({"name": "m"}))
+    assert ErrorProfile.for_model(model) is None
+    assert ErrorProfile.for_model(tmp_path / "none.onnx") is None

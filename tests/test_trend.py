@@ -81,3 +81,37 @@ def test_sessions_stored_before_estimates_existed_are_left_out(store):
     store.update_metrics(sessions[0].pk, {"negative_share": 0.2})
     trend = student_trend(store.sessions_of("ana"))
     assert days(trend.baseline) == [2, 3] and days(trend.recent) == [4]
+
+
+def test_steady_says_which_sessions_overlap_the_usual_band_in_words(store):
+    one = student_trend(history(store, [0.2, 0.3, 0.25]))
+    assert one.explanation == (
+        "No clear change: the latest session overlaps the student's usual 25% (median of 2 "
+        "earlier sessions, typical interval 20%-30%).")
+
+
+def test_steady_with_two_recent_sessions_uses_the_plural(store):
+    two = student_trend(history(store, [0.2, 0.3, 0.25, 0.3, 0.2]))
+    assert days(two.recent) == [4, 5] and days(two.baseline) == [1, 2, 3]
+    assert two.explanation == (
+        "No clear change: the latest 2 sessions overlap the student's usual 25% (median of 3 "
+        "earlier sessions, typical interval 20%-30%).")
+
+
+def test_with_four_sessions_the_latest_two_are_compared_with_the_two_before(store):
+    trend = student_trend(history(store, [0.1, 0.15, 0.6, 0.65]))
+    assert days(trend.recent) == [3, 4] and days(trend.baseline) == [1, 2]
+    assert trend.direction == "rising"
+    assert "the latest 2 sessions lie above" in trend.explanation
+
+
+def test_falling_needs_the_recent_intervals_wholly_below_the_usual_intervals(store):
+    # Usual intervals 0.45-0.55; the latest reach 0.50 and 0.49: inside the band, not below it.
+    steady = student_trend(history(store, [0.5, 0.5, 0.5, 0.45, 0.44]))
+    assert steady.direction == "steady"
+
+
+def test_rising_needs_the_recent_intervals_wholly_above_the_usual_intervals(store):
+    # The latest intervals start at 0.50 and 0.51, inside the usual 0.45-0.55.
+    steady = student_trend(history(store, [0.5, 0.5, 0.5, 0.55, 0.56]))
+    assert steady.direction == "steady"
