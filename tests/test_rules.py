@@ -446,3 +446,45 @@ def test_the_baseline_metric_moves_with_the_estimate():
     assert rules.levels_within_interval(wide) == ["low", "high"]  # at 40%: 15 points above
     narrow = {**wide, "negative_share_low": 0.46}
     assert rules.levels_within_interval(narrow) == ["high"]  # at 46%: 21 points above
+
+
+def test_a_baseline_threshold_inside_the_interval_counts():
+    """A narrow band on the baseline metric, reached only inside the interval: at 60% the
+    session is 20 points above its baseline, at 60.05% 20.05."""
+    rules = parse_rules(
+        '[[rule]]\nlevel = "low"\nwhen = { negative_share_vs_baseline = ">= 20.05" }\n'
+        '[[rule]]\nlevel = "moderate"\nwhen = { negative_share_vs_baseline = ">= 20" }\n'
+        + FALLBACK, "baseline band")
+    values = metrics(negative_share_est=0.5, negative_share_low=0.35, negative_share_high=0.75,
+                     negative_share_vs_baseline=10)
+    assert rules.assess(values).level == "low"
+    assert rules.levels_within_interval(values) == ["low", "moderate"]
+    assert rules.levels_within_interval({**values, "negative_share_high": 0.59}) == ["low"]
+
+
+def test_a_threshold_exactly_at_an_end_of_the_interval_adds_no_level_beyond_it():
+    at_least = parse_rules(
+        '[[rule]]\nlevel = "high"\nwhen = { negative_share_est = ">= 0.5" }\n' + FALLBACK, "ge")
+    from_threshold = metrics(negative_share_est=0.55, negative_share_low=0.5,
+                             negative_share_high=0.6)
+    assert at_least.levels_within_interval(from_threshold) == ["high"]
+    above = parse_rules(
+        '[[rule]]\nlevel = "high"\nwhen = { negative_share_est = "> 0.6" }\n' + FALLBACK, "gt")
+    assert above.levels_within_interval(from_threshold) == ["low"]
+
+
+def test_every_other_level_in_the_interval_is_named():
+    wide = metrics(face_frames=60, negative_share_est=0.55, negative_share_low=0.25,
+                   negative_share_high=0.7, longest_negative_run_s=20, negative_episodes=2)
+    rules = load_rules("default")
+    assert rules.levels_within_interval(wide) == ["low", "moderate", "high"]
+    assert rules.assess(wide).explanation.endswith(
+        "Within the estimate's 90% interval (25% to 70%) the level could also be low or "
+        "moderate.")
+
+
+def test_the_explanation_joins_every_condition_that_fired():
+    fired = load_rules("default").assess(
+        metrics(face_frames=60, negative_share_est=0.8, longest_negative_run_s=20))
+    assert "Fired because negative_share_est = 0.8 (negative_share_est >= 0.5) and " \
+           "longest_negative_run_s = 20 (longest_negative_run_s >= 10)." in fired.explanation
