@@ -294,3 +294,22 @@ def test_negative_probability_does_not_change_with_the_process_hash_seed():
         for seed in range(8)
     }
     assert values == {"0.21057"}
+
+
+def test_the_estimates_blocks_last_thirty_seconds_whatever_the_sampling():
+    """At two faces a second a 30-s block is 60 faces: the interval must be the one made with
+    blocks of that many faces, not of 30 or of 15."""
+    from screener.estimate import estimate_negative_share
+
+    rng = np.random.default_rng(11)
+    labels = [("sad" if (i // 45) % 3 == 0 else "happy") for i in range(600)]
+    labels = [label if rng.random() > 0.1 else "neutral" for label in labels]
+    obs = observations(labels, step_s=0.5)
+    m = session_metrics(obs, NEGATIVE, min_run=5, step_s=0.5)
+    probabilities = np.array([o.probabilities for o in obs])
+    expected = estimate_negative_share(probabilities, sorted(NEGATIVE), None, block=60)
+    assert (m["negative_share_low"], m["negative_share_high"]) == pytest.approx(
+        (expected.low, expected.high))
+    for other in (30, 15, 120):
+        wrong = estimate_negative_share(probabilities, sorted(NEGATIVE), None, block=other)
+        assert (wrong.low, wrong.high) != pytest.approx((expected.low, expected.high))
