@@ -193,3 +193,9 @@ def test_refreshing_counts_the_sessions_it_changed_and_re_assesses_only_its_own_
     sessions = by_day(store)
     assert sessions[2].level == "moderate"
     assert (sessions[3].level, sessions[3].rules_version) == ("low", "default@old")
+
+
+def test_the_difference_from_the_baseline_keeps_two_decimals(store):
+    save(store, result(1, 0.2))
+    save(store, result(2, 0.45678))
+    assert by_day(store)[2].metrics["negative_share_vs_baseline"] == 25.68

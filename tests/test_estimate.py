@@ -16,6 +16,7 @@ from screener.estimate import (
     label_shares,
     probabilistic_adjusted_count,
     project_to_simplex,
+    reweighted,
     simplex_least_squares,
 )
 from screener.resources import resource_path
@@ -315,3 +316,28 @@ def test_a_models_profile_falls_back_to_its_recorded_confusion(tmp_path):
     model.with_suffix(".json").write_text(json.dumps({"name": "m"}))
     assert ErrorProfile.for_model(model) is None
     assert ErrorProfile.for_model(tmp_path / "none.onnx") is None
+
+
+def test_a_profile_is_measured_as_counts_of_top_labels_and_mean_probabilities_per_class():
+    probabilities = np.array([
+        [0.6, 0.0, 0.0, 0.0, 0.4, 0.0, 0.0],  # angry, read angry
+        [0.2, 0.0, 0.0, 0.0, 0.8, 0.0, 0.0],  # angry, read sad
+        [0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1],  # sad, read sad
+    ])
+    profile = ErrorProfile.measure(probabilities, np.array([ANGRY, ANGRY, SAD]), source="m")
+    expected = np.zeros((K, K))
+    expected[ANGRY, ANGRY] = expected[ANGRY, SAD] = expected[SAD, SAD] = 1
+    assert profile.confusion.tolist() == expected.tolist()
+    assert profile.mean_probabilities[ANGRY] == pytest.approx([0.4, 0, 0, 0, 0.6, 0, 0])
+    assert profile.mean_probabilities[SAD] == pytest.approx(probabilities[2])
+    assert profile.mean_probabilities[HAPPY].tolist() == [0.0] * K  # no happy face seen
+    assert profile.source == "m"
+    assert profile.priors[[ANGRY, SAD]] == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_reweighting_moves_each_posterior_by_the_ratio_of_new_to_training_priors():
+    face = np.array([[0.5, 0, 0, 0.25, 0.25, 0, 0]])
+    training = np.array([0.2, 0.1, 0.1, 0.25, 0.1, 0.05, 0.2])
+    mix = np.array([0.1, 0, 0, 0.1, 0.8, 0, 0])
+    weighted = np.array([0.5 * 0.1 / 0.2, 0, 0, 0.25 * 0.1 / 0.25, 0.25 * 0.8 / 0.1, 0, 0])
+    assert reweighted(face, mix, training)[0] == pytest.approx(weighted / weighted.sum())
