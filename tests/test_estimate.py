@@ -336,8 +336,10 @@ def test_a_profile_is_measured_as_counts_of_top_labels_and_mean_probabilities_pe
 
 
 def test_reweighting_moves_each_posterior_by_the_ratio_of_new_to_training_priors():
-    face = np.array([[0.5, 0, 0, 0.25, 0.25, 0, 0]])
+    faces = np.array([[0.5, 0, 0, 0.25, 0.25, 0, 0], one_hot([HAPPY])[0]])
     training = np.array([0.2, 0.1, 0.1, 0.25, 0.1, 0.05, 0.2])
     mix = np.array([0.1, 0, 0, 0.1, 0.8, 0, 0])
     weighted = np.array([0.5 * 0.1 / 0.2, 0, 0, 0.25 * 0.1 / 0.25, 0.25 * 0.8 / 0.1, 0, 0])
-    assert reweighted(face, mix, training)[0] == pytest.approx(weighted / weighted.sum())
+    moved = reweighted(faces, mix, training)
+    assert moved[0] == pytest.approx(weighted / weighted.sum())
+    assert moved[1] == pytest.approx(one_hot([HAPPY])[0])  # each face normalised on its own
