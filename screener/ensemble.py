@@ -20,7 +20,7 @@ from screener.emotions import EMOTIONS, INPUT_SIZE
 from screener.evaluation import Evaluation, draw_confusion
 from screener.fer_data import LabelledImages
 from screener.settings import EmotionSettings
-from screener.training import calibrate_onnx, evaluate_onnx
+from screener.training import calibrate_onnx, evaluate_onnx, measured_on_val
 
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probabilities"
@@ -92,14 +92,7 @@ def _write_card(
              "architecture": card.get("architecture"), "parameters": card.get("parameters")}
             for member, card in zip(members, member_cards, strict=True)
         ],
-        "classes": list(EMOTIONS),
-        "input": "48x48 grey, scaled to [-1, 1]",
-        "val_accuracy": round(evaluation.accuracy, 4),
-        "flip_margin": flip_margin,
-        "val_accuracy_by_flip_margin": {
-            f"{margin:g}": round(e.accuracy, 4) for margin, e in evaluations.items()
-        },
-        "val_images": evaluation.count,
+        **measured_on_val(evaluations, flip_margin),
         "evaluation": evaluation.to_dict(),
         "description": (
             f"an ensemble of {len(members)} networks trained by screener on FER2013; accuracy "

@@ -347,6 +347,22 @@ def calibrate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float) ->
     return calibration
 
 
+def measured_on_val(evaluations: dict[float, Evaluation], flip_margin: float) -> dict[str, Any]:
+    """The card's fields every shipped model has, trained or joined: what it reads and how
+    accurate it is on `val` at each flip margin measured (the headline at `flip_margin`)."""
+    evaluation = evaluations[flip_margin]
+    return {
+        "classes": list(EMOTIONS),
+        "input": "48x48 grey, scaled to [-1, 1]",
+        "val_accuracy": round(evaluation.accuracy, 4),
+        "flip_margin": flip_margin,
+        "val_accuracy_by_flip_margin": {
+            f"{margin:g}": round(e.accuracy, 4) for margin, e in evaluations.items()
+        },
+        "val_images": evaluation.count,
+    }
+
+
 def write_model_card_json(
     out_path: Path,
     settings: TrainSettings,
@@ -364,14 +380,7 @@ def write_model_card_json(
         "name": out_path.stem,
         "architecture": architecture(settings),
         "parameters": int(parameters),
-        "classes": list(EMOTIONS),
-        "input": "48x48 grey, scaled to [-1, 1]",
-        "val_accuracy": round(evaluation.accuracy, 4),
-        "flip_margin": flip_margin,
-        "val_accuracy_by_flip_margin": {
-            f"{margin:g}": round(e.accuracy, 4) for margin, e in evaluations.items()
-        },
-        "val_images": evaluation.count,
+        **measured_on_val(evaluations, flip_margin),
         "epochs_run": int(state.get("epochs_run", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
         "train_wall_s": round(wall_s, 1),
