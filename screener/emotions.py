@@ -37,6 +37,20 @@ def preprocess(crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     return batch / 127.5 - 1.0
 
 
+def zoom_faces(batch: np.ndarray, zoom: float) -> np.ndarray:
+    """Each (N, 48, 48, 1) face scaled about its centre, edges repeated where it shrinks: the
+    framing a slightly tighter or looser crop would have given."""
+    import cv2
+
+    centre = (INPUT_SIZE - 1) / 2
+    matrix = cv2.getRotationMatrix2D((centre, centre), 0.0, zoom)
+    return np.stack([
+        cv2.warpAffine(face[..., 0], matrix, (INPUT_SIZE, INPUT_SIZE),
+                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., np.newaxis]
+        for face in batch
+    ])
+
+
 class EmotionModel(Protocol):
     """Anything that turns grey 48x48 face crops into probabilities over `EMOTIONS`."""
 
@@ -59,6 +73,9 @@ class ModelCard:
     """Calibration temperature fitted on held-out faces (1: uncalibrated)."""
     ece: float | None = None
     """Expected calibration error of its probabilities, when the card records one."""
+    unsure_zooms: tuple[float, ...] = ()
+    """Zooms at which the faces run mirrored are also run, each straight and mirrored: a
+    property of the model, chosen with its accuracy, so every use of it runs it alike."""
 
     @classmethod
     def for_model(cls, model_path: Path, flip_margin: float = 0.0) -> ModelCard:
@@ -80,6 +97,7 @@ class ModelCard:
             description=meta.get("description", ""),
             temperature=float(meta.get("calibration", {}).get("temperature", 1.0)),
             ece=recorded_ece(meta),
+            unsure_zooms=tuple(float(z) for z in meta.get("unsure_zooms", ())),
         )
 
 
@@ -149,9 +167,13 @@ class OnnxEmotionModel:
         self.temperature = self.card.temperature if temperature is None else temperature
         if self.temperature <= 0:
             raise ModelError(f"calibration temperature must be positive, not {self.temperature}")
+        self.zooms = self.card.unsure_zooms if flip_margin else ()
+        if any(not 0.5 <= zoom <= 2.0 for zoom in self.zooms):
+            raise ModelError(f"unsure_zooms must be between 0.5 and 2, not {self.zooms}")
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
+        zoomed = "+zoom" + ",".join(f"{z:g}" for z in self.zooms) if self.zooms else ""
         calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""
-        self.name = f"{self.card.name}@{_file_digest(path)}{mirrored}{calibrated}"
+        self.name = f"{self.card.name}@{_file_digest(path)}{mirrored}{zoomed}{calibrated}"
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -160,8 +182,13 @@ class OnnxEmotionModel:
         probabilities = self._run(batch)
         unsure = self.unsure(probabilities)
         if unsure.size:
-            mirrored = self._run(batch[unsure, :, ::-1])
-            probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
+            faces = batch[unsure]
+            views = [faces[:, :, ::-1]]
+            for zoom in self.zooms:
+                zoomed = zoom_faces(faces, zoom)
+                views += [zoomed, zoomed[:, :, ::-1]]
+            total = probabilities[unsure] + sum(self._run(view) for view in views)
+            probabilities[unsure] = total / (1 + len(views))
         return apply_temperature(probabilities, self.temperature)
 
     def unsure(self, probabilities: np.ndarray) -> np.ndarray:

@@ -50,12 +50,19 @@ class EnsembleResult:
 
 
 def build_ensemble(
-    members: Sequence[Path], out_path: Path, val_data: LabelledImages
+    members: Sequence[Path], out_path: Path, val_data: LabelledImages,
+    unsure_zooms: Sequence[float] = (),
 ) -> EnsembleResult:
     """Join the members, measure the ensemble on `val` as scans run it, fit its calibration
     there, and write its card (.json, confusion matrix, reliability diagram) as `screener
-    train` does for one network, so the ensemble ships like any model."""
+    train` does for one network, so the ensemble ships like any model.
+
+    `unsure_zooms` go in the card first (`ModelCard.unsure_zooms`), so that it is measured and
+    calibrated as it will run."""
     joined = join_models(members, out_path)
+    out_path.with_suffix(".json").write_text(
+        json.dumps({"unsure_zooms": list(unsure_zooms)}) + "\n"
+    )
     member_accuracy = {
         member.name: evaluate_onnx(member.path, val_data).accuracy for member in joined
     }
@@ -63,7 +70,7 @@ def build_ensemble(
     evaluations = {m: evaluate_onnx(out_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
     draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
     calibration = calibrate_onnx(out_path, val_data, margin)
-    _write_card(out_path, joined, evaluations, margin, member_accuracy)
+    _write_card(out_path, joined, evaluations, margin, member_accuracy, unsure_zooms)
     store_calibration(out_path, calibration)
     return EnsembleResult(
         out_path, joined, evaluations[margin],
@@ -77,6 +84,7 @@ def _write_card(
     evaluations: dict[float, Evaluation],
     flip_margin: float,
     member_accuracy: dict[str, float],
+    unsure_zooms: Sequence[float],
 ) -> None:
     evaluation = evaluations[flip_margin]
     member_cards = [_member_card(member.path) for member in members]
@@ -93,11 +101,14 @@ def _write_card(
             for member, card in zip(members, member_cards, strict=True)
         ],
         **measured_on_val(evaluations, flip_margin),
+        "unsure_zooms": list(unsure_zooms),
         "evaluation": evaluation.to_dict(),
         "description": (
             f"an ensemble of {len(members)} networks trained by screener on FER2013; accuracy "
             f"{evaluation.accuracy:.1%} on the {evaluation.count} FER2013 PublicTest (val) "
-            f"images, mirroring the faces it is unsure of (flip margin {flip_margin:g})"
+            f"images, running the faces it is unsure of (flip margin {flip_margin:g}) mirrored"
+            + (f" and at zooms {', '.join(f'{z:g}' for z in unsure_zooms)}"
+               if unsure_zooms else "")
         ),
     }
     out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

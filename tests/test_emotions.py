@@ -224,3 +224,52 @@ def test_card_states_the_most_honest_calibration_error_it_records(tmp_path):
     crossed = {"calibration": {"ece_after": 0.02, "ece_cross_fitted": 0.016}}
     assert ModelCard.for_model(_card_json(tmp_path, crossed), 0.2).ece == 0.016
     assert ModelCard.for_model(_card_json(tmp_path, {"ece": 0.03}), 0.2).ece == 0.03
+
+
+def test_zooming_a_face_scales_it_about_its_centre():
+    from screener.emotions import zoom_faces
+
+    face = np.zeros((1, 48, 48, 1), np.float32)
+    face[0, 20:28, 20:28] = 1.0  # an 8x8 square in the middle
+    assert np.array_equal(zoom_faces(face, 1.0), face)
+    assert (zoom_faces(face, 2.0) > 0.5).sum() == pytest.approx(256, abs=40)
+    assert (zoom_faces(face, 0.5) > 0.5).sum() == pytest.approx(16, abs=8)
+    edge = np.zeros((1, 48, 48, 1), np.float32)
+    edge[0, :, :2] = 1.0
+    assert zoom_faces(edge, 0.8)[0, 24, 0, 0] == 1.0  # a border is repeated, not black
+
+
+def test_a_model_card_can_run_its_unsure_faces_at_other_zooms_too(tmp_path):
+    """A model whose answer depends on the face's left half, so every view differs."""
+    import json
+    import shutil
+
+    from screener.emotions import zoom_faces
+    from tests.conftest import brightness_model
+
+    base = brightness_model(tmp_path / "bright.onnx", left_half=True)
+    zoomed = tmp_path / "zoomed.onnx"
+    shutil.copy(base, zoomed)
+    zoomed.with_suffix(".json").write_text(json.dumps({"name": "z", "unsure_zooms": [1.2, 0.8]}))
+    rng = np.random.default_rng(8)
+    crops = rng.integers(0, 256, (30, 48, 48), dtype=np.uint8)
+    crops[:10, :, :24] = 250  # sure: a bright left half
+    raw = OnnxEmotionModel(base, temperature=1.0)
+    one_pass = raw.predict(crops)
+    model = OnnxEmotionModel(zoomed, flip_margin=0.9, temperature=1.0)
+    unsure = model.unsure(one_pass)
+    assert 0 < len(unsure) < len(crops)
+    faces = preprocess(crops[unsure])
+    views = [faces, faces[:, :, ::-1]]
+    for zoom in (1.2, 0.8):
+        views += [zoom_faces(faces, zoom), zoom_faces(faces, zoom)[:, :, ::-1]]
+    session = OnnxEmotionModel(base, temperature=1.0)._session
+    expected = one_pass.copy()
+    expected[unsure] = np.mean([session.run(None, {"faces": v})[0] for v in views], axis=0)
+    assert np.allclose(model.predict(crops), expected, atol=1e-6)
+    assert model.name.endswith("+flip0.9+zoom1.2,0.8")
+    one = OnnxEmotionModel(zoomed, flip_margin=0.0, temperature=1.0)
+    assert "+zoom" not in one.name and np.allclose(one.predict(crops), one_pass, atol=1e-6)
+    zoomed.with_suffix(".json").write_text(json.dumps({"unsure_zooms": [3.0]}))
+    with pytest.raises(ModelError, match="unsure_zooms"):
+        OnnxEmotionModel(zoomed, flip_margin=0.2)

@@ -148,3 +148,22 @@ def test_the_ensemble_command_writes_a_model_scans_can_load(tmp_path, members, f
     wrong = runner.invoke(app, ["ensemble", *map(str, members), "--data", str(faces_folder),
                                 "--out", str(tmp_path / "joined.keras")])
     assert wrong.exit_code == 2 and "must end in .onnx" in wrong.output
+
+
+def test_zooms_for_unsure_faces_are_stored_and_measured_with_the_ensemble(
+    tmp_path, members, faces_folder
+):
+    runner = CliRunner()
+    out = tmp_path / "zoomed.onnx"
+    result = runner.invoke(app, ["ensemble", *map(str, members), "--data", str(faces_folder),
+                                 "--out", str(out), "--unsure-zooms", "1.1,0.9"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["unsure_zooms"] == [1.1, 0.9] and "zooms 1.1, 0.9" in card["description"]
+    assert card["calibration"]["temperature"] > 0
+    assert "+zoom1.1,0.9" in OnnxEmotionModel(out, flip_margin=0.2).name
+    for bad in ("1.1,x", "3"):
+        refused = runner.invoke(app, ["ensemble", *map(str, members), "--data",
+                                      str(faces_folder), "--out", str(out),
+                                      "--unsure-zooms", bad])
+        assert refused.exit_code == 2 and "--unsure-zooms" in refused.output

@@ -319,6 +319,12 @@ def ensemble(
                      help="Where to write the joined model; its .json, confusion matrix and "
                      "reliability diagram go beside it."),
     ],
+    unsure_zooms: Annotated[
+        str,
+        typer.Option(metavar="Z,Z,...",
+                     help="Also run the faces it is unsure of (those run mirrored) at these "
+                     "zooms, each straight and mirrored, and average all; e.g. 1.1,0.9."),
+    ] = "",
 ) -> None:
     """Join trained models into one ONNX file that averages their probabilities (needs the
     "train" extra, for the onnx package).
@@ -337,8 +343,16 @@ def ensemble(
     if importlib.util.find_spec("onnx") is None:
         raise fail('joining models needs the onnx package: pip install "screener[train]"')
     try:
+        zooms = tuple(float(z) for z in unsure_zooms.split(",") if z.strip())
+    except ValueError:
+        raise fail(
+            f"--unsure-zooms must be comma-separated numbers, not {unsure_zooms!r}"
+        ) from None
+    if any(not 0.5 <= z <= 2.0 for z in zooms):
+        raise fail(f"--unsure-zooms must be between 0.5 and 2, not {unsure_zooms}")
+    try:
         val_data = load_split(data, "val")
-        result = build_ensemble(members, out, val_data)
+        result = build_ensemble(members, out, val_data, zooms)
     except (EnsembleError, DatasetError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
