@@ -19,7 +19,7 @@ from screener.estimate import (
     reweighted,
     simplex_least_squares,
 )
-from screener.resources import resource_path
+from screener.settings import Settings
 
 K = len(EMOTIONS)
 NEGATIVE = ("angry", "fear", "sad")
@@ -46,7 +46,7 @@ def faces_with_label_shares(mix: np.ndarray, rates: np.ndarray, n: int) -> np.nd
 
 
 def shipped_profile() -> ErrorProfile:
-    profile = ErrorProfile.for_model(resource_path("models") / "emotion_minixception.onnx")
+    profile = ErrorProfile.for_model(Settings().model_path)
     assert profile is not None and profile.mean_probabilities is not None
     return profile
 
