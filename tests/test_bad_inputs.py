@@ -470,7 +470,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
     file must still give one session, and say how much of it could not be decoded."""
     from tests.test_analysis import damaged_h264
 
-    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut)
+    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut, conceal_differently=False)
     stored = {}
     for workers in ("1", "2"):
         db = f"sqlite:///{folder.parent}/workers{workers}.db"
