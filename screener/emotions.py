@@ -118,7 +118,8 @@ def _file_digest(path: Path) -> str:
 
 
 class OnnxEmotionModel:
-    """The exported mini-Xception run by ONNX Runtime on the CPU, in batches."""
+    """An exported emotion network (or ensemble, one graph) run by ONNX Runtime on the CPU, in
+    batches."""
 
     def __init__(
         self,
