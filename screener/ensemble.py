@@ -136,9 +136,9 @@ def join_models(members: Sequence[Path], out_path: Path) -> list[Member]:
         raise EnsembleError("each member must be a different file")
     if out_path.resolve() in {path.resolve() for path in members}:
         raise EnsembleError(f"{out_path} is one of the members: give another --out")
+    loaded = [_load_member(path) for path in members]
     graphs, opsets, joined = [], {}, []
-    for index, path in enumerate(members):
-        model = _load_member(path)
+    for index, (path, model) in enumerate(zip(members, loaded, strict=True)):
         for opset in model.opset_import:
             opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
         prefix = f"m{index}_"
@@ -150,14 +150,13 @@ def join_models(members: Sequence[Path], out_path: Path) -> list[Member]:
             node.input[:] = [INPUT_NAME if name == own_input else name for name in node.input]
         graphs.append(graph)
         joined.append(Member(path=path, name=path.stem))
-    first_input = _load_member(members[0]).graph.input[0]
     mean = helper.make_node(
         "Mean", [graph.output[0].name for graph in graphs], [OUTPUT_NAME], name="ensemble_mean"
     )
     graph = helper.make_graph(
         nodes=[node for g in graphs for node in g.node] + [mean],
         name="screener_ensemble",
-        inputs=[first_input],
+        inputs=[loaded[0].graph.input[0]],
         outputs=[helper.make_tensor_value_info(
             OUTPUT_NAME, onnx.TensorProto.FLOAT, ["batch", len(EMOTIONS)]
         )],
@@ -168,7 +167,7 @@ def join_models(members: Sequence[Path], out_path: Path) -> list[Member]:
         opset_imports=[helper.make_opsetid(domain, version) for domain, version in opsets.items()],
         producer_name="screener ensemble",
     )
-    model.ir_version = min(_load_member(path).ir_version for path in members)
+    model.ir_version = min(member.ir_version for member in loaded)
     onnx.checker.check_model(model)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out_path))
