@@ -24,6 +24,9 @@ NEGATIVE_EMOTIONS: frozenset[str] = frozenset({"angry", "sad", "fear"})
 
 INPUT_SIZE = 48
 
+ZOOMS = (0.5, 2.0)
+"""The zooms a model card's `unsure_zooms` may ask for: beyond them the face leaves the crop."""
+
 
 class ModelError(RuntimeError):
     """The emotion model file is missing or unusable."""
@@ -169,8 +172,9 @@ class OnnxEmotionModel:
         if self.temperature <= 0:
             raise ModelError(f"calibration temperature must be positive, not {self.temperature}")
         self.zooms = self.card.unsure_zooms if flip_margin else ()
-        if any(not 0.5 <= zoom <= 2.0 for zoom in self.zooms):
-            raise ModelError(f"unsure_zooms must be between 0.5 and 2, not {self.zooms}")
+        if any(not ZOOMS[0] <= zoom <= ZOOMS[1] for zoom in self.zooms):
+            raise ModelError(f"unsure_zooms must be between {ZOOMS[0]:g} and {ZOOMS[1]:g}, "
+                             f"not {self.zooms}")
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
         zoomed = "+zoom" + ",".join(f"{z:g}" for z in self.zooms) if self.zooms else ""
         calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""

@@ -335,6 +335,7 @@ def ensemble(
     """
     import importlib.util
 
+    from screener.emotions import ZOOMS
     from screener.ensemble import EnsembleError, build_ensemble
     from screener.fer_data import DatasetError, load_split
 
@@ -348,8 +349,9 @@ def ensemble(
         raise fail(
             f"--unsure-zooms must be comma-separated numbers, not {unsure_zooms!r}"
         ) from None
-    if any(not 0.5 <= z <= 2.0 for z in zooms):
-        raise fail(f"--unsure-zooms must be between 0.5 and 2, not {unsure_zooms}")
+    if any(not ZOOMS[0] <= z <= ZOOMS[1] for z in zooms):
+        raise fail(f"--unsure-zooms must be between {ZOOMS[0]:g} and {ZOOMS[1]:g}, "
+                   f"not {unsure_zooms}")
     try:
         val_data = load_split(data, "val")
         result = build_ensemble(members, out, val_data, zooms)
