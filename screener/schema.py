@@ -3,12 +3,15 @@ forward: the layout, kept apart from `store.py`, which reads and writes it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from screener.emotions import EMOTIONS
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 """1: the first release. 2: sessions.model_accuracy, so a report states the accuracy of the
@@ -94,3 +97,63 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_model_accuracy, 2: _add_evidence_frames,
 }
 """Schema version -> the step that brings a database from it to the next version."""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is not a screener database of a known version."""
+
+
+def schema_version(conn: Connection) -> int | None:
+    """None when the database holds no screener tables yet."""
+    if "screener_meta" not in sa.inspect(conn).get_table_names():
+        return None
+    row = conn.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+    ).first()
+    if row is None:
+        return None
+    try:
+        return int(row.value)
+    except ValueError:
+        raise StoreError(f"unreadable schema version {row.value!r}") from None
+
+
+def bring_forward(conn: Connection, create: bool, shown: str) -> None:
+    """Create the tables in an empty database (when `create`), or migrate an older one to
+    `SCHEMA_VERSION`; refuse another program's database or a newer screener's. Run inside the
+    caller's transaction, so a failed step leaves the database as it was."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if tables and "screener_meta" not in tables:
+        raise StoreError(f"{shown} is not a screener database")
+    version = schema_version(conn)
+    if version is None:
+        if not create:
+            raise StoreError(f"no screener database at {shown}")
+        metadata.create_all(conn)
+        conn.execute(meta_table.insert().values(key="schema_version",
+                                                value=str(SCHEMA_VERSION)))
+        return
+    if version > SCHEMA_VERSION:
+        raise _newer_schema(shown, version)
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](conn)
+        log.info("migrated %s from schema %d to %d", shown, step, step + 1)
+    conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                 .values(value=str(SCHEMA_VERSION)))
+
+
+def check_readable(conn: Connection, shown: str) -> None:
+    """For a database opened read-only, which cannot be migrated: only the current schema."""
+    version = schema_version(conn)
+    if version is None:
+        raise StoreError(f"{shown} is not a screener database")
+    if version > SCHEMA_VERSION:
+        raise _newer_schema(shown, version)
+    if version < SCHEMA_VERSION:
+        raise StoreError(f"{shown} has schema version {version}, older than this screener "
+                         f"reads ({SCHEMA_VERSION}); a scan brings it forward")
+
+
+def _newer_schema(shown: str, version: int) -> StoreError:
+    return StoreError(f"{shown} has schema version {version}, newer than this screener "
+                      f"understands ({SCHEMA_VERSION}); upgrade screener")

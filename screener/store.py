@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -38,20 +37,14 @@ from screener.domain import Assessment, Box, EvidenceFrame, Observation, Session
 from screener.emotions import EMOTIONS
 from screener.errors import first_line
 from screener.schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
+    StoreError,
+    bring_forward,
+    check_readable,
     evidence_frames,
-    meta_table,
-    metadata,
     observations,
     sessions,
     students,
 )
-
-log = logging.getLogger(__name__)
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is not a screener database of a known version."""
 
 
 @dataclass(frozen=True)
@@ -134,28 +127,10 @@ class Store:
             return re.sub(r"://[^/@]*@", "://***@", self.url)
 
     def _prepare(self, create: bool) -> None:
-        """Create a new database, or bring an older one forward, in one transaction: a failed
-        migration leaves the database at its old version."""
+        """In one transaction, so a failed migration leaves the database at its old version."""
         with write_transaction(self.engine) as conn:
             lock_schema(conn)
-            tables = set(sa.inspect(conn).get_table_names())
-            if tables and "screener_meta" not in tables:
-                raise StoreError(f"{self.safe_url} is not a screener database")
-            version = self.schema_version(conn)
-            if version is None:
-                if not create:
-                    raise StoreError(f"no screener database at {self.safe_url}")
-                metadata.create_all(conn)
-                conn.execute(meta_table.insert().values(key="schema_version",
-                                                        value=str(SCHEMA_VERSION)))
-                return
-            if version > SCHEMA_VERSION:
-                raise _newer_schema(self.safe_url, version)
-            for step in range(version, SCHEMA_VERSION):
-                MIGRATIONS[step](conn)
-                log.info("migrated %s from schema %d to %d", self.safe_url, step, step + 1)
-            conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
-                         .values(value=str(SCHEMA_VERSION)))
+            bring_forward(conn, create, self.safe_url)
 
     def _open_read_only(self, path: Path) -> None:
         path = path.absolute()
@@ -176,28 +151,7 @@ class Store:
 
     def _check_readable(self) -> None:
         with self.engine.connect() as conn:
-            version = self.schema_version(conn)
-        if version is None:
-            raise StoreError(f"{self.safe_url} is not a screener database")
-        if version > SCHEMA_VERSION:
-            raise _newer_schema(self.safe_url, version)
-        if version < SCHEMA_VERSION:
-            raise StoreError(f"{self.safe_url} has schema version {version}, older than this "
-                             f"screener reads ({SCHEMA_VERSION}); a scan brings it forward")
-
-    @staticmethod
-    def schema_version(conn: Connection) -> int | None:
-        if "screener_meta" not in sa.inspect(conn).get_table_names():
-            return None
-        row = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-        ).first()
-        if row is None:
-            return None
-        try:
-            return int(row.value)
-        except ValueError:
-            raise StoreError(f"unreadable schema version {row.value!r}") from None
+            check_readable(conn, self.safe_url)
 
     def stored_copy(self, sha256: str) -> StoredCopy | None:
         """Where and how this video's session was stored, if it was."""
@@ -374,11 +328,6 @@ class Store:
                               row.reason, bytes(row.jpeg))
                 for row in conn.execute(query)
             ]
-
-
-def _newer_schema(shown: str, version: int) -> StoreError:
-    return StoreError(f"{shown} has schema version {version}, newer than this screener "
-                      f"understands ({SCHEMA_VERSION}); upgrade screener")
 
 
 def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool) -> None:

@@ -36,7 +36,7 @@ TARGETS: dict[str, dict[str, list[str]]] = {
     },
     "scan": {
         # The skip-or-analyse and store-or-fail decisions of a scan, and the store's replace.
-        "mutate": ["screener/scan.py", "screener/store.py"],
+        "mutate": ["screener/scan.py", "screener/store.py", "screener/schema.py"],
         "tests": ["tests/test_store.py", "tests/test_cli_promises.py"],
         "pytest": ["-k", "not postgresql and not clients_saving and "
                          "(test_store or rescanning or database_fault)"],

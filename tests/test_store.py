@@ -24,7 +24,8 @@ from screener.domain import (
     VideoInfo,
     VideoJob,
 )
-from screener.store import SCHEMA_VERSION, Store, StoreError
+from screener.schema import SCHEMA_VERSION, schema_version
+from screener.store import Store, StoreError
 
 
 def make_result(student: str, day: int, sha: str, labels: list[str | None],
@@ -202,7 +203,7 @@ def test_a_version_1_database_migrates_forward_and_keeps_its_sessions(db_url: st
     store = Store(db_url)
     assert "model_accuracy" in columns(db_url)
     with store.engine.connect() as conn:
-        assert Store.schema_version(conn) == SCHEMA_VERSION == 3
+        assert schema_version(conn) == SCHEMA_VERSION == 3
     assert "evidence_frames" in tables(db_url)
     [old] = store.sessions_of("ana")
     assert old.model_accuracy is None and old.level == "low"
