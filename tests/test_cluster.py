@@ -167,6 +167,30 @@ def test_a_broken_video_fails_on_its_worker_and_the_others_are_stored(cluster, t
     assert len(list((tmp_path / "r").glob("ona*.html"))) == 1
 
 
+def test_a_damaged_video_scanned_on_the_cluster_is_stored_as_locally_and_says_so(
+        cluster, tmp_path, astronaut, caplog):
+    """Dask workers decode as process workers do: the damaged file gives the same session as a
+    local scan, and the scan still says, as it goes, how much of it could not be decoded."""
+    from tests.test_analysis import damaged_h264
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut, conceal_differently=False)
+    for mode, extra in [("local", []), ("dask", ["--cluster", cluster.scheduler_address])]:
+        caplog.clear()
+        result = run("scan", folder, "--out", tmp_path / mode, "--db",
+                     f"sqlite:///{tmp_path}/{mode}.db", *extra)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        assert "1 analysed, 0 unchanged, 0 failed" in result.output
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("damaged_2026-01-02.mp4: " in w and "could not be decoded" in w
+                   for w in warnings), (mode, warnings)
+    local = _stored(f"sqlite:///{tmp_path}/local.db")
+    assert _stored(f"sqlite:///{tmp_path}/dask.db") == local
+    [(fields, _)] = local.values()
+    assert "could not be decoded" in fields["metrics"]["data_quality"][0]
+
+
 def dying_analysis(settings: Settings, job) -> Analysed:
     """A worker task that kills its own process, as the OOM killer or a crashing codec would,
     for videos named `*crash-once*` (first attempt only) and `*crash-always*`. Each attempt's
