@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from screener.calibration import store_calibration
 from screener.emotions import EMOTIONS, INPUT_SIZE
 from screener.evaluation import Evaluation, draw_confusion
 from screener.fer_data import LabelledImages
+from screener.quantization import SCHEME, quantize_int8
 from screener.settings import EmotionSettings
 from screener.training import calibrate_onnx, evaluate_onnx, measured_on_val
 
@@ -51,15 +54,19 @@ class EnsembleResult:
 
 def build_ensemble(
     members: Sequence[Path], out_path: Path, val_data: LabelledImages,
-    unsure_zooms: Sequence[float] = (),
+    unsure_zooms: Sequence[float] = (), int8_faces: np.ndarray | None = None,
 ) -> EnsembleResult:
     """Join the members, measure the ensemble on `val` as scans run it, fit its calibration
     there, and write its card (.json, confusion matrix, reliability diagram) as `screener
     train` does for one network, so the ensemble ships like any model.
 
     `unsure_zooms` go in the card first (`ModelCard.unsure_zooms`), so that it is measured and
-    calibrated as it will run."""
+    calibrated as it will run. With `int8_faces` (preprocessed training faces, not `val`)
+    the joined model is quantized to int8 before anything is measured
+    (screener/quantization.py)."""
     joined = join_models(members, out_path)
+    if int8_faces is not None:
+        quantize_int8(out_path, int8_faces)
     out_path.with_suffix(".json").write_text(
         json.dumps({"unsure_zooms": list(unsure_zooms)}) + "\n"
     )
@@ -70,7 +77,8 @@ def build_ensemble(
     evaluations = {m: evaluate_onnx(out_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
     draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
     calibration = calibrate_onnx(out_path, val_data, margin)
-    _write_card(out_path, joined, evaluations, margin, member_accuracy, unsure_zooms)
+    _write_card(out_path, joined, evaluations, margin, member_accuracy, unsure_zooms,
+                None if int8_faces is None else len(int8_faces))
     store_calibration(out_path, calibration)
     return EnsembleResult(
         out_path, joined, evaluations[margin],
@@ -85,6 +93,7 @@ def _write_card(
     flip_margin: float,
     member_accuracy: dict[str, float],
     unsure_zooms: Sequence[float],
+    int8_faces: int | None,
 ) -> None:
     evaluation = evaluations[flip_margin]
     member_cards = [_member_card(member.path) for member in members]
@@ -102,9 +111,13 @@ def _write_card(
         ],
         **measured_on_val(evaluations, flip_margin),
         "unsure_zooms": list(unsure_zooms),
+        **({"quantization": {"scheme": SCHEME,
+                             "calibration": f"{int8_faces} FER2013 train faces"}}
+           if int8_faces is not None else {}),
         "evaluation": evaluation.to_dict(),
         "description": (
-            f"an ensemble of {len(members)} networks trained by screener on FER2013; accuracy "
+            f"an ensemble of {len(members)} networks trained by screener on FER2013"
+            f"{', run in int8' if int8_faces is not None else ''}; accuracy "
             f"{evaluation.accuracy:.1%} on the {evaluation.count} FER2013 PublicTest (val) "
             f"images, running the faces it is unsure of (flip margin {flip_margin:g}) mirrored"
             + (f" and at zooms {', '.join(f'{z:g}' for z in unsure_zooms)}"

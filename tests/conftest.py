@@ -197,6 +197,40 @@ def _mean_brightness_model(path: Path, name: str, weights: np.ndarray, bias: np.
     return path
 
 
+def conv_model(path: Path, seed: int = 0, filters: int = 16) -> Path:
+    """A real convolutional emotion model with random weights: int8 quantization acts on
+    convolutions and matrix products, which the brightness models have too few of."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    kernels = rng.normal(0, 0.3, (filters, 1, 5, 5)).astype(np.float32)
+    dense = rng.normal(0, 3.0, (filters, 7)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["faces"], ["nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Conv", ["nchw", "k", "kb"], ["conv"], strides=[2, 2]),
+            helper.make_node("Relu", ["conv"], ["relu"]),
+            helper.make_node("GlobalAveragePool", ["relu"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["features"]),
+            helper.make_node("MatMul", ["features", "w"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "conv",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", 48, 48, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 7])],
+        [numpy_helper.from_array(kernels, "k"),
+         numpy_helper.from_array(rng.normal(0, 0.1, filters).astype(np.float32), "kb"),
+         numpy_helper.from_array(dense, "w"),
+         numpy_helper.from_array(rng.normal(0, 0.5, 7).astype(np.float32), "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
 def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0.17,
                  band: float = 0.25) -> Path:
     """A real ONNX model whose answers are known from a face's mean brightness m (in the

@@ -325,6 +325,12 @@ def ensemble(
                      help="Also run the faces it is unsure of (those run mirrored) at these "
                      "zooms, each straight and mirrored, and average all; e.g. 1.1,0.9."),
     ] = "",
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="Store and run the ensemble in 8-bit integers, calibrated "
+                     "on training faces: about twice the faces/s and a quarter of the file, "
+                     "so more members fit the speed budget; its accuracy is measured as usual."),
+    ] = False,
 ) -> None:
     """Join trained models into one ONNX file that averages their probabilities (needs the
     "train" extra, for the onnx package).
@@ -338,6 +344,7 @@ def ensemble(
     from screener.emotions import ZOOMS
     from screener.ensemble import EnsembleError, build_ensemble
     from screener.fer_data import DatasetError, load_split
+    from screener.quantization import calibration_faces
 
     if out.suffix != ".onnx":
         raise fail(f"--out must end in .onnx, not {out.name}")
@@ -354,7 +361,8 @@ def ensemble(
                    f"not {unsure_zooms}")
     try:
         val_data = load_split(data, "val")
-        result = build_ensemble(members, out, val_data, zooms)
+        faces = calibration_faces(load_split(data, "train").images) if int8 else None
+        result = build_ensemble(members, out, val_data, zooms, faces)
     except (EnsembleError, DatasetError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -362,7 +370,8 @@ def ensemble(
     for name, accuracy in result.member_accuracy.items():
         say(f"member {name}: val accuracy {accuracy:.4f} alone, one pass")
     say(
-        f"ensemble of {len(result.members)}: val accuracy {result.evaluation.accuracy:.4f} as "
+        f"ensemble of {len(result.members)}{' in int8' if int8 else ''}: val accuracy "
+        f"{result.evaluation.accuracy:.4f} as "
         f"scans run it, {result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; "
         f"wrote {out} and {out.with_suffix('.json')}"
     )
