@@ -80,6 +80,7 @@ def test_the_ensemble_command_builds_an_int8_ensemble_and_says_so(tmp_path):
         result = runner.invoke(app, ["ensemble", *map(str, members), "--data", str(data),
                                      "--out", str(tmp_path / f"{name}.onnx"), *extra])
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "quantizing them to int8 on 60 train faces" in result.output
     assert "ensemble of 2 in int8: val accuracy" in result.output
     card = json.loads((tmp_path / "int8.json").read_text())
     assert card["quantization"]["calibration"] == "60 FER2013 train faces"

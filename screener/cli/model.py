@@ -362,6 +362,11 @@ def ensemble(
     try:
         val_data = load_split(data, "val")
         faces = calibration_faces(load_split(data, "train").images) if int8 else None
+        say("joining the models"
+            + (f", quantizing them to int8 on {len(faces)} train faces" if faces is not None
+               else "")
+            + f", then measuring and calibrating them on {len(val_data)} val images "
+            "(a minute or more)")
         result = build_ensemble(members, out, val_data, zooms, faces)
     except (EnsembleError, DatasetError) as exc:
         raise fail(str(exc)) from None
