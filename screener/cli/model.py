@@ -328,7 +328,7 @@ def ensemble(
     int8: Annotated[
         bool,
         typer.Option("--int8", help="Store and run the ensemble in 8-bit integers, calibrated "
-                     "on training faces: about twice the faces/s and a quarter of the file, "
+                     "on training faces: about three times the faces/s and a quarter of the file, "
                      "so more members fit the speed budget; its accuracy is measured as usual."),
     ] = False,
 ) -> None:
