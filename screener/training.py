@@ -36,15 +36,32 @@ from screener.networks import architecture, build_model
 from screener.settings import EmotionSettings, TrainSettings
 
 TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
+EXPORT_PACKAGES = ("tensorflow", "tf2onnx", "onnx")
+OTHER_BACKENDS = ("jax", "torch")
+"""Keras backends that can train without TensorFlow (`KERAS_BACKEND`), as on a GPU machine
+that has PyTorch or JAX but no TensorFlow; the ONNX export then waits for a machine with the
+train extra (`ExportDeferred`)."""
+
+
+class ExportDeferred(RuntimeError):
+    """Training ended, but this machine cannot export to ONNX: the same command, run again
+    where the train extra is installed, exports, measures and calibrates the best epoch."""
 
 
 def missing_training_packages() -> list[str]:
     """The training extra's packages that cannot be imported: checked before FER2013 is
-    loaded, which takes a while, rather than failing after it."""
+    loaded, which takes a while, rather than failing after it. Under a `KERAS_BACKEND` of
+    `OTHER_BACKENDS`, Keras and that backend are enough to train."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    needed = ("keras", backend) if backend in OTHER_BACKENDS else TRAINING_PACKAGES
+    return _missing(needed)
+
+
+def _missing(names: Sequence[str]) -> list[str]:
     import importlib
 
     missing = []
-    for name in TRAINING_PACKAGES:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -212,6 +229,9 @@ def train(
     if state:
         log(f"resuming from {checkpoint_dir} (best val accuracy so far {state['best']:.4f})")
 
+    if state.get("finished_epochs") == settings.epochs:
+        log(f"this run has finished ({state['epochs_run']} epochs): shipping its best epoch")
+        return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
     model = build_model(settings)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
@@ -250,6 +270,12 @@ def train(
             state["wall_s"] = state.get("wall_s", 0.0) + time.perf_counter() - self.started
             state_path.write_text(json.dumps(state))
 
+        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+            # Keras deletes its backup at the end of a run, so the same command run again
+            # (to export elsewhere, say) must know not to start over.
+            state["finished_epochs"] = settings.epochs
+            state_path.write_text(json.dumps(state))
+
     model.fit(
         batches,
         validation_data=(val_x, val_y),
@@ -273,6 +299,13 @@ def ship_checkpoint(
     """Copy the best epoch so far to `out_path`, export it to ONNX, and measure it on `val`.
 
     Also usable on a run still in progress, to ship its best checkpoint."""
+    missing = _missing(EXPORT_PACKAGES)
+    if missing:
+        raise ExportDeferred(
+            f"the best epoch is in {checkpoint_dir / 'best.keras'}; exporting it to ONNX needs "
+            f"{', '.join(missing)}: run the same command where the train extra is installed "
+            "(it does not train again) to export, measure and calibrate it"
+        )
     import keras
 
     state = json.loads((checkpoint_dir / "state.json").read_text())

@@ -155,8 +155,26 @@ def fake_training(monkeypatch, tmp_path):
                                onnx_path=out.with_suffix(".onnx"), wall_s=1.0)
 
     monkeypatch.setitem(sys.modules, "screener.training", SimpleNamespace(
-        train=train, missing_training_packages=lambda: []))
+        train=train, missing_training_packages=lambda: [], ExportDeferred=ExportDeferred))
     return tmp_path / "data", calls
+
+
+class ExportDeferred(RuntimeError):
+    pass
+
+
+def test_train_where_it_cannot_export_says_how_to_finish_and_succeeds(fake_training,
+                                                                       tmp_path, monkeypatch):
+    data, _ = fake_training
+
+    def deferred(*_args):  # noqa: ANN002
+        raise ExportDeferred("the best epoch is in ckpt/best.keras; run the same command")
+
+    monkeypatch.setattr(sys.modules["screener.training"], "train", deferred)
+    result = run("train", "--data", data, "--out", tmp_path / "m.keras")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "trained; the best epoch is in ckpt/best.keras; run the same command")
 
 
 def test_train_never_writes_the_shipped_model_unasked(fake_training, tmp_path, monkeypatch):

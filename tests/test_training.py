@@ -201,6 +201,51 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     assert json.loads(out.with_suffix(".json").read_text())["train_wall_s"] == pytest.approx(
         resumed.wall_s, abs=0.1)
 
+    # Keras deleted its backup when the run ended: the same command again ships, not retrains.
+    messages.clear()
+    again = train(stripes(160, 1), stripes(40, 2), out,
+                  TrainSettings(**{**vars(settings), "epochs": 5}), checkpoints,
+                  log=messages.append)
+    assert any("has finished (5 epochs)" in m for m in messages)
+    assert (again.epochs_run, again.wall_s) == (5, resumed.wall_s)
+    assert again.evaluation.accuracy == resumed.evaluation.accuracy
+
+
+def test_where_onnx_export_is_missing_training_stops_after_fit_and_the_command_finishes_later(
+    tmp_path: Path, monkeypatch
+):
+    """As on a GPU machine with PyTorch or JAX but no TensorFlow: the run trains, keeps its
+    best epoch and says how to finish; the same command on a machine with the train extra
+    exports without training again."""
+    import screener.training as training
+
+    real_missing = training._missing
+    monkeypatch.setattr(training, "_missing", lambda names: [n for n in names if n == "tf2onnx"])
+    settings = TrainSettings(epochs=2, batch_size=16, augment=False, l2=0.0)
+    out, checkpoints = tmp_path / "m.keras", tmp_path / "ckpt"
+    with pytest.raises(training.ExportDeferred, match="needs tf2onnx: run the same command"):
+        train(stripes(64, 1), stripes(16, 2), out, settings, checkpoints, log=lambda _: None)
+    state = json.loads((checkpoints / "state.json").read_text())
+    assert state["epochs_run"] == 2 and state["finished_epochs"] == 2
+    assert (checkpoints / "best.keras").is_file() and not out.with_suffix(".onnx").exists()
+
+    monkeypatch.setattr(training, "_missing", real_missing)
+    messages: list[str] = []
+    result = train(stripes(64, 1), stripes(16, 2), out, settings, checkpoints,
+                   log=messages.append)
+    assert any("has finished" in m for m in messages)
+    assert result.epochs_run == 2 and out.with_suffix(".onnx").is_file()
+
+
+def test_other_keras_backends_need_only_keras_and_the_backend_to_train(monkeypatch):
+    import screener.training as training
+
+    monkeypatch.setattr(training, "_missing", lambda names: list(names))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert training.missing_training_packages() == ["keras", "jax"]
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert training.missing_training_packages() == ["tensorflow", "keras", "tf2onnx", "onnx"]
+
 
 class BrightnessTeacher:
     """Says 'happy' in proportion to an image's brightness, the rest 'neutral'. With

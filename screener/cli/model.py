@@ -140,7 +140,7 @@ def train(
                 raise SettingsError(f"teacher model not found: {path}")
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    from screener.training import missing_training_packages
+    from screener.training import ExportDeferred, missing_training_packages
     from screener.training import train as run_training
 
     missing = missing_training_packages()
@@ -157,6 +157,9 @@ def train(
         result = run_training(train_data, val_data, out, settings, checkpoints)
     except ModelError as exc:
         raise fail(str(exc)) from None
+    except ExportDeferred as exc:
+        say(f"trained; {exc}")
+        return
     say(
         f"best epoch {result.best_epoch} of {result.epochs_run}: val accuracy "
         f"{result.evaluation.accuracy:.4f} as scans run it, "
