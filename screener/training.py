@@ -260,6 +260,7 @@ def train(
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             self.started = time.perf_counter()
+            state.setdefault("trained_on", trained_on(keras.backend.backend()))
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             accuracy = float((logs or {}).get("val_accuracy", 0.0))
@@ -291,6 +292,28 @@ def train(
         ],
     )
     return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
+
+
+def trained_on(backend: str) -> str:
+    """Where a run trains, for its model card: the Keras backend and its accelerator, since
+    a run may train on a GPU machine and be exported on another."""
+    try:
+        if backend == "jax":
+            import jax
+
+            device = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+        elif backend == "torch":
+            import torch
+
+            device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+        else:
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            device = f"{len(gpus)} GPU(s)" if gpus else "CPU"
+    except Exception:  # noqa: BLE001 - a card without the device is better than no run
+        device = "unknown device"
+    return f"Keras on {backend}, {device}, {os.cpu_count()} CPU cores"
 
 
 def ship_checkpoint(
@@ -417,6 +440,7 @@ def write_model_card_json(
         "epochs_run": int(state.get("epochs_run", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
         "train_wall_s": round(wall_s, 1),
+        **({"trained_on": state["trained_on"]} if "trained_on" in state else {}),
         "settings": asdict(settings),
         "evaluation": evaluation.to_dict(),
         "description": (

@@ -163,6 +163,7 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["val_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-4)
     assert meta["epochs_run"] == 4
+    assert meta["trained_on"].startswith("Keras on tensorflow, ")  # where it ran, for the card
     val = stripes(40, 2)
     default_margin = EmotionSettings().flip_margin
     assert meta["flip_margin"] == default_margin
