@@ -267,8 +267,10 @@ def train(
             if accuracy > state.get("best", -1.0):
                 state.update(best=accuracy, best_epoch=epoch + 1)
                 self.model.save(best_path)
+            seconds = time.perf_counter() - self.started
             state["epochs_run"] = epoch + 1
-            state["wall_s"] = state.get("wall_s", 0.0) + time.perf_counter() - self.started
+            state["wall_s"] = state.get("wall_s", 0.0) + seconds
+            state["last_epoch_s"] = round(seconds, 2)
             state_path.write_text(json.dumps(state))
 
         def on_train_end(self, logs: dict[str, float] | None = None) -> None:
