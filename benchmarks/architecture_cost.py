@@ -42,7 +42,7 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
     from screener.augmentation import augment_batch
     from screener.emotions import OnnxEmotionModel, preprocess
     from screener.networks import build_model
-    from screener.training import export_onnx
+    from screener.shipping import export_onnx
 
     settings = TrainSettings(**{**vars(settings), "crop_jitter": True})
     model = build_model(settings)

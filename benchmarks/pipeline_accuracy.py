@@ -8,7 +8,7 @@ settings, the model's own calibration): its accuracy on `val`, and on every `eve
 face pasted into a synthetic still (benchmarks/synthetic_scenes.py) and read through the face
 detector and aligned crop, the way a scan reads a video frame. The detector finds the same
 faces for every model, so the models are compared on the same crops. A Keras checkpoint is
-exported first with `screener.training.export_onnx(keras.models.load_model(path), out)`.
+exported first with `screener.shipping.export_onnx(keras.models.load_model(path), out)`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from screener.evaluation import Evaluation, draw_confusion
 from screener.fer_data import LabelledImages
 from screener.quantization import SCHEME, quantize_int8
 from screener.settings import EmotionSettings
-from screener.training import calibrate_onnx, evaluate_onnx, measured_on_val
+from screener.shipping import calibrate_onnx, evaluate_onnx, measured_on_val
 
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probabilities"

@@ -2,7 +2,8 @@
 
 TensorFlow is imported only inside these functions: it is an optional install (`.[train]`)
 that scanning never needs. Training resumes by itself from the checkpoint folder after an
-interruption; the best `val` epoch is kept and exported to ONNX for the scan path.
+interruption; the best `val` epoch is kept, and `shipping.py` exports it to ONNX for the scan
+path, measures it and writes its card.
 """
 
 from __future__ import annotations
@@ -11,41 +12,23 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from screener import shipping
 from screener.augmentation import augment_batch, mixup
-from screener.calibration import (
-    Calibration,
-    apply_temperature,
-    fit_calibration,
-    store_calibration,
-)
-from screener.emotions import EMOTIONS, INPUT_SIZE, EmotionModel, OnnxEmotionModel, preprocess
-from screener.evaluation import (
-    Evaluation,
-    draw_confusion,
-    draw_reliability,
-    evaluate_probabilities,
-)
+from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel, preprocess
 from screener.fer_data import LabelledImages
-from screener.networks import architecture, build_model
-from screener.settings import EmotionSettings, TrainSettings
+from screener.networks import build_model
+from screener.settings import TrainSettings
 
 TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
-EXPORT_PACKAGES = ("tensorflow", "tf2onnx", "onnx")
 OTHER_BACKENDS = ("jax", "torch")
 """Keras backends that can train without TensorFlow (`KERAS_BACKEND`), as on a GPU machine
 that has PyTorch or JAX but no TensorFlow; the ONNX export then waits for a machine with the
 train extra (`ExportDeferred`)."""
-
-
-class ExportDeferred(RuntimeError):
-    """Training ended, but this machine cannot export to ONNX: the same command, run again
-    where the train extra is installed, exports, measures and calibrates the best epoch."""
 
 
 def missing_training_packages() -> list[str]:
@@ -54,32 +37,7 @@ def missing_training_packages() -> list[str]:
     `OTHER_BACKENDS`, Keras and that backend are enough to train."""
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     needed = ("keras", backend) if backend in OTHER_BACKENDS else TRAINING_PACKAGES
-    return _missing(needed)
-
-
-def _missing(names: Sequence[str]) -> list[str]:
-    import importlib
-
-    missing = []
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    return missing
-
-
-@dataclass
-class TrainResult:
-    model_path: Path
-    onnx_path: Path
-    epochs_run: int
-    best_epoch: int
-    wall_s: float
-    evaluation: Evaluation
-    """On `val` as scans run the model: flip margin `EmotionSettings.flip_margin`."""
-    parameters: int
-    accuracy_by_flip_margin: dict[float, float]
+    return shipping.missing_packages(needed)
 
 
 def _batches_class(keras: Any) -> type:
@@ -214,7 +172,7 @@ def train(
     settings: TrainSettings,
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] = print,
-) -> TrainResult:
+) -> shipping.TrainResult:
     """Train, keep the best `val` epoch at `out_path` (.keras), and export it to ONNX beside it."""
     settings.validate()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -231,7 +189,7 @@ def train(
 
     if state.get("finished_epochs") == settings.epochs:
         log(f"this run has finished ({state['epochs_run']} epochs): shipping its best epoch")
-        return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
+        return shipping.ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
     model = build_model(settings)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
@@ -260,7 +218,8 @@ def train(
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             self.started = time.perf_counter()
-            state.setdefault("trained_on", trained_on(keras.backend.backend()))
+            if "trained_on" not in state:
+                state["trained_on"] = shipping.trained_on(keras.backend.backend())
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             accuracy = float((logs or {}).get("val_accuracy", 0.0))
@@ -293,165 +252,4 @@ def train(
             ),
         ],
     )
-    return ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
-
-
-def trained_on(backend: str) -> str:
-    """Where a run trains, for its model card: the Keras backend and its accelerator, since
-    a run may train on a GPU machine and be exported on another."""
-    try:
-        if backend == "jax":
-            import jax
-
-            device = ", ".join(sorted({d.device_kind for d in jax.devices()}))
-        elif backend == "torch":
-            import torch
-
-            device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-        else:
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            device = f"{len(gpus)} GPU(s)" if gpus else "CPU"
-    except Exception:  # noqa: BLE001 - a card without the device is better than no run
-        device = "unknown device"
-    return f"Keras on {backend}, {device}, {os.cpu_count()} CPU cores"
-
-
-def ship_checkpoint(
-    checkpoint_dir: Path, out_path: Path, val_data: LabelledImages, settings: TrainSettings
-) -> TrainResult:
-    """Copy the best epoch so far to `out_path`, export it to ONNX, and measure it on `val`.
-
-    Also usable on a run still in progress, to ship its best checkpoint."""
-    missing = _missing(EXPORT_PACKAGES)
-    if missing:
-        raise ExportDeferred(
-            f"the best epoch is in {checkpoint_dir / 'best.keras'}; exporting it to ONNX needs "
-            f"{', '.join(missing)}: run the same command where the train extra is installed "
-            "(it does not train again) to export, measure and calibrate it"
-        )
-    import keras
-
-    state = json.loads((checkpoint_dir / "state.json").read_text())
-    best = keras.models.load_model(checkpoint_dir / "best.keras")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    best.save(out_path)
-    onnx_path = out_path.with_suffix(".onnx")
-    export_onnx(best, onnx_path)
-    margin = EmotionSettings().flip_margin
-    evaluations = {m: evaluate_onnx(onnx_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
-    draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
-    calibration = calibrate_onnx(onnx_path, val_data, margin)
-    wall_s = float(state.get("wall_s", 0.0))
-    write_model_card_json(
-        out_path, settings, evaluations, margin, state, wall_s, best.count_params()
-    )
-    store_calibration(onnx_path, calibration)
-    return TrainResult(
-        out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
-        evaluations[margin], int(best.count_params()),
-        {m: e.accuracy for m, e in evaluations.items()},
-    )
-
-
-def export_onnx(model: Any, path: Path) -> None:
-    """Convert the Keras model to ONNX so that scans run it with ONNX Runtime alone."""
-    import onnx
-    import tensorflow as tf
-    import tf2onnx
-
-    spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 1), tf.float32, name="faces"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17)
-    flush_tiny_weights(proto)
-    onnx.save(proto, str(path))
-
-
-def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:
-    """Set to zero the weights that L2 decay has driven near it. They change no prediction,
-    but their products with small activations are subnormal floats, which the CPU computes
-    slowly: a third of the session-8 model's weights were under 1e-30, and it ran at 5,900
-    faces/s instead of 7,500 until they were zeroed."""
-    from onnx import numpy_helper
-
-    for tensor in proto.graph.initializer:
-        weights = numpy_helper.to_array(tensor)
-        if weights.dtype == np.float32:
-            flushed = np.where(np.abs(weights) < below, 0.0, weights).astype(np.float32)
-            tensor.CopyFrom(numpy_helper.from_array(flushed, tensor.name))
-
-
-def evaluate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float = 0.0) -> Evaluation:
-    """Accuracy and the uncalibrated ECE (any stored calibration is a previous model's)."""
-    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
-    return evaluate_probabilities(data.labels, model.predict(data.images))
-
-
-def calibrate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float) -> Calibration:
-    """Fit the temperature on `val` as scans run the model, and draw its reliability diagram.
-    `val` also chose the best epoch, a mild reuse the model card states."""
-    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
-    raw = model.predict(data.images)
-    calibration = fit_calibration(raw, data.labels, flip_margin)
-    calibrated = apply_temperature(raw, calibration.temperature)
-    draw_reliability(
-        {
-            "uncalibrated": (raw, data.labels),
-            f"temperature {calibration.temperature:.3f}": (calibrated, data.labels),
-        },
-        onnx_path.with_name(onnx_path.stem + "_reliability.png"),
-        title=f"{onnx_path.stem}, val, flip margin {flip_margin:g}",
-    )
-    return calibration
-
-
-def measured_on_val(evaluations: dict[float, Evaluation], flip_margin: float) -> dict[str, Any]:
-    """The card's fields every shipped model has, trained or joined: what it reads and how
-    accurate it is on `val` at each flip margin measured (the headline at `flip_margin`)."""
-    evaluation = evaluations[flip_margin]
-    return {
-        "classes": list(EMOTIONS),
-        "input": "48x48 grey, scaled to [-1, 1]",
-        "val_accuracy": round(evaluation.accuracy, 4),
-        "flip_margin": flip_margin,
-        "val_accuracy_by_flip_margin": {
-            f"{margin:g}": round(e.accuracy, 4) for margin, e in evaluations.items()
-        },
-        "val_images": evaluation.count,
-    }
-
-
-def write_model_card_json(
-    out_path: Path,
-    settings: TrainSettings,
-    evaluations: dict[float, Evaluation],
-    flip_margin: float,
-    state: dict[str, Any],
-    wall_s: float,
-    parameters: int,
-) -> None:
-    """Metadata the scan path reads (name, measured accuracy) without TensorFlow. The headline
-    accuracy and evaluation are at the flip margin scans use by default; the others let a
-    scan at another margin state its own."""
-    evaluation = evaluations[flip_margin]
-    meta = {
-        "name": out_path.stem,
-        "architecture": architecture(settings),
-        "parameters": int(parameters),
-        **measured_on_val(evaluations, flip_margin),
-        "epochs_run": int(state.get("epochs_run", 0)),
-        "best_epoch": int(state.get("best_epoch", 0)),
-        "train_wall_s": round(wall_s, 1),
-        **({"trained_on": state["trained_on"]} if "trained_on" in state else {}),
-        "settings": asdict(settings),
-        "evaluation": evaluation.to_dict(),
-        "description": (
-            f"{'VGG' if settings.arch == 'vgg' else 'mini-Xception'} trained by screener on "
-            f"FER2013; accuracy {evaluation.accuracy:.1%} "
-            f"on the {evaluation.count} FER2013 PublicTest (val) images, mirroring the faces "
-            f"it is unsure of (flip margin {flip_margin:g})"
-        ),
-    }
-    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-
-
+    return shipping.ship_checkpoint(checkpoint_dir, out_path, val_data, settings)

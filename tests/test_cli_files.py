@@ -155,16 +155,14 @@ def fake_training(monkeypatch, tmp_path):
                                onnx_path=out.with_suffix(".onnx"), wall_s=1.0)
 
     monkeypatch.setitem(sys.modules, "screener.training", SimpleNamespace(
-        train=train, missing_training_packages=lambda: [], ExportDeferred=ExportDeferred))
+        train=train, missing_training_packages=lambda: []))
     return tmp_path / "data", calls
-
-
-class ExportDeferred(RuntimeError):
-    pass
 
 
 def test_train_where_it_cannot_export_says_how_to_finish_and_succeeds(fake_training,
                                                                        tmp_path, monkeypatch):
+    from screener.shipping import ExportDeferred
+
     data, _ = fake_training
 
     def deferred(*_args):  # noqa: ANN002

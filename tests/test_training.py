@@ -15,10 +15,10 @@ from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
 from screener.networks import build_mini_xception, build_model  # noqa: E402
 from screener.settings import EmotionSettings, SettingsError, TrainSettings  # noqa: E402
+from screener.shipping import export_onnx  # noqa: E402
 from screener.training import (  # noqa: E402
     _batches_class,
     class_weights,
-    export_onnx,
     learning_rate,
     one_hot,
     train,
@@ -218,19 +218,20 @@ def test_where_onnx_export_is_missing_training_stops_after_fit_and_the_command_f
     """As on a GPU machine with PyTorch or JAX but no TensorFlow: the run trains, keeps its
     best epoch and says how to finish; the same command on a machine with the train extra
     exports without training again."""
-    import screener.training as training
+    import screener.shipping as shipping
 
-    real_missing = training._missing
-    monkeypatch.setattr(training, "_missing", lambda names: [n for n in names if n == "tf2onnx"])
+    real_missing = shipping.missing_packages
+    monkeypatch.setattr(shipping, "missing_packages",
+                        lambda names: [n for n in names if n == "tf2onnx"])
     settings = TrainSettings(epochs=2, batch_size=16, augment=False, l2=0.0)
     out, checkpoints = tmp_path / "m.keras", tmp_path / "ckpt"
-    with pytest.raises(training.ExportDeferred, match="needs tf2onnx: run the same command"):
+    with pytest.raises(shipping.ExportDeferred, match="needs tf2onnx: run the same command"):
         train(stripes(64, 1), stripes(16, 2), out, settings, checkpoints, log=lambda _: None)
     state = json.loads((checkpoints / "state.json").read_text())
     assert state["epochs_run"] == 2 and state["finished_epochs"] == 2
     assert (checkpoints / "best.keras").is_file() and not out.with_suffix(".onnx").exists()
 
-    monkeypatch.setattr(training, "_missing", real_missing)
+    monkeypatch.setattr(shipping, "missing_packages", real_missing)
     messages: list[str] = []
     result = train(stripes(64, 1), stripes(16, 2), out, settings, checkpoints,
                    log=messages.append)
@@ -239,9 +240,10 @@ def test_where_onnx_export_is_missing_training_stops_after_fit_and_the_command_f
 
 
 def test_other_keras_backends_need_only_keras_and_the_backend_to_train(monkeypatch):
+    import screener.shipping as shipping
     import screener.training as training
 
-    monkeypatch.setattr(training, "_missing", lambda names: list(names))
+    monkeypatch.setattr(shipping, "missing_packages", lambda names: list(names))
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert training.missing_training_packages() == ["keras", "jax"]
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")

@@ -140,7 +140,8 @@ def train(
                 raise SettingsError(f"teacher model not found: {path}")
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    from screener.training import ExportDeferred, missing_training_packages
+    from screener.shipping import ExportDeferred
+    from screener.training import missing_training_packages
     from screener.training import train as run_training
 
     missing = missing_training_packages()
