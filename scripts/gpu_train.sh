@@ -18,12 +18,20 @@ if ls .device/wheels/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .device/wheels/*.whl || exit 1
 fi
-export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND="${KERAS_BACKEND:-jax}" PYTHONUNBUFFERED=1
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 python3 -c "import tarfile; tarfile.open('.device/fer2013.tar.xz').extractall('/tmp/fer')" || exit 1
 nvidia-smi -L > "$OUT/train.log" 2>&1
 
-python3 -m screener train --data /tmp/fer --out /tmp/probe/m.keras \
-    --checkpoints /tmp/probe/checkpoints "$@" --epochs 2 >> "$OUT/train.log" 2>&1 || exit 1
+# The probe also picks the backend: JAX first, PyTorch if JAX cannot train here (one call is
+# most of a session's device time, so it must not end on a backend that fails to start).
+for KERAS_BACKEND in ${KERAS_BACKEND:-jax} torch; do
+    export KERAS_BACKEND
+    rm -rf /tmp/probe
+    echo "probe with KERAS_BACKEND=$KERAS_BACKEND" >> "$OUT/train.log"
+    python3 -m screener train --data /tmp/fer --out /tmp/probe/m.keras \
+        --checkpoints /tmp/probe/checkpoints "$@" --epochs 2 >> "$OUT/train.log" 2>&1 && break
+done
+[ -s /tmp/probe/checkpoints/state.json ] || { tail -20 "$OUT/train.log"; exit 1; }
 EPOCHS=$(python3 -c "
 import json
 state = json.load(open('/tmp/probe/checkpoints/state.json'))
