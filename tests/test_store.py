@@ -367,6 +367,27 @@ def test_a_reading_command_never_creates_tables(db_url):
     assert Store(db_url).student_ids() == []  # a scan may create it afterwards
 
 
+def test_a_read_only_reader_takes_only_the_current_schema_and_changes_nothing(tmp_path):
+    """`history` and `report` open SQLite read-only: they cannot migrate, so an older
+    database is refused with what to do, and a newer or foreign one as a writer refuses it."""
+    url = f"sqlite:///{tmp_path}/screener.db"
+    Store(url).save(make_result("ana", 3, "a" * 64, ["sad"]))
+    downgrade_to_v1(url)
+    with pytest.raises(StoreError, match=r"has schema version 1, older than this screener "
+                                         r"reads \(3\); a scan brings it forward"):
+        Store(url, create=False, read_only=True)
+    assert stored_version(url) == "1"
+    Store(url)  # a scan brings it forward
+    assert Store(url, create=False, read_only=True).student_ids() == ["ana"]
+    execute(url, "UPDATE screener_meta SET value = '4' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 4, newer than this screener"):
+        Store(url, create=False, read_only=True)
+    other = tmp_path / "other.db"
+    execute(f"sqlite:///{other}", "CREATE TABLE notes (x INTEGER)")
+    with pytest.raises(StoreError, match="is not a screener database"):
+        Store(f"sqlite:///{other}", create=False, read_only=True)
+
+
 def evidence(t_s: float, reason: str = "most negative face") -> EvidenceFrame:
     jpeg = b"\xff\xd8jpeg" + bytes([int(t_s)])
     return EvidenceFrame(t_s, int(t_s * 10), "sad", 0.9, reason, jpeg)
