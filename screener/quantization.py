@@ -51,10 +51,9 @@ def quantize_int8(model_path: Path, faces: np.ndarray, batch: int = 64) -> None:
 
     if len(faces) == 0:
         raise ValueError("int8 calibration needs at least one face")
-    input_name = _input_name(model_path)
 
     class Faces(CalibrationDataReader):
-        def __init__(self) -> None:
+        def __init__(self, input_name: str) -> None:
             self._batches = iter(
                 {input_name: np.ascontiguousarray(faces[i : i + batch], dtype=np.float32)}
                 for i in range(0, len(faces), batch)
@@ -66,18 +65,19 @@ def quantize_int8(model_path: Path, faces: np.ndarray, batch: int = 64) -> None:
     with tempfile.TemporaryDirectory(prefix=".int8-", dir=model_path.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(model_path), str(prepared))
+        input_name, softmax_nodes = _name_nodes(prepared)
         quantized = Path(scratch) / "int8.onnx"
         quantize_static(
-            str(prepared), str(quantized), Faces(), nodes_to_exclude=_softmax_nodes(prepared),
+            str(prepared), str(quantized), Faces(input_name), nodes_to_exclude=softmax_nodes,
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         )
         quantized.replace(model_path)
 
 
-def _softmax_nodes(model_path: Path) -> list[str]:
-    """The names of the Softmax nodes, naming every unnamed node first (the quantizer picks
-    nodes by name, and one empty name would exclude every unnamed node).
+def _name_nodes(model_path: Path) -> tuple[str, list[str]]:
+    """The model's input and its Softmax nodes, naming every unnamed node first (the quantizer
+    picks nodes by name, and one empty name would exclude every unnamed node).
 
     Probabilities stay float: in uint8 they would come in steps of 1/255, small ones rounded
     to nothing, which calibration and the session estimates would then read."""
@@ -87,10 +87,5 @@ def _softmax_nodes(model_path: Path) -> list[str]:
     for index, node in enumerate(model.graph.node):
         node.name = node.name or f"screener_unnamed_{index}_{node.op_type}"
     onnx.save(model, str(model_path))
-    return [node.name for node in model.graph.node if node.op_type == "Softmax"]
-
-
-def _input_name(model_path: Path) -> str:
-    import onnx
-
-    return onnx.load(str(model_path), load_external_data=False).graph.input[0].name
+    softmax = [node.name for node in model.graph.node if node.op_type == "Softmax"]
+    return model.graph.input[0].name, softmax
