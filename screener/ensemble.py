@@ -19,11 +19,10 @@ import numpy as np
 
 from screener.calibration import store_calibration
 from screener.emotions import EMOTIONS, INPUT_SIZE
-from screener.evaluation import Evaluation, draw_confusion
+from screener.evaluation import Evaluation
 from screener.fer_data import LabelledImages
 from screener.quantization import SCHEME, quantize_int8
-from screener.settings import EmotionSettings
-from screener.shipping import calibrate_onnx, evaluate_onnx, measured_on_val
+from screener.shipping import evaluate_onnx, measure_on_val, measured_on_val
 
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probabilities"
@@ -73,16 +72,13 @@ def build_ensemble(
     member_accuracy = {
         member.name: evaluate_onnx(member.path, val_data).accuracy for member in joined
     }
-    margin = EmotionSettings().flip_margin
-    evaluations = {m: evaluate_onnx(out_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
-    draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
-    calibration = calibrate_onnx(out_path, val_data, margin)
-    _write_card(out_path, joined, evaluations, margin, member_accuracy, unsure_zooms,
-                None if int8_faces is None else len(int8_faces))
-    store_calibration(out_path, calibration)
+    measured = measure_on_val(out_path, val_data)
+    _write_card(out_path, joined, measured.evaluations, measured.flip_margin, member_accuracy,
+                unsure_zooms, None if int8_faces is None else len(int8_faces))
+    store_calibration(out_path, measured.calibration)
     return EnsembleResult(
-        out_path, joined, evaluations[margin],
-        {m: e.accuracy for m, e in evaluations.items()}, member_accuracy,
+        out_path, joined, measured.evaluation,
+        {m: e.accuracy for m, e in measured.evaluations.items()}, member_accuracy,
     )
 
 

@@ -110,19 +110,15 @@ def ship_checkpoint(
     best.save(out_path)
     onnx_path = out_path.with_suffix(".onnx")
     export_onnx(best, onnx_path)
-    margin = EmotionSettings().flip_margin
-    evaluations = {m: evaluate_onnx(onnx_path, val_data, m) for m in sorted({0.0, margin, 1.0})}
-    draw_confusion(evaluations[margin], out_path.with_name(out_path.stem + "_confusion.png"))
-    calibration = calibrate_onnx(onnx_path, val_data, margin)
-    wall_s = float(state.get("wall_s", 0.0))
-    write_model_card_json(
-        out_path, settings, evaluations, margin, state, wall_s, best.count_params()
-    )
-    store_calibration(onnx_path, calibration)
+    measured = measure_on_val(onnx_path, val_data)
+    parameters = int(best.count_params())
+    write_model_card_json(out_path, settings, measured.evaluations, measured.flip_margin, state,
+                          parameters)
+    store_calibration(onnx_path, measured.calibration)
     return TrainResult(
-        out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]), wall_s,
-        evaluations[margin], int(best.count_params()),
-        {m: e.accuracy for m, e in evaluations.items()},
+        out_path, onnx_path, int(state["epochs_run"]), int(state["best_epoch"]),
+        float(state.get("wall_s", 0.0)), measured.evaluation, parameters,
+        {m: e.accuracy for m, e in measured.evaluations.items()},
     )
 
 
@@ -158,22 +154,42 @@ def evaluate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float = 0.
     return evaluate_probabilities(data.labels, model.predict(data.images))
 
 
-def calibrate_onnx(onnx_path: Path, data: LabelledImages, flip_margin: float) -> Calibration:
-    """Fit the temperature on `val` as scans run the model, and draw its reliability diagram.
-    `val` also chose the best epoch, a mild reuse the model card states."""
-    model = OnnxEmotionModel(onnx_path, flip_margin=flip_margin, temperature=1.0)
-    raw = model.predict(data.images)
-    calibration = fit_calibration(raw, data.labels, flip_margin)
-    calibrated = apply_temperature(raw, calibration.temperature)
+@dataclass(frozen=True)
+class ValMeasurement:
+    evaluations: dict[float, Evaluation]
+    """Uncalibrated, at flip margins 0, 1 and the one scans use."""
+    flip_margin: float
+    calibration: Calibration
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return self.evaluations[self.flip_margin]
+
+
+def measure_on_val(onnx_path: Path, data: LabelledImages) -> ValMeasurement:
+    """Measure a model about to ship on `val` at each flip margin, draw its confusion matrix,
+    and fit its temperature on the probabilities at the margin scans use, so each margin's
+    pass over `val` runs once. `val` also chose the best epoch, a mild reuse the model card
+    states."""
+    margin = EmotionSettings().flip_margin
+    raw = {
+        m: OnnxEmotionModel(onnx_path, flip_margin=m, temperature=1.0).predict(data.images)
+        for m in sorted({0.0, margin, 1.0})
+    }
+    evaluations = {m: evaluate_probabilities(data.labels, p) for m, p in raw.items()}
+    draw_confusion(evaluations[margin], onnx_path.with_name(onnx_path.stem + "_confusion.png"))
+    calibration = fit_calibration(raw[margin], data.labels, margin)
     draw_reliability(
         {
-            "uncalibrated": (raw, data.labels),
-            f"temperature {calibration.temperature:.3f}": (calibrated, data.labels),
+            "uncalibrated": (raw[margin], data.labels),
+            f"temperature {calibration.temperature:.3f}": (
+                apply_temperature(raw[margin], calibration.temperature), data.labels
+            ),
         },
         onnx_path.with_name(onnx_path.stem + "_reliability.png"),
-        title=f"{onnx_path.stem}, val, flip margin {flip_margin:g}",
+        title=f"{onnx_path.stem}, val, flip margin {margin:g}",
     )
-    return calibration
+    return ValMeasurement(evaluations, margin, calibration)
 
 
 def measured_on_val(evaluations: dict[float, Evaluation], flip_margin: float) -> dict[str, Any]:
@@ -198,7 +214,6 @@ def write_model_card_json(
     evaluations: dict[float, Evaluation],
     flip_margin: float,
     state: dict[str, Any],
-    wall_s: float,
     parameters: int,
 ) -> None:
     """Metadata the scan path reads (name, measured accuracy) without TensorFlow. The headline
@@ -212,7 +227,7 @@ def write_model_card_json(
         **measured_on_val(evaluations, flip_margin),
         "epochs_run": int(state.get("epochs_run", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
-        "train_wall_s": round(wall_s, 1),
+        "train_wall_s": round(float(state.get("wall_s", 0.0)), 1),
         **({"trained_on": state["trained_on"]} if "trained_on" in state else {}),
         "settings": asdict(settings),
         "evaluation": evaluation.to_dict(),

@@ -216,10 +216,12 @@ def train(
         """Saves the best epoch and the run's state after every epoch, the training time
         included, so that a run interrupted and resumed still reports its whole cost."""
 
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            if "trained_on" not in state:  # a resumed run keeps where it began
+                state["trained_on"] = shipping.trained_on(keras.backend.backend())
+
         def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             self.started = time.perf_counter()
-            if "trained_on" not in state:
-                state["trained_on"] = shipping.trained_on(keras.backend.backend())
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             accuracy = float((logs or {}).get("val_accuracy", 0.0))
