@@ -1,6 +1,8 @@
 """The emotion networks `screener train` can build, at the 48x48 grey input of FER2013.
 
-Keras is imported inside the builders: scans never load this module's dependencies.
+Keras is imported inside the builders: scans never load this module's dependencies. The
+softmax is always float32: under mixed precision (`TrainSettings.precision`) a bfloat16 softmax
+rounds small probabilities and the loss with them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def build_mini_xception(settings: TrainSettings) -> Any:
         x = layers.add([x, residual])
     x = layers.Conv2D(len(EMOTIONS), 3, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Activation("softmax", name="probabilities")(x)
+    outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
@@ -76,7 +78,8 @@ def build_vgg(settings: TrainSettings) -> Any:
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
     x = layers.Dropout(settings.dropout)(x)
-    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities",
+                           dtype="float32")(x)
     return keras.Model(inputs, outputs, name="vgg")
 
 

@@ -129,9 +129,28 @@ def export_onnx(model: Any, path: Path) -> None:
     import tf2onnx
 
     spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 1), tf.float32, name="faces"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17)
+    proto, _ = tf2onnx.convert.from_keras(float32_copy(model), input_signature=spec, opset=17)
     flush_tiny_weights(proto)
     onnx.save(proto, str(path))
+
+
+def float32_copy(model: Any) -> Any:
+    """The same network and weights computing in float32. A model trained in mixed bfloat16
+    keeps float32 weights but computes in bfloat16, which ONNX Runtime's CPU kernels mostly
+    lack and which would round every face's probabilities."""
+    import keras
+
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
+        return model
+
+    def in_float32(layer: Any) -> Any:
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=in_float32)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def flush_tiny_weights(proto: Any, below: float = 1e-10) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,20 @@ def _batches_class(keras: Any) -> type:
             self._order = self._shuffle()
 
     return AugmentedBatches
+
+
+@contextmanager
+def precision_policy(keras: Any, precision: str) -> Iterator[None]:
+    """Layers take their dtype policy when built, so the policy is set only while the network
+    is built: nothing else in the process (a test, the teachers, the export) is changed."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    )
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def training_targets(
@@ -190,7 +205,8 @@ def train(
     if state.get("finished_epochs") == settings.epochs:
         log(f"this run has finished ({state['epochs_run']} epochs): shipping its best epoch")
         return shipping.ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
-    model = build_model(settings)
+    with precision_policy(keras, settings.precision):
+        model = build_model(settings)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
     weights = class_weights(train_data.labels, settings.class_weights)

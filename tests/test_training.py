@@ -113,6 +113,31 @@ def test_vgg_trains_with_crop_jitter_and_exports(tmp_path: Path):
         4, len(EMOTIONS))
 
 
+def test_bfloat16_training_computes_in_bfloat16_and_ships_a_float32_model(tmp_path: Path):
+    import keras
+    import onnx
+
+    settings = TrainSettings(arch="vgg", blocks=(8, 16), dense=16, epochs=2, batch_size=16,
+                             learning_rate=3e-3, l2=0.0, dropout=0.1, precision="bfloat16")
+    out = tmp_path / "vgg.keras"
+    train(stripes(96, 1), stripes(32, 2), out, settings, tmp_path / "ckpt", log=lambda _: None)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    trained = keras.models.load_model(out)
+    assert {layer.dtype_policy.compute_dtype for layer in trained.layers} >= {"bfloat16"}
+    assert trained.get_layer("probabilities").dtype_policy.compute_dtype == "float32"
+    graph = onnx.load(str(out.with_suffix(".onnx"))).graph
+    bfloat16 = onnx.TensorProto.BFLOAT16
+    assert all(tensor.data_type != bfloat16 for tensor in graph.initializer)
+    assert not [node for node in graph.node if node.op_type == "Cast"
+                and any(a.name == "to" and a.i == bfloat16 for a in node.attribute)]
+    faces = stripes(8, 3).images
+    from screener.emotions import preprocess
+
+    exported = OnnxEmotionModel(out.with_suffix(".onnx"), temperature=1.0).predict(faces)
+    assert np.abs(exported - trained.predict(preprocess(faces), verbose=0)).max() < 0.02
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["precision"] == "bfloat16"
+
+
 def test_batch_sizes_must_be_multiples_of_four():
     with pytest.raises(SettingsError):
         TrainSettings(batch_size=30).validate()
@@ -134,7 +159,7 @@ def test_wider_late_blocks_change_only_the_low_resolution_layers():
     [
         {"blocks": ()}, {"blocks": (16, 0)}, {"schedule": "linear"}, {"distill": -0.1},
         {"consistent": True}, {"mixup": -0.2}, {"arch": "resnet"}, {"dropout": 1.0},
-        {"dense": 0}, {"arch": "vgg", "blocks": (8, 8, 8, 8, 8, 8)},
+        {"dense": 0}, {"arch": "vgg", "blocks": (8, 8, 8, 8, 8, 8)}, {"precision": "float16"},
     ],
 )
 def test_bad_architecture_or_schedule_is_refused(bad):
