@@ -28,9 +28,6 @@ are read, instead of the clean 48x48 image; the profile is then measured the sam
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -60,6 +57,7 @@ from screener.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
 from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
 
 NEGATIVE = ("angry", "fear", "sad")
@@ -347,11 +345,8 @@ def main() -> None:
             "shipped_by_length": by_length(rows, "soft adjusted count", "raw labels", before),
         }
     record["seconds"] = round(time.perf_counter() - started, 1)
-    record["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    record["machine"] = machine_summary()
+    print_and_save(record, args.out)
 
 
 if __name__ == "__main__":

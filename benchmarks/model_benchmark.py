@@ -24,9 +24,8 @@ machine wall times mostly measure waiting for a core: the budget is then judged 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +35,11 @@ from screener.emotions import OnnxEmotionModel
 from screener.evaluation import Evaluation, evaluate_predictions, expected_calibration_error
 from screener.fer_data import load_split
 from screener.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
 
 BATCHED_FLOOR = 500
 LATENCY_CEILING_MS = 20.0
@@ -150,7 +154,7 @@ def main() -> None:
         },
         "load_average": round(os.getloadavg()[0], 1),
         "by_flip_margin": rows,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine_summary(),
     }
     if args.ensemble:
         members = [
@@ -165,10 +169,7 @@ def main() -> None:
             "val_accuracy": round(together.accuracy, 4),
             "faces_per_s": round(len(val.images) / seconds),
         }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print_and_save(record, args.out)
 
 
 if __name__ == "__main__":

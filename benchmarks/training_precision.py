@@ -13,16 +13,20 @@ the augmentation, which do not change: models/README.md gives the measured epoch
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from screener.settings import TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
 
 SETTINGS = TrainSettings(arch="vgg", blocks=(32, 64, 128, 256), dense=512, dropout=0.3,
                          l2=1e-4, crop_jitter=True)
@@ -74,7 +78,7 @@ def main() -> None:
                   flush=True)
     median = {p: statistics.median(t) for p, t in times.items()}
     record = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine_summary(),
         "cpu_bf16_flags": cpu_bf16_flags(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "network": "VGG 32,64,128,256 dense 512, batch 64, crop jitter",
@@ -82,10 +86,7 @@ def main() -> None:
         "median_step_s": {p: round(v, 4) for p, v in median.items()},
         "bfloat16_time_share": round(median["bfloat16"] / median["float32"], 3),
     }
-    print(json.dumps(record, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print_and_save(record, args.out)
 
 
 if __name__ == "__main__":
