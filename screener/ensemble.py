@@ -21,7 +21,7 @@ from screener.calibration import store_calibration
 from screener.emotions import EMOTIONS, INPUT_SIZE
 from screener.evaluation import Evaluation
 from screener.fer_data import LabelledImages
-from screener.quantization import SCHEME, quantize_int8
+from screener.quantization import quantization_record, quantize_int8
 from screener.shipping import evaluate_onnx, measure_on_val, measured_on_val
 
 INPUT_NAME = "faces"
@@ -107,9 +107,7 @@ def _write_card(
         ],
         **measured_on_val(evaluations, flip_margin),
         "unsure_zooms": list(unsure_zooms),
-        **({"quantization": {"scheme": SCHEME,
-                             "calibration": f"{int8_faces} FER2013 train faces"}}
-           if int8_faces is not None else {}),
+        **(quantization_record(int8_faces) if int8_faces is not None else {}),
         "evaluation": evaluation.to_dict(),
         "description": (
             f"an ensemble of {len(members)} networks trained by screener on FER2013"

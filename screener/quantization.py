@@ -4,10 +4,10 @@ The emotions stage must stay a small part of a scan (issue 20: at least about 50
 batched here). In float32 that budget holds two networks; an ensemble of more, which is where
 accuracy comes from on a CPU, does not fit. Static int8 quantization (ONNX Runtime's QDQ
 format: weights per output channel, activations with ranges measured on training faces)
-measured on the shipped two-network ensemble: about three times the faces/s, a quarter of
-the file, and the same `val` accuracy within a tenth of a point (models/README.md). Small
-depthwise networks gain nothing (the mini-Xception alone, session 9): it pays on full
-convolutions.
+measured on the two-network ensemble of session 14: about three times the faces/s, a quarter
+of the file, and the same `val` accuracy within a tenth of a point (models/README.md); the
+same holds for a single VGG, so a wider one can fit the budget. Small depthwise networks gain
+nothing (the mini-Xception alone, session 9): it pays on full convolutions.
 
 Weights use 7 of their 8 bits (`reduce_range`): CPUs without VNNI multiply 8-bit pairs in
 16-bit sums that can saturate, so full-range weights would answer differently on them than
@@ -17,17 +17,49 @@ Building needs the `onnx` package (the `train` extra); running needs only ONNX R
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from screener.calibration import store_calibration
 from screener.emotions import preprocess
+from screener.evaluation import Evaluation
+from screener.fer_data import LabelledImages
+from screener.shipping import measure_on_val, measured_on_val
 
 CALIBRATION_FACES = 512
 CALIBRATION_SEED = 2026
 SCHEME = ("int8, static (QDQ): weights per output channel in 7 bits (reduce_range), "
           "activations uint8")
+
+
+REMEASURED = ("name", "description", "evaluation", "calibration", "error_profile", "quantization",
+              "val_accuracy", "val_accuracy_by_flip_margin", "flip_margin", "val_images")
+"""Card fields that describe the float model's answers: the int8 model measures its own."""
+
+
+class QuantizationError(ValueError):
+    """The model cannot be quantized (already int8, or the same file as the output)."""
+
+
+@dataclass(frozen=True)
+class QuantizedModel:
+    onnx_path: Path
+    evaluation: Evaluation
+    """On `val` at the flip margin scans use."""
+    accuracy_by_flip_margin: dict[float, float]
+    float_accuracy: float | None
+    """What the float model's card recorded at that margin, so the cost of int8 is in view."""
+
+
+def quantization_record(faces: int) -> dict[str, Any]:
+    """How a model card says its model runs in int8."""
+    return {"quantization": {"scheme": SCHEME, "calibration": f"{faces} FER2013 train faces"}}
 
 
 def calibration_faces(images: np.ndarray, count: int = CALIBRATION_FACES) -> np.ndarray:
@@ -89,3 +121,57 @@ def _name_nodes(model_path: Path) -> tuple[str, list[str]]:
     onnx.save(model, str(model_path))
     softmax = [node.name for node in model.graph.node if node.op_type == "Softmax"]
     return model.graph.input[0].name, softmax
+
+
+def quantize_model(
+    model_path: Path, out_path: Path, val_data: LabelledImages, train_images: np.ndarray
+) -> QuantizedModel:
+    """A trained model stored in int8 beside its float original, shipped like any model:
+    measured on `val` as scans run it, calibrated there, and described by a card that keeps
+    the float model's training record (architecture, settings, time), so the int8 file can
+    replace the float one without losing how it was made.
+
+    The calibration is fitted again: quantization nudges every probability, and the session
+    estimates read the probabilities, not only the top label."""
+    if out_path.resolve() == model_path.resolve():
+        raise QuantizationError("--out must be a new file: the float model stays as it is")
+    source_card = model_path.with_suffix(".json")
+    try:
+        source = json.loads(source_card.read_text(encoding="utf-8")) \
+            if source_card.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise QuantizationError(f"cannot read {source_card}: {exc}") from None
+    if "quantization" in source:
+        raise QuantizationError(f"{model_path.name} already runs in int8")
+    faces = calibration_faces(train_images)
+    shutil.copyfile(model_path, out_path)
+    quantize_int8(out_path, faces)
+    out_path.with_suffix(".json").write_text(
+        json.dumps({"unsure_zooms": source.get("unsure_zooms", [])}) + "\n"
+    )
+    measured = measure_on_val(out_path, val_data)
+    evaluation = measured.evaluation
+    kept = {key: value for key, value in source.items() if key not in REMEASURED}
+    what = source.get("description", "").split(";")[0] or f"{model_path.stem}"
+    card = {
+        "name": out_path.stem,
+        **kept,
+        **measured_on_val(measured.evaluations, measured.flip_margin),
+        **quantization_record(len(faces)),
+        "quantized_from": {"model": model_path.name,
+                           "val_accuracy": source.get("val_accuracy")},
+        "evaluation": evaluation.to_dict(),
+        "description": (
+            f"{what}, run in int8; accuracy {evaluation.accuracy:.1%} on the "
+            f"{evaluation.count} FER2013 PublicTest (val) images, mirroring the faces it is "
+            f"unsure of (flip margin {measured.flip_margin:g})"
+        ),
+    }
+    out_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    store_calibration(out_path, measured.calibration)
+    float_accuracy = source.get("val_accuracy") \
+        if source.get("flip_margin") == measured.flip_margin else None
+    return QuantizedModel(
+        out_path, evaluation, {m: e.accuracy for m, e in measured.evaluations.items()},
+        float_accuracy,
+    )

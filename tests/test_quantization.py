@@ -90,3 +90,60 @@ def test_the_ensemble_command_builds_an_int8_ensemble_and_says_so(tmp_path):
     test = faces(100, seed=7)
     assert np.abs(raw(tmp_path / "int8.onnx", test) - raw(tmp_path / "float.onnx", test)).max() \
         < 0.05
+
+
+def test_the_quantize_command_keeps_the_training_record_and_measures_the_int8_model(tmp_path):
+    trained = conv_model(tmp_path / "trained.onnx", seed=8)
+    record = {"name": "trained", "architecture": "a test network", "parameters": 1234,
+              "settings": {"epochs": 3}, "val_accuracy": 0.99, "flip_margin": 0.2,
+              "calibration": {"temperature": 9.0}, "error_profile": {"model": "trained"},
+              "description": "a test network trained by screener; accuracy 99.0% on val"}
+    trained.with_suffix(".json").write_text(json.dumps(record))
+    data = _faces_folder(tmp_path / "fer")
+    out = tmp_path / "int8" / "small.onnx"
+    out.parent.mkdir()
+    result = CliRunner().invoke(app, ["quantize", str(trained), "--data", str(data),
+                                      "--out", str(out)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "int8: val accuracy" in result.output and "(float32: 0.9900)" in result.output
+
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "small"
+    assert (card["architecture"], card["parameters"], card["settings"]) == (
+        "a test network", 1234, {"epochs": 3})
+    assert card["quantization"]["calibration"] == "60 FER2013 train faces"
+    assert card["quantized_from"] == {"model": "trained.onnx", "val_accuracy": 0.99}
+    # What described the float model's answers is measured again on the int8 one.
+    assert card["val_accuracy"] == round(card["evaluation"]["accuracy"], 4) != 0.99
+    assert card["calibration"]["temperature"] != 9.0 and "error_profile" not in card
+    assert card["description"].startswith("a test network trained by screener, run in int8;")
+    assert (tmp_path / "int8" / "small_confusion.png").is_file()
+    assert (tmp_path / "int8" / "small_reliability.png").is_file()
+
+    graph_ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert "QuantizeLinear" in graph_ops
+    test = faces(100, seed=9)
+    assert np.abs(raw(out, test) - raw(trained, test)).max() < 0.05
+    assert json.loads(trained.with_suffix(".json").read_text()) == record  # left as it was
+
+
+@pytest.mark.parametrize("case", ["same file", "already int8", "not onnx", "no model"])
+def test_the_quantize_command_refuses_what_it_cannot_do_in_a_sentence(tmp_path, case):
+    trained = conv_model(tmp_path / "trained.onnx", seed=8)
+    out = tmp_path / "out.onnx"
+    if case == "same file":
+        out = trained
+    elif case == "already int8":
+        trained.with_suffix(".json").write_text(json.dumps({"quantization": {"scheme": "x"}}))
+    elif case == "not onnx":
+        out = tmp_path / "out.keras"
+    else:
+        trained = tmp_path / "missing.onnx"
+    data = _faces_folder(tmp_path / "fer")
+    result = CliRunner().invoke(app, ["quantize", str(trained), "--data", str(data),
+                                      "--out", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    expected = {"same file": "must be a new file", "already int8": "already runs in int8",
+                "not onnx": "must end in .onnx", "no model": "no model at"}[case]
+    assert expected in result.output, result.output
+    assert case == "same file" or not out.exists()

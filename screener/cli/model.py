@@ -1,5 +1,5 @@
-"""The model commands of `screener`: `train`, `evaluate`, `calibrate` and `ensemble` the
-emotion classifier.
+"""The model commands of `screener`: `train`, `evaluate`, `calibrate`, `ensemble` and
+`quantize` the emotion classifier.
 
 Kept apart from the scan commands because they deal with labelled images and TensorFlow, not
 videos; they register themselves on the same Typer app.
@@ -390,3 +390,49 @@ def ensemble(
         f"scans run it, {result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; "
         f"wrote {out} and {out.with_suffix('.json')}"
     )
+
+
+@app.command()
+def quantize(
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL.onnx", show_default=False,
+                             help="A float32 model made by `screener train`.")
+    ],
+    data: DataOption,
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="FILE.onnx", show_default=False,
+                     help="Where to write the int8 model; its .json, confusion matrix and "
+                     "reliability diagram go beside it."),
+    ],
+) -> None:
+    """Store a trained model in 8-bit integers, calibrated on 512 training faces: about three
+    times the faces/s and a quarter of the file, so a larger network fits the speed budget
+    (needs the "train" extra). The int8 model is measured and calibrated on `val` as scans run
+    it, and its .json keeps the float model's training record."""
+    import importlib.util
+
+    from screener.fer_data import DatasetError, load_split
+    from screener.quantization import QuantizationError, quantize_model
+
+    if out.suffix != ".onnx":
+        raise fail(f"--out must end in .onnx, not {out.name}")
+    if not model.is_file():
+        raise fail(f"no model at {model}")
+    if importlib.util.find_spec("onnx") is None:
+        raise fail('quantizing needs the onnx package: pip install "screener[train]"')
+    try:
+        val_data = load_split(data, "val")
+        train_images = load_split(data, "train").images
+        say(f"quantizing {model.name} to int8, then measuring and calibrating it on "
+            f"{len(val_data)} val images (a minute or more)")
+        result = quantize_model(model, out, val_data, train_images)
+    except (QuantizationError, DatasetError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write: {exc}") from None
+    was = (f" (float32: {result.float_accuracy:.4f})"
+           if result.float_accuracy is not None else "")
+    say(f"int8: val accuracy {result.evaluation.accuracy:.4f} as scans run it{was}, "
+        f"{result.accuracy_by_flip_margin[0.0]:.4f} without flip averaging; wrote {out} and "
+        f"{out.with_suffix('.json')}")
