@@ -1,7 +1,7 @@
 """Accuracy and calibration of an emotion model on FER2013 `val`, its batched speed in
 faces/s, and its latency on one face at a time, against the budget.
 
-    python benchmarks/model_benchmark.py [--model models/emotion_ensemble.onnx]
+    python benchmarks/model_benchmark.py [--model models/emotion_vgg.onnx]
         [--data ../shared/datasets/fer2013] [--margins 0 0.1 0.2 0.3 0.5 1]
         [--ensemble OTHER.onnx ...] [--out benchmarks/results/model.json]
 

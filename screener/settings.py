@@ -213,7 +213,7 @@ class Settings:
         return not (self.db_url or os.environ.get("SCREENER_DB"))
 
 
-DEFAULT_MODEL_FILE = "emotion_ensemble.onnx"
+DEFAULT_MODEL_FILE = "emotion_vgg.onnx"
 MAX_EVIDENCE_FRAMES = 24
 """A page of thumbnails a person can look through; more would be watching the video."""
 

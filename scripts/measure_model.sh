@@ -16,7 +16,7 @@ TAG=$2
 [ -f "$MODEL" ] || { echo "error: no model at $1" >&2; exit 2; }
 DATA=${DATA:-../shared/datasets/fer2013}
 
-python benchmarks/pipeline_accuracy.py --data "$DATA" models/emotion_ensemble.onnx "$MODEL"
+python benchmarks/pipeline_accuracy.py --data "$DATA" models/emotion_vgg.onnx "$MODEL"
 [ "${3:-}" = "--quick" ] && exit 0
 
 CONFIG=$(mktemp --suffix=.toml)

@@ -1,7 +1,7 @@
 """Print the model card's numbers (accuracy, per-class table) from a model's metrics JSON,
 so that models/README.md is filled from measurements rather than typed by hand.
 
-    python scripts/model_card_numbers.py models/emotion_ensemble.json
+    python scripts/model_card_numbers.py models/emotion_vgg.json
 """
 
 from __future__ import annotations
@@ -32,4 +32,4 @@ def main(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "models/emotion_ensemble.json"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "models/emotion_vgg.json"))

@@ -1,7 +1,7 @@
 """Record what the emotion model gets wrong, for the corrected session estimates.
 
     python scripts/record_error_profile.py [--crops clean|pipeline]
-        [--model models/emotion_ensemble.onnx] [--data ../shared/datasets/fer2013]
+        [--model models/emotion_vgg.onnx] [--data ../shared/datasets/fer2013]
 
 Predicts every FER2013 `val` face as scans run the model (flip margin, calibration) and writes
 `error_profile` into the model's .json: the confusion matrix (true class x top label) and the
