@@ -11,6 +11,15 @@ import typer
 
 from screener.cli.app import fail
 
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data", metavar="DIR|CSV",
+        help="FER2013 folder (train/, val/, <emotion>/*.jpg) or CSV (emotion,pixels,Usage).",
+    ),
+]
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", metavar="FILE",
