@@ -123,16 +123,9 @@ def _name_nodes(model_path: Path) -> tuple[str, list[str]]:
     return model.graph.input[0].name, softmax
 
 
-def quantize_model(
-    model_path: Path, out_path: Path, val_data: LabelledImages, train_images: np.ndarray
-) -> QuantizedModel:
-    """A trained model stored in int8 beside its float original, shipped like any model:
-    measured on `val` as scans run it, calibrated there, and described by a card that keeps
-    the float model's training record (architecture, settings, time), so the int8 file can
-    replace the float one without losing how it was made.
-
-    The calibration is fitted again: quantization nudges every probability, and the session
-    estimates read the probabilities, not only the top label."""
+def float_model_card(model_path: Path, out_path: Path) -> dict[str, Any]:
+    """The card of a model about to be quantized, once it is known that it can be: checked
+    before anything slow starts, so a refusal comes first."""
     if out_path.resolve() == model_path.resolve():
         raise QuantizationError("--out must be a new file: the float model stays as it is")
     source_card = model_path.with_suffix(".json")
@@ -143,6 +136,20 @@ def quantize_model(
         raise QuantizationError(f"cannot read {source_card}: {exc}") from None
     if "quantization" in source:
         raise QuantizationError(f"{model_path.name} already runs in int8")
+    return source
+
+
+def quantize_model(
+    model_path: Path, out_path: Path, val_data: LabelledImages, train_images: np.ndarray
+) -> QuantizedModel:
+    """A trained model stored in int8 beside its float original, shipped like any model:
+    measured on `val` as scans run it, calibrated there, and described by a card that keeps
+    the float model's training record (architecture, settings, time), so the int8 file can
+    replace the float one without losing how it was made.
+
+    The calibration is fitted again: quantization nudges every probability, and the session
+    estimates read the probabilities, not only the top label."""
+    source = float_model_card(model_path, out_path)
     faces = calibration_faces(train_images)
     shutil.copyfile(model_path, out_path)
     quantize_int8(out_path, faces)

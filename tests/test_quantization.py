@@ -146,4 +146,5 @@ def test_the_quantize_command_refuses_what_it_cannot_do_in_a_sentence(tmp_path, 
     expected = {"same file": "must be a new file", "already int8": "already runs in int8",
                 "not onnx": "must end in .onnx", "no model": "no model at"}[case]
     assert expected in result.output, result.output
+    assert "quantizing" not in result.output  # refused before any slow work starts
     assert case == "same file" or not out.exists()

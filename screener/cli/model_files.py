@@ -113,7 +113,7 @@ def quantize(
     import importlib.util
 
     from screener.fer_data import DatasetError, load_split
-    from screener.quantization import QuantizationError, quantize_model
+    from screener.quantization import QuantizationError, float_model_card, quantize_model
 
     if out.suffix != ".onnx":
         raise fail(f"--out must end in .onnx, not {out.name}")
@@ -122,6 +122,7 @@ def quantize(
     if importlib.util.find_spec("onnx") is None:
         raise fail('quantizing needs the onnx package: pip install "screener[train]"')
     try:
+        float_model_card(model, out)
         val_data = load_split(data, "val")
         train_images = load_split(data, "train").images
         say(f"quantizing {model.name} to int8, then measuring and calibrating it on "
