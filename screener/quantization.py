@@ -159,7 +159,7 @@ def quantize_model(
     measured = measure_on_val(out_path, val_data)
     evaluation = measured.evaluation
     kept = {key: value for key, value in source.items() if key not in REMEASURED}
-    what = source.get("description", "").split(";")[0] or f"{model_path.stem}"
+    what = source.get("description", "").split(";")[0] or model_path.stem
     card = {
         "name": out_path.stem,
         **kept,
