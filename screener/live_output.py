@@ -152,7 +152,11 @@ def display_problem() -> str | None:
         return f"the window could not be opened ({exc})"
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"the window could not be opened ({lines[-1] if lines else done.returncode})"
+        # Qt names the cause first ("could not connect to display :1") and ends with a list
+        # of plugins, which says nothing about what went wrong.
+        cause = next((line for line in lines if "display" in line.lower()),
+                     lines[-1] if lines else done.returncode)
+        return f"the window could not be opened ({cause})"
     return None
 
 

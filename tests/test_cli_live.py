@@ -184,6 +184,16 @@ def test_without_a_display_the_session_runs_without_a_window_and_says_so(moods, 
     assert json_lines(result.stdout)[-1]["analysed_frames"] == 100
 
 
+def test_a_display_that_cannot_be_reached_is_named_in_the_reason(monkeypatch):
+    from screener.live_output import display_problem
+
+    number = _free_display()
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert display_problem() == (
+        f"the window could not be opened (qt.qpa.xcb: could not connect to display :{number})")
+
+
 def test_ctrl_c_stops_cleanly_with_a_summary(moods):
     video, model = moods
     process = subprocess.Popen(
