@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
-from screener.emotions import INPUT_SIZE, preprocess  # noqa: E402
+from screener.emotions import INPUT_SIZE, preprocess, zoom_faces  # noqa: E402
 from screener.fer_data import load_split  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
@@ -31,12 +31,12 @@ ANGLES = (6.0, -6.0)
 ZOOMS = (1.1, 0.9)
 
 
-def warp(faces: np.ndarray, dx: float = 0, dy: float = 0, angle: float = 0.0,
-         zoom: float = 1.0) -> np.ndarray:
+def warp(faces: np.ndarray, dx: float = 0, dy: float = 0, angle: float = 0.0) -> np.ndarray:
+    """Shifted or turned about the centre; zooms are `zoom_faces`, as scans' `unsure_zooms`."""
     import cv2
 
     centre = (INPUT_SIZE - 1) / 2
-    matrix = cv2.getRotationMatrix2D((centre, centre), angle, zoom)
+    matrix = cv2.getRotationMatrix2D((centre, centre), angle, 1.0)
     matrix[:, 2] += (dx, dy)
     return np.stack([cv2.warpAffine(face, matrix, (INPUT_SIZE, INPUT_SIZE),
                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -69,7 +69,7 @@ def main() -> None:
     groups = {
         "shifts of 2 px": [warp(val.images, dx, dy) for dx, dy in SHIFTS],
         "rotations of 6 degrees": [warp(val.images, angle=a) for a in ANGLES],
-        "zooms 1.1 and 0.9": [warp(val.images, zoom=z) for z in ZOOMS],
+        "zooms 1.1 and 0.9": [zoom_faces(val.images[..., np.newaxis], z) for z in ZOOMS],
     }
     extra = {group: sum(probabilities(view) for view in views)
              for group, views in groups.items()}
