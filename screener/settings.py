@@ -373,6 +373,10 @@ class TrainSettings:
     a step, 15% an epoch, on a CPU with AVX-512 BF16, and more on a GPU; the ONNX export is
     float32 either way, so scans are unaffected."""
     seed: int = 1337
+    init_from: str | None = None
+    """A trained .keras model of the same architecture to start from instead of random
+    weights: a second learning-rate cycle (a warm restart, Loshchilov & Hutter 2017) continues
+    a finished run, usually distilled from that run's own model (born-again networks)."""
 
     def validate(self) -> None:
         if self.batch_size <= 0 or self.batch_size % 4:

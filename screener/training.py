@@ -20,7 +20,7 @@ import numpy as np
 
 from screener import shipping
 from screener.augmentation import augment_batch, mixup
-from screener.emotions import EMOTIONS, EmotionModel, OnnxEmotionModel, preprocess
+from screener.emotions import EMOTIONS, EmotionModel, ModelError, OnnxEmotionModel, preprocess
 from screener.fer_data import LabelledImages
 from screener.networks import build_model
 from screener.settings import TrainSettings
@@ -140,6 +140,19 @@ def mix_targets(hard: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarra
     return ((1.0 - distill) * hard + distill * soft).astype(np.float32)
 
 
+def start_from(model: Any, path: Path, log: Callable[[str], None]) -> None:
+    """A resumed run's backup is restored over these weights when `fit` begins, so only a
+    fresh run really starts from `path`."""
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ModelError(
+            f"cannot start from {path}: its layers do not fit this architecture "
+            f"(train with the settings it was trained with) [{exc}]"
+        ) from None
+    log(f"starting from the weights of {path}")
+
+
 def load_teachers(paths: Sequence[str], flip_margin: float = 1.0) -> list[EmotionModel]:
     """Teachers give their raw probabilities (temperature 1), as when the shipped model was
     distilled, whatever calibration they were shipped with."""
@@ -207,6 +220,8 @@ def train(
         return shipping.ship_checkpoint(checkpoint_dir, out_path, val_data, settings)
     with precision_policy(keras, settings.precision):
         model = build_model(settings)
+    if settings.init_from:
+        start_from(model, Path(settings.init_from), log)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
     weights = class_weights(train_data.labels, settings.class_weights)

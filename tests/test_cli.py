@@ -128,6 +128,12 @@ def test_usage_errors_exit_2_without_traceback(args, db):
     assert "Traceback" not in result.output
 
 
+def test_train_refuses_a_missing_model_to_start_from_before_loading_data(tmp_path):
+    result = run("train", "--data", tmp_path, "--init-from", tmp_path / "gone.keras")
+    assert result.exit_code == 2
+    assert "model to start from not found" in result.output and "Traceback" not in result.output
+
+
 def test_db_may_be_a_plain_file_path(tmp_path, astronaut, make_video, monkeypatch):
     make_video("v/kim_2026-02-01.mp4", face_frames(astronaut, 12))
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,7 @@ from tests.conftest import import_or_missing
 import_or_missing("tensorflow", "tensorflow")
 
 from screener.augmentation import augment_batch, jitter_like_video, mixup  # noqa: E402
-from screener.emotions import EMOTIONS, OnnxEmotionModel  # noqa: E402
+from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel  # noqa: E402
 from screener.fer_data import LabelledImages  # noqa: E402
 from screener.networks import build_mini_xception, build_model  # noqa: E402
 from screener.settings import EmotionSettings, SettingsError, TrainSettings  # noqa: E402
@@ -388,6 +388,37 @@ def test_a_student_trains_from_an_onnx_teacher_and_records_it(tmp_path: Path):
         assert any("mixup" in m for m in messages) == consistent
         assert recorded["mixup"] == (0.2 if consistent else 0.0)
         assert result.evaluation.count == 32
+
+
+def test_a_run_can_start_from_a_trained_model_and_refuses_one_that_does_not_fit(tmp_path: Path):
+    import keras
+
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, augment=False, l2=0.0)
+    train(stripes(96, 1), stripes(32, 2), tmp_path / "first.keras", settings, log=lambda _: None)
+    # At a vanishing learning rate a run keeps the weights it starts from: the trained ones, or
+    # random ones.
+    still = {**vars(settings), "epochs": 1, "learning_rate": 1e-9}
+    messages: list[str] = []
+    train(stripes(96, 1), stripes(32, 2), tmp_path / "restart.keras",
+          TrainSettings(**{**still, "init_from": str(tmp_path / "first.keras")}),
+          log=messages.append)
+    train(stripes(96, 1), stripes(32, 2), tmp_path / "fresh.keras", TrainSettings(**still),
+          log=lambda _: None)
+    assert any("starting from the weights of" in m for m in messages)
+
+    def kernels(name: str) -> np.ndarray:
+        model = keras.models.load_model(tmp_path / f"{name}.keras")
+        return np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
+
+    first = kernels("first")
+    assert np.allclose(kernels("restart"), first, atol=1e-5)
+    assert not np.allclose(kernels("fresh"), first, atol=1e-2)
+    recorded = json.loads((tmp_path / "restart.json").read_text())["settings"]
+    assert recorded["init_from"] == str(tmp_path / "first.keras")
+    vgg = TrainSettings(**{**still, "arch": "vgg", "blocks": (8, 16), "dense": 16,
+                           "init_from": str(tmp_path / "first.keras")})
+    with pytest.raises(ModelError, match="do not fit this architecture"):
+        train(stripes(96, 1), stripes(32, 2), tmp_path / "vgg.keras", vgg, log=lambda _: None)
 
 
 @pytest.mark.parametrize("arch", [

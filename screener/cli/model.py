@@ -91,6 +91,12 @@ def train(
                      "AVX-512 BF16 (more on a GPU); the exported model is float32 either way."),
     ] = "float32",
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(metavar="MODEL.keras", show_default=False,
+                     help="Start from this trained model's weights (same architecture) instead "
+                     "of random ones: a second learning-rate cycle for a finished run."),
+    ] = None,
     checkpoints: Annotated[
         Path | None,
         typer.Option(metavar="DIR", show_default=False,
@@ -130,12 +136,15 @@ def train(
         cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
         consistent=consistent, mixup=mixup, crop_jitter=crop_jitter, arch=arch,
         dropout=dropout, dense=dense, precision=precision, seed=seed,
+        init_from=str(init_from) if init_from else None,
     )
     try:
         settings.validate()
         for path in teacher or ():
             if not path.is_file():
                 raise SettingsError(f"teacher model not found: {path}")
+        if init_from is not None and not init_from.is_file():
+            raise SettingsError(f"model to start from not found: {init_from}")
     except SettingsError as exc:
         raise fail(str(exc)) from None
     from screener.shipping import ExportDeferred
