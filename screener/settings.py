@@ -374,9 +374,10 @@ class TrainSettings:
     float32 either way, so scans are unaffected."""
     seed: int = 1337
     init_from: str | None = None
-    """A trained .keras model of the same architecture to start from instead of random
-    weights: a second learning-rate cycle (a warm restart, Loshchilov & Hutter 2017) continues
-    a finished run, usually distilled from that run's own model (born-again networks)."""
+    """A trained .keras model of the same architecture, or a VGG's exported .onnx file, to
+    start from instead of random weights: a second learning-rate cycle (a warm restart,
+    Loshchilov & Hutter 2017) continues a finished run, usually distilled from that run's own
+    model (born-again networks)."""
 
     def validate(self) -> None:
         if self.batch_size <= 0 or self.batch_size % 4:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from screener import shipping
+from screener import onnx_weights, shipping
 from screener.augmentation import augment_batch, mixup
 from screener.emotions import EMOTIONS, EmotionModel, ModelError, OnnxEmotionModel, preprocess
 from screener.fer_data import LabelledImages
@@ -27,6 +27,8 @@ from screener.settings import TrainSettings
 
 TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
 OTHER_BACKENDS = ("jax", "torch")
+IMPORT_IMAGES = 4096
+"""Training faces that measure the batch-norm statistics of a network started from ONNX."""
 """Keras backends that can train without TensorFlow (`KERAS_BACKEND`), as on a GPU machine
 that has PyTorch or JAX but no TensorFlow; the ONNX export then waits for a machine with the
 train extra (`ExportDeferred`)."""
@@ -140,11 +142,16 @@ def mix_targets(hard: np.ndarray, distill: float, soft: np.ndarray) -> np.ndarra
     return ((1.0 - distill) * hard + distill * soft).astype(np.float32)
 
 
-def start_from(model: Any, path: Path, log: Callable[[str], None]) -> None:
+def start_from(model: Any, path: Path, images: np.ndarray, log: Callable[[str], None]) -> None:
     """A resumed run's backup is restored over these weights when `fit` begins, so only a
-    fresh run really starts from `path`."""
+    fresh run really starts from `path`: a .keras model, or a VGG's exported ONNX file (the
+    shipped int8 one included), whose batch norms are rebuilt from `images`."""
     try:
-        model.load_weights(path)
+        if path.suffix == ".onnx":
+            rows = np.random.default_rng(0).permutation(len(images))[:IMPORT_IMAGES]
+            onnx_weights.load_into(model, path, images[np.sort(rows)])
+        else:
+            model.load_weights(path)
     except (ValueError, KeyError, OSError) as exc:
         raise ModelError(
             f"cannot start from {path}: its layers do not fit this architecture "
@@ -221,7 +228,7 @@ def train(
     with precision_policy(keras, settings.precision):
         model = build_model(settings)
     if settings.init_from:
-        start_from(model, Path(settings.init_from), log)
+        start_from(model, Path(settings.init_from), train_data.images, log)
     if settings.teachers:
         log(f"distilling from {len(settings.teachers)} teacher(s): {', '.join(settings.teachers)}")
     weights = class_weights(train_data.labels, settings.class_weights)

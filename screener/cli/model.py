@@ -93,9 +93,10 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 1337,
     init_from: Annotated[
         Path | None,
-        typer.Option(metavar="MODEL.keras", show_default=False,
+        typer.Option(metavar="MODEL.keras|MODEL.onnx", show_default=False,
                      help="Start from this trained model's weights (same architecture) instead "
-                     "of random ones: a second learning-rate cycle for a finished run."),
+                     "of random ones: a second learning-rate cycle for a finished run. A VGG's "
+                     "exported .onnx file (float32 or int8, as shipped) works too."),
     ] = None,
     checkpoints: Annotated[
         Path | None,
