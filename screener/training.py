@@ -27,11 +27,11 @@ from screener.settings import TrainSettings
 
 TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
 OTHER_BACKENDS = ("jax", "torch")
-IMPORT_IMAGES = 4096
-"""Training faces that measure the batch-norm statistics of a network started from ONNX."""
 """Keras backends that can train without TensorFlow (`KERAS_BACKEND`), as on a GPU machine
 that has PyTorch or JAX but no TensorFlow; the ONNX export then waits for a machine with the
 train extra (`ExportDeferred`)."""
+IMPORT_IMAGES = 4096
+"""Training faces that measure the batch-norm statistics of a network started from ONNX."""
 
 
 def missing_training_packages() -> list[str]:
