@@ -94,7 +94,7 @@ def folded_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
                 mul = next_op(node.output[0], "Mul")
                 if mul is not None:  # the hidden layer's batch norm
                     scale = constant(mul.input[1])
-                add = next_op((mul or node).output[0], "Add")
+                add = next_op((node if mul is None else mul).output[0], "Add")
                 shift = constant(add.input[1]) if add is not None else np.zeros_like(scale)
                 layers.append((kernel, scale, shift))
             elif node.op_type == "Gemm":
