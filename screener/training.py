@@ -64,22 +64,28 @@ def _batches_class(keras: Any) -> type:
             super().__init__()
             self.data, self.settings, self.weights, self.targets = data, settings, weights, targets
             self.teachers = teachers
-            self.epoch = 0
-            self._order = self._shuffle()
+            self.start_epoch(0)
 
-        def _shuffle(self) -> np.ndarray:
-            rng = np.random.default_rng([self.settings.seed, self.epoch])
-            return rng.permutation(len(self.data))
+        def start_epoch(self, epoch: int) -> None:
+            """Told by `fit` (`FollowEpochs`) rather than counted here: Keras calls
+            `on_epoch_end` once before training to look at a batch, and a resumed run builds a
+            new dataset, whose own count would repeat the first epoch's batches. Epoch k draws
+            from [seed, k + 1], the numbering that uninterrupted runs have always had."""
+            self.epoch = epoch
+            self._order = np.random.default_rng(self._seeds()).permutation(len(self.data))
+
+        def _seeds(self, *more: int) -> list[int]:
+            return [self.settings.seed, self.epoch + 1, *more]
 
         def __len__(self) -> int:
             return len(self.data) // self.settings.batch_size
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
-            size, seed = self.settings.batch_size, self.settings.seed
+            size = self.settings.batch_size
             rows = self._order[index * size : (index + 1) * size]
             images = self.data.images[rows]
             if self.settings.augment:
-                rng = np.random.default_rng([seed, self.epoch, index])
+                rng = np.random.default_rng(self._seeds(index))
                 images = augment_batch(
                     images, rng, self.settings.cutout, self.settings.crop_jitter
                 )
@@ -87,16 +93,12 @@ def _batches_class(keras: Any) -> type:
             targets = one_hot(labels) if self.teachers else self.targets[rows]
             weights = self.weights[labels]
             if self.settings.mixup:
-                rng = np.random.default_rng([seed, self.epoch, index, 1])
+                rng = np.random.default_rng(self._seeds(index, 1))
                 images, targets, weights = mixup(images, targets, weights, self.settings.mixup, rng)
             if self.teachers:
                 soft = teachers_mean(self.teachers, images)
                 targets = mix_targets(targets, self.settings.distill, soft)
             return preprocess(images), targets, weights
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-            self._order = self._shuffle()
 
     return AugmentedBatches
 
@@ -278,6 +280,10 @@ def train(
             state["finished_epochs"] = settings.epochs
             state_path.write_text(json.dumps(state))
 
+    class FollowEpochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            batches.start_epoch(epoch)
+
     model.fit(
         batches,
         validation_data=(val_x, val_y),
@@ -285,6 +291,7 @@ def train(
         verbose=2,
         callbacks=[
             keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup")),
+            FollowEpochs(),
             KeepBest(),
             *plateau_callbacks(keras, settings),
             keras.callbacks.EarlyStopping(

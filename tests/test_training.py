@@ -236,6 +236,51 @@ def test_training_learns_writes_checkpoints_exports_and_resumes(tmp_path: Path):
     assert again.evaluation.accuracy == resumed.evaluation.accuracy
 
 
+class RunStopped(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_with_the_batches_of_the_epoch_it_resumes_at(
+    tmp_path: Path, monkeypatch
+):
+    import screener.training as training
+
+    draws: list[tuple[int, ...]] = []
+    stop_after: list[int] = []
+
+    def recording_augment(images, rng, *args):
+        done = tmp_path / "interrupted" / "state.json"
+        if stop_after and done.is_file() and json.loads(done.read_text())["epochs_run"] >= 2:
+            raise RunStopped("as a stopped session ends a run, between epochs")
+        draws.append(tuple(rng.bit_generator.seed_seq.entropy))
+        return augment_batch(images, rng, *args)
+
+    monkeypatch.setattr(training, "augment_batch", recording_augment)
+    settings = TrainSettings(epochs=3, batch_size=16, patience=10)
+
+    def epoch_draws(epoch: int) -> set[tuple[int, ...]]:
+        return {d for d in draws if d[1] == epoch + 1}
+
+    train(stripes(64, 1), stripes(16, 2), tmp_path / "whole.keras", settings,
+          tmp_path / "whole", log=lambda _: None)
+    whole = {epoch: epoch_draws(epoch) for epoch in range(3)}
+    assert all(len(whole[epoch]) == 4 for epoch in range(3))  # four batches an epoch
+
+    draws.clear()
+    stop_after.append(2)
+    with pytest.raises(Exception, match="RunStopped"):  # TensorFlow wraps it in its own
+        train(stripes(64, 1), stripes(16, 2), tmp_path / "run.keras", settings,
+              tmp_path / "interrupted", log=lambda _: None)
+    stop_after.clear()
+    draws.clear()
+    messages: list[str] = []
+    train(stripes(64, 1), stripes(16, 2), tmp_path / "run.keras", settings,
+          tmp_path / "interrupted", log=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert epoch_draws(2) == whole[2]
+    assert not epoch_draws(1)  # the finished epochs are not drawn again
+
+
 class BrightnessTeacher:
     """Says 'happy' in proportion to an image's brightness, the rest 'neutral'. With
     `left_half`, only the left half counts, so a mirror image gets another answer."""
