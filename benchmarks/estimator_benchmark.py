@@ -1,7 +1,8 @@
 """Do the session estimates give the level the truth would? Simulated sessions of FER2013 faces.
 
     python benchmarks/estimator_benchmark.py [--sessions 600] [--data ../shared/datasets/fer2013]
-        [--images segment|face] [--crops clean|pipeline] [--out benchmarks/results/estimator.json]
+        [--images segment|face] [--crops clean|pipeline] [--fix-errors SHARE]
+        [--out benchmarks/results/estimator.json]
 
 Real videos with a known emotion every second are scarce, so sessions are built from FER2013
 `val` faces whose true emotion is known. A session follows a true label sequence: segments of
