@@ -563,7 +563,9 @@ def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path,
     config.write_text("[keyframes]\ndecoder_threads = 1\n")
     result = run("analyze", video, "--config", config)
     assert result.exit_code == 0, result.output
-    [line] = [line for line in result.output.splitlines() if "data quality" in line]
+    lines = [line for line in result.output.splitlines() if "data quality" in line]
+    assert len(lines) == 1, result.output
+    [line] = lines
     assert line.startswith("  data quality: ") and line.endswith("could not be decoded "
                                                                   "(damaged file)")
     document = json.loads(run("analyze", video, "--json", "--config", config).output)
