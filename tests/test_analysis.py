@@ -137,9 +137,9 @@ def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3,
     Whether threads conceal differently depends on how they are scheduled: in a busy test
     process they can run as if one, and no place differs. A test that needs only a damaged
     file (not the difference) says `conceal_differently=False` and then gets the first place
-    whose damage a one-thread decode, as scans run it, notices: where a place lands in the
-    stream depends on the encoder's output, which is not promised to be the same on every
-    CPU (a CI run once got a file whose damage went unnoticed)."""
+    whose damage a one-thread decode, as scans run it, notices. A CI run once noticed no
+    damage at the first place, which never happened here; where a place lands depends on
+    the encoder's output, which is not promised to be the same on every CPU."""
     import hashlib
     import struct
     from contextlib import suppress
