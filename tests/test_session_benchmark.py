@@ -46,6 +46,22 @@ def test_smoke_sessions_are_built_cached_and_scored(tmp_path, fer_val, capsys):
     assert "face recall" in capsys.readouterr().out
 
 
+def test_another_seed_draws_other_sessions_and_is_recorded(tmp_path, fer_val):
+    bench = _benchmark()
+    default = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val)[0]
+    other = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val, seed=24)[0]
+    assert [g.image for g in other.segments] != [g.image for g in default.segments]
+    assert other.path != default.path
+    out = tmp_path / "seed.json"
+    assert bench.main(["--smoke", "--seed", "24", "--cache", str(tmp_path), "--out",
+                       str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["run"]["seed"] == 24
+    assert [r["session"] for r in document["sessions"]] == [other.name]
+    assert document["totals"]["face_segments"] == sum(g.label is not None
+                                                      for g in other.segments)
+
+
 def test_truth_level_follows_the_default_rules():
     bench = _benchmark()
     rules = bench.load_rules("default")
