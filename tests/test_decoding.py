@@ -135,15 +135,21 @@ def test_analysis_sizes_are_even_and_never_larger(size, width, expected):
     assert _analysis_size(*size, width) == expected
 
 
-def test_a_damaged_packet_costs_its_frames_not_the_video(make_video, tmp_path):
-    video = make_video("plain.mp4", moving(20), fps=10)
+def with_packet_zeroed(video: Path, index: int, damaged: Path) -> Path:
+    """`video` with its `index`-th video packet's bytes zeroed: a damage every decode meets
+    (the packet fails to decode), unlike flipped bytes that FFmpeg may conceal unnoticed."""
     with av.open(str(video)) as container:
         packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
     data = bytearray(video.read_bytes())
-    pos, size = packets[10]
+    pos, size = packets[index]
     data[pos : pos + size] = bytes(size)
-    damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_a_damaged_packet_costs_its_frames_not_the_video(make_video, tmp_path):
+    video = make_video("plain.mp4", moving(20), fps=10)
+    damaged = with_packet_zeroed(video, 10, tmp_path / "damaged.mp4")
     decoder = open_decoder(damaged, KeyframeSettings(decoder_threads=1))
     frames = list(decoder)
     assert 10 <= len(frames) < 20
