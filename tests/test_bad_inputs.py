@@ -468,9 +468,11 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
                                                                              caplog):
     """Worker processes decode with one thread, `--workers 1` with several: the damaged
     file must still give one session, and say how much of it could not be decoded."""
-    from tests.test_analysis import damaged_h264
+    from tests.test_decoding import with_packet_zeroed
 
-    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut, conceal_differently=False)
+    # A zeroed packet: every decode meets it (FFmpeg may conceal flipped bytes unnoticed).
+    clean = write_video(folder.parent / "clean.mp4", face_frames(astronaut, 60))
+    with_packet_zeroed(clean, 30, folder / "damaged_2026-01-02.mp4")
     stored = {}
     for workers in ("1", "2"):
         db = f"sqlite:///{folder.parent}/workers{workers}.db"

@@ -171,11 +171,12 @@ def test_a_damaged_video_scanned_on_the_cluster_is_stored_as_locally_and_says_so
         cluster, tmp_path, astronaut, caplog):
     """Dask workers decode as process workers do: the damaged file gives the same session as a
     local scan, and the scan still says, as it goes, how much of it could not be decoded."""
-    from tests.test_analysis import damaged_h264
+    from tests.test_decoding import with_packet_zeroed
 
     folder = tmp_path / "videos"
     folder.mkdir()
-    damaged_h264(folder / "damaged_2026-01-02.mp4", astronaut, conceal_differently=False)
+    clean = write_video(tmp_path / "clean.mp4", face_frames(astronaut, 60))
+    with_packet_zeroed(clean, 30, folder / "damaged_2026-01-02.mp4")
     for mode, extra in [("local", []), ("dask", ["--cluster", cluster.scheduler_address])]:
         caplog.clear()
         result = run("scan", folder, "--out", tmp_path / mode, "--db",
