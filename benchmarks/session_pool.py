@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SEED = 23  # the session benchmark's default, for results written before --seed existed
+HIGH_LINE = 0.5  # the default rules' High threshold on negative_share_est
+NEAR = 0.05  # a High session this close to the line goes either way on a few faces
 
 
 def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -53,6 +55,7 @@ def pool(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     high_signed = [r["negative_share_est"] - r["true_negative_share"] for r in estimated
                    if r["true_level"] == "high"]
     wrong = [r for r in rows if r["level"] != r["true_level"]]
+    clear = [r for r in high if r["true_negative_share"] >= HIGH_LINE + NEAR]
     return {
         "seeds": seeds,
         "sessions": len(rows),
@@ -63,6 +66,8 @@ def pool(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "high_caught": caught,
         "high_caught_rate": caught / len(high) if high else None,
         "high_caught_wilson95": wilson(caught, len(high)),
+        "true_high_clear_of_line": len(clear),
+        "high_caught_clear_of_line": sum(r["level"] == "high" for r in clear),
         "low_called_high": sum(r["true_level"] == "low" and r["level"] == "high" for r in rows),
         "false_high": sum(r["true_level"] != "high" and r["level"] == "high" for r in rows),
         "negative_share_mae": _mean([r["negative_share_error"] for r in rows]),
@@ -100,6 +105,8 @@ def summary(pooled: dict[str, Any]) -> str:
         f"High caught {p['high_caught']} of {p['true_high']} "
         + (f"({p['high_caught_rate']:.0%}; 95% Wilson {hlo:.0%}-{hhi:.0%})"
            if p["true_high"] else ""),
+        f"  of them {p['true_high_clear_of_line']} at least {NEAR} over the line: caught "
+        f"{p['high_caught_clear_of_line']}",
         f"truly Low called High {p['low_called_high']}; any other called High "
         f"{p['false_high'] - p['low_called_high']}",
         f"share error raw {p['negative_share_mae']:.3f} -> estimate "

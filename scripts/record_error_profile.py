@@ -11,9 +11,10 @@ screener/estimate.py inverts to estimate a session's true emotion mix.
 `--crops clean` (the default, and what ships) reads the 48x48 originals. `--crops pipeline`
 reads each face as a scan does: pasted into a synthetic frame (benchmarks/synthetic_scenes.py:
 varied size, position, tilt, lighting, blur, JPEG loss), found by the face detector and cut by
-the aligned crop; faces the detector misses are left out. On the session benchmark's videos
-both profiles gave the same levels and errors, so the clean one, which rests on no synthetic
-rendering, was kept (docs/benchmarks.md, "Which error profile").
+the aligned crop; faces the detector misses are left out. On 84 of the session benchmark's
+videos the pipeline profile removed the clean one's low bias but called more Moderate sessions
+High and agreed on fewer levels, so the clean one, which rests on no synthetic rendering, is
+kept (docs/benchmarks.md, "Which error profile" and "Session 27").
 
 Re-run it whenever the model, its flip margin or calibration, or the face detector or crop
 changes: the profile must describe the probabilities scans actually produce (`model` and

@@ -35,6 +35,7 @@ def test_pooled_counts_rates_bias_and_targets():
     assert pooled["seeds"] == [23, 24] and pooled["sessions"] == 5
     assert pooled["level_agreement"] == 2 and pooled["true_high"] == 2
     assert pooled["high_caught"] == 1 and pooled["high_caught_rate"] == 0.5
+    assert (pooled["true_high_clear_of_line"], pooled["high_caught_clear_of_line"]) == (1, 1)
     assert pooled["false_high"] == 2 and pooled["low_called_high"] == 1
     assert pooled["negative_share_est_bias_high"] == pytest.approx(-0.05)
     assert pooled["wrong_levels"] == 3 and pooled["wrong_levels_borderline"] == 2
