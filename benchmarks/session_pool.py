@@ -56,6 +56,8 @@ def pool(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                    if r["true_level"] == "high"]
     wrong = [r for r in rows if r["level"] != r["true_level"]]
     clear = [r for r in high if r["true_negative_share"] >= HIGH_LINE + NEAR]
+    low_called_high = sum(r["true_level"] == "low" and r["level"] == "high" for r in rows)
+    est_mae = _mean([r["negative_share_est_error"] for r in estimated])
     return {
         "seeds": seeds,
         "sessions": len(rows),
@@ -68,10 +70,10 @@ def pool(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "high_caught_wilson95": wilson(caught, len(high)),
         "true_high_clear_of_line": len(clear),
         "high_caught_clear_of_line": sum(r["level"] == "high" for r in clear),
-        "low_called_high": sum(r["true_level"] == "low" and r["level"] == "high" for r in rows),
+        "low_called_high": low_called_high,
         "false_high": sum(r["true_level"] != "high" and r["level"] == "high" for r in rows),
         "negative_share_mae": _mean([r["negative_share_error"] for r in rows]),
-        "negative_share_est_mae": _mean([r["negative_share_est_error"] for r in estimated]),
+        "negative_share_est_mae": est_mae,
         "negative_share_est_bias": _mean(signed),
         "negative_share_est_bias_high": _mean(high_signed),
         "interval_coverage": sum(covered) / len(covered) if covered else None,
@@ -80,10 +82,8 @@ def pool(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "targets_met": {
             "level_agreement_90": agree / len(rows) >= 0.9,
             "high_caught_90": bool(high) and caught / len(high) >= 0.9,
-            "no_low_called_high": not any(r["true_level"] == "low" and r["level"] == "high"
-                                          for r in rows),
-            "estimate_error_0.08": bool(estimated) and _mean(
-                [r["negative_share_est_error"] for r in estimated]) <= 0.08,
+            "no_low_called_high": low_called_high == 0,
+            "estimate_error_0.08": est_mae is not None and est_mae <= 0.08,
         },
     }
 
