@@ -12,6 +12,9 @@ settings unless `--config` says otherwise) reads each video, and the result is s
 truth: face recall, false faces, the label that wins each segment, the negative share, and the
 level, against the level the default rules give on the true labels (one observation per second).
 
+Twelve sessions cannot resolve a 90% target: benchmarks/session_pool.py pools several seeds'
+results with Wilson intervals.
+
 `build_sessions` and `score` are importable, so other benchmarks and tests can reuse them.
 Videos are cached in benchmarks/.cache/sessions/ (regenerated when `VERSION` changes).
 """
