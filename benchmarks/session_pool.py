@@ -15,12 +15,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SEED = 23  # the session benchmark's default, for results written before --seed existed
-HIGH_LINE = 0.5  # the default rules' High threshold on negative_share_est
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.session_benchmark import DEFAULT_SEED  # noqa: E402
+from screener.rules import ESTIMATE, load_rules  # noqa: E402
+
+
+def _high_line() -> float:
+    """The default rules' lowest estimate that can give High: the line the misses sit on."""
+    return min(c.value for r in load_rules("default").rules if r.level == "high"
+               for c in r.conditions if c.metric == ESTIMATE and c.op in (">=", ">"))
+
+
+HIGH_LINE = _high_line()
 NEAR = 0.05  # a High session this close to the line goes either way on a few faces
 
 
