@@ -39,10 +39,10 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
     import keras
 
     from benchmarks.model_benchmark import faces_per_second, single_face_latency_ms
-    from screener.augmentation import augment_batch
-    from screener.emotions import OnnxEmotionModel, preprocess
-    from screener.networks import build_model
-    from screener.shipping import export_onnx
+    from screener.emotions.model import OnnxEmotionModel, preprocess
+    from screener.lab.augmentation import augment_batch
+    from screener.lab.networks import build_model
+    from screener.lab.shipping import export_onnx
 
     settings = TrainSettings(**{**vars(settings), "crop_jitter": True})
     model = build_model(settings)

@@ -1,5 +1,5 @@
 """Temperature against vector scaling on FER2013 `val`, each cross-fitted: fitted on one random
-half and measured on the other, both ways, over several splits (models/README.md, Calibration).
+half and measured on the other, both ways, over several splits (lab/models/README.md, Calibration).
 
     python benchmarks/calibration_comparison.py [--model M.onnx] [--margins 0 0.2 1] [--splits 5]
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from screener.calibration import apply_temperature, fit_temperature, negative_log_likelihood
-from screener.emotions import OnnxEmotionModel
-from screener.evaluation import expected_calibration_error
-from screener.fer_data import load_split
+from screener.emotions.model import OnnxEmotionModel
+from screener.emotions.temperature import apply_temperature
+from screener.lab.calibration import fit_temperature, negative_log_likelihood
+from screener.lab.evaluation import expected_calibration_error
+from screener.lab.fer_data import load_split
 from screener.settings import Settings
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from screener.emotions import EMOTIONS, OnnxEmotionModel
+from screener.domain import EMOTIONS
+from screener.emotions.model import OnnxEmotionModel
 from screener.faces import make_detector
 from screener.faces.crop import face_crop, to_grey
-from screener.keyframes import KeyframeReader
 from screener.settings import FaceSettings, Settings
+from screener.video.keyframes import KeyframeReader
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = Path(os.environ.get("SCREENER_SHARED", ROOT.parent / "shared")) / "videos"

@@ -43,10 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from screener.aggregate import negative_runs, session_metrics, smooth_labels, with_smoothing
-from screener.domain import Box, Observation
-from screener.emotions import EMOTIONS, OnnxEmotionModel
-from screener.estimate import (
+from screener.domain import EMOTIONS, Box, Observation
+from screener.emotions.model import OnnxEmotionModel
+from screener.faces import faces_version, make_detector
+from screener.lab.fer_data import load_split
+from screener.session.aggregate import negative_runs, session_metrics, smooth_labels, with_smoothing
+from screener.session.estimate import (
     ErrorProfile,
     adjusted_count,
     em_priors,
@@ -55,9 +57,7 @@ from screener.estimate import (
     probabilistic_adjusted_count,
     reweighted,
 )
-from screener.faces import faces_version, make_detector
-from screener.fer_data import load_split
-from screener.rules import RuleSet, load_rules, parse_rules
+from screener.session.rules import RuleSet, load_rules, parse_rules
 from screener.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

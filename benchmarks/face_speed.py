@@ -21,8 +21,8 @@ import cv2
 from scan_benchmark import CACHE, ROOT, SOURCE, analyse_in_process, encode_unit, looped
 
 from screener.faces import FaceTracker, make_detector
-from screener.keyframes import KeyframeReader
 from screener.settings import FaceSettings, Settings
+from screener.video.keyframes import KeyframeReader
 
 
 def grab_all(path: Path) -> float:

@@ -29,13 +29,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from screener.analysis import Analyzer  # noqa: E402
 from screener.domain import Frame  # noqa: E402
 from screener.faces import FaceTracker  # noqa: E402
-from screener.live import LiveAnalyzer, open_grabber, run_live  # noqa: E402
-from screener.live_output import Recording  # noqa: E402
-from screener.live_source import CaptureReader, parse_source  # noqa: E402
-from screener.overlay import draw_annotations  # noqa: E402
+from screener.live.monitor import LiveAnalyzer, open_grabber, run_live  # noqa: E402
+from screener.live.output import Recording  # noqa: E402
+from screener.live.overlay import draw_annotations  # noqa: E402
+from screener.live.source import CaptureReader, parse_source  # noqa: E402
+from screener.scanning.analysis import Analyzer  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 SOURCE = REPO.parent / "shared" / "videos" / "WolfgangLanger_Pexels.mp4"

@@ -16,7 +16,7 @@ Budget (issue 20): at least `BATCHED_FLOOR` faces/s batched, so that the emotion
 under 10% of a scan, and at most `LATENCY_CEILING_MS` per face one at a time (`screener
 live`), both as scans run the model (default flip margin, calibrated). `ece` is measured
 with the stored calibration and `ece_uncalibrated` without it, on the same images the
-temperature was fitted on (models/README.md gives the cross-fitted figure). On a busy
+temperature was fitted on (lab/models/README.md gives the cross-fitted figure). On a busy
 machine wall times mostly measure waiting for a core: the budget is then judged on CPU time
 (`faces_per_cpu_s`, `single_face_ms.cpu_median`), and `load_average` says how busy it was.
 """
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from screener.emotions import OnnxEmotionModel
-from screener.evaluation import Evaluation, evaluate_predictions, expected_calibration_error
-from screener.fer_data import load_split
+from screener.emotions.model import OnnxEmotionModel
+from screener.lab.evaluation import Evaluation, evaluate_predictions, expected_calibration_error
+from screener.lab.fer_data import load_split
 from screener.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ settings, the model's own calibration): its accuracy on `val`, and on every `eve
 face pasted into a synthetic still (benchmarks/synthetic_scenes.py) and read through the face
 detector and aligned crop, the way a scan reads a video frame. The detector finds the same
 faces for every model, so the models are compared on the same crops. A Keras checkpoint is
-exported first with `screener.shipping.export_onnx(keras.models.load_model(path), out)`.
+exported first with `screener.lab.shipping.export_onnx(keras.models.load_model(path), out)`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
-from screener.emotions import OnnxEmotionModel  # noqa: E402
+from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.faces import make_detector  # noqa: E402
-from screener.fer_data import load_split  # noqa: E402
+from screener.lab.fer_data import load_split  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 

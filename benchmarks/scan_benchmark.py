@@ -31,13 +31,13 @@ import cv2
 import numpy as np
 from model_benchmark import faces_per_second  # beside this script
 
-from screener.analysis import Analyzer
-from screener.discover import file_sha256
 from screener.domain import SessionResult, VideoJob
-from screener.emotions import OnnxEmotionModel
-from screener.report import render_reports
+from screener.emotions.model import OnnxEmotionModel
+from screener.reports.report import render_reports
+from screener.scanning.analysis import Analyzer
 from screener.settings import FaceSettings, KeyframeSettings, Settings
-from screener.store import Store
+from screener.storage.store import Store
+from screener.video.discover import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -181,7 +181,7 @@ def classifier_faces_per_s(model: OnnxEmotionModel, count: int = 4096) -> tuple[
     """On real faces where ../shared has FER2013: how many faces flip averaging mirrors, and so
     the cost, depends on how sure the model is, and it is far less sure of random noise."""
     if FER2013.is_dir():
-        from screener.fer_data import load_split
+        from screener.lab.fer_data import load_split
 
         return faces_per_second(model, load_split(FER2013, "val").images), "FER2013 val faces"
     crops = np.random.default_rng(0).integers(0, 256, (count, 48, 48), np.uint8)
@@ -249,7 +249,7 @@ def choices() -> list[Choice]:
 
 
 def key_frames_of(path: Path, settings: Settings) -> tuple[int, list[float]]:
-    from screener.keyframes import KeyframeReader
+    from screener.video.keyframes import KeyframeReader
 
     reader = KeyframeReader(path, settings.keyframes)
     times = [frame.t_s for frame in reader]

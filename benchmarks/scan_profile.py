@@ -19,12 +19,12 @@ from pathlib import Path
 
 import cv2
 
-from screener.analysis import BatchedClassifier, StageClock
-from screener.decoding import PyAvDecoder
-from screener.emotions import OnnxEmotionModel
+from screener.emotions.model import OnnxEmotionModel
 from screener.faces import FaceTracker, make_detector
-from screener.keyframes import KeyframeReader
+from screener.scanning.analysis import BatchedClassifier, StageClock
 from screener.settings import KeyframeSettings, Settings
+from screener.video.decoding import PyAvDecoder
+from screener.video.keyframes import KeyframeReader
 
 DECODING = "decoding (FFmpeg, non-reference frames skipped)"
 COPIES = "analysis copies (256 px BGR from the YUV planes)"

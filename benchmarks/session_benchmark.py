@@ -42,12 +42,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic_scenes import labelled_faces, segment_frames, still_predictions  # noqa: E402
-from screener.aggregate import session_metrics, with_smoothing  # noqa: E402
-from screener.domain import Box, Observation, SessionResult, VideoJob  # noqa: E402
-from screener.emotions import EMOTIONS  # noqa: E402
-from screener.estimate import ErrorProfile  # noqa: E402
+from screener.domain import (  # noqa: E402
+    EMOTIONS,  # noqa: E402
+    Box,
+    Observation,
+    SessionResult,
+    VideoJob,
+)
 from screener.faces import faces_version  # noqa: E402
-from screener.rules import RuleSet, load_rules  # noqa: E402
+from screener.session.aggregate import session_metrics, with_smoothing  # noqa: E402
+from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.rules import RuleSet, load_rules  # noqa: E402
 from screener.settings import Settings, load_settings  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "sessions"
@@ -221,7 +226,7 @@ def analyse(sessions: Sequence[SessionTruth], settings: Settings,
     among them); `clean` and `pipeline` are measured without the sessions' images, on the
     48x48 originals or on synthetic stills read through the detector and crop
     (`held_out_profile`)."""
-    from screener.analysis import Analyzer
+    from screener.scanning.analysis import Analyzer
 
     analyzer = Analyzer.from_settings(settings)
     if profile != "shipped":
@@ -278,7 +283,8 @@ def clean_accuracy(sessions: Sequence[SessionTruth], settings: Settings) -> floa
     """The model's accuracy on the very FER2013 images the face segments show, read as the
     48x48 originals: what the pipeline would score with a perfect detector and crop, on this
     benchmark's mix of emotions (its `val` accuracy is on another mix)."""
-    from screener.emotions import EMOTIONS, OnnxEmotionModel
+    from screener.domain import EMOTIONS
+    from screener.emotions.model import OnnxEmotionModel
 
     model = OnnxEmotionModel(settings.model_path, flip_margin=settings.emotions.flip_margin)
     segments = [g for s in sessions for g in s.segments if g.image]

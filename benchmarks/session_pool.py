@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.session_benchmark import DEFAULT_SEED  # noqa: E402
-from screener.rules import ESTIMATE, load_rules  # noqa: E402
+from screener.session.rules import ESTIMATE, load_rules  # noqa: E402
 
 
 def _high_line() -> float:

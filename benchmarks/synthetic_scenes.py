@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from screener.emotions import EMOTIONS, EmotionModel
+from screener.domain import EMOTIONS
+from screener.emotions.model import EmotionModel
 from screener.faces import FaceDetector, largest_face_crop
 from screener.settings import FaceSettings
 

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
-from screener.emotions import INPUT_SIZE, preprocess, zoom_faces  # noqa: E402
-from screener.fer_data import load_split  # noqa: E402
+from screener.domain import INPUT_SIZE  # noqa: E402
+from screener.emotions.model import preprocess, zoom_faces  # noqa: E402
+from screener.lab.fer_data import load_split  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 SHIFTS = ((2, 0), (-2, 0), (0, 2), (0, -2))

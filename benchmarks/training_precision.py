@@ -7,7 +7,7 @@ The network is the ensemble's VGG member (32-256, dense 512) on batches of 64 wi
 as trained. Float32 and bfloat16 alternate round by round, so that a machine getting busier
 weighs on both alike; the median step of each is compared. Whether a CPU gains depends on
 AVX-512 BF16 (or AMX), recorded from /proc/cpuinfo. A whole epoch also runs the teachers and
-the augmentation, which do not change: models/README.md gives the measured epoch.
+the augmentation, which do not change: lab/models/README.md gives the measured epoch.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def cpu_bf16_flags() -> list[str]:
 def step_seconds(precision: str, steps: int) -> float:
     import keras
 
-    from screener.augmentation import augment_batch
-    from screener.emotions import preprocess
-    from screener.networks import build_model
-    from screener.training import precision_policy
+    from screener.emotions.model import preprocess
+    from screener.lab.augmentation import augment_batch
+    from screener.lab.networks import build_model
+    from screener.lab.training import precision_policy
 
     with precision_policy(keras, precision):
         model = build_model(SETTINGS)

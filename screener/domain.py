@@ -10,6 +10,14 @@ from typing import Any
 
 import numpy as np
 
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""FER2013 label order: the index of a class is its FER2013 label."""
+
+NEGATIVE_EMOTIONS: frozenset[str] = frozenset({"angry", "sad", "fear"})
+
+INPUT_SIZE = 48
+"""Side of the grey square face crop the emotion model reads."""
+
 
 @dataclass(frozen=True)
 class VideoJob:

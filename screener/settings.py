@@ -124,7 +124,7 @@ class EmotionSettings:
     """A face whose two likeliest emotions are closer than this is also run mirrored and the
     two answers averaged (test-time flip averaging of the unsure faces only); 0 never, 1 every
     face. At 0.2 the shipped model mirrors about 28% of FER2013 `val` faces and gets nearly all
-    of full flip averaging's accuracy at 1.3x, not 2x, the cost (models/README.md)."""
+    of full flip averaging's accuracy at 1.3x, not 2x, the cost (lab/models/README.md)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -319,7 +319,7 @@ ARCHITECTURES = ("minixception", "vgg")
 PRECISIONS = ("float32", "bfloat16")
 VGG_BLOCKS = (32, 64, 128, 256)
 """Default stage filters of `arch="vgg"`: half the width of Khaireddin & Chen's 64-512, which
-keeps it within the batched speed budget on a small CPU (models/README.md)."""
+keeps it within the batched speed budget on a small CPU (lab/models/README.md)."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,7 @@ class TrainSettings:
     """Multiplies every layer's filters: 1 is the original mini-Xception (~58k parameters)."""
     blocks: tuple[int, ...] = (16, 32, 64, 128)
     """Filters of the residual blocks; widening only the late, low-resolution blocks adds
-    capacity for little inference time (see models/README.md)."""
+    capacity for little inference time (see lab/models/README.md)."""
     schedule: str = "plateau"
     """"plateau" halves the learning rate when `val` loss stalls (the original recipe);
     "cosine" decays it to zero over `epochs`, which suits a fixed budget."""

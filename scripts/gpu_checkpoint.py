@@ -1,4 +1,4 @@
-"""Carry a training run's best epoch back from a lent GPU machine (models/README.md,
+"""Carry a training run's best epoch back from a lent GPU machine (lab/models/README.md,
 "Training on a GPU machine").
 
     python3 scripts/gpu_checkpoint.py pack CHECKPOINTS OUT      # there, after `screener train`

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Trains an emotion model on a lent GPU machine, which has JAX and PyTorch but no TensorFlow
-# (models/README.md, "Training on a GPU machine"). Run from the repository root there, after
+# (lab/models/README.md, "Training on a GPU machine"). Run from the repository root there, after
 # `sh scripts/prepare_gpu_run.sh` here, through the device tool with `carry: [".device"]`:
 #
 #   EPOCHS=100 sh scripts/gpu_train.sh --arch vgg --blocks 64,128,256,512 --dense 1024 ...

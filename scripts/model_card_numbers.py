@@ -1,5 +1,5 @@
 """Print the model card's numbers (accuracy, per-class table) from a model's metrics JSON,
-so that models/README.md is filled from measurements rather than typed by hand.
+so that lab/models/README.md is filled from measurements rather than typed by hand.
 
     python scripts/model_card_numbers.py models/emotion_vgg.json
 """

@@ -30,21 +30,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 TARGETS: dict[str, dict[str, list[str]]] = {
     "decisions": {
-        "mutate": ["screener/rules.py", "screener/aggregate.py"],
-        "tests": ["tests/test_rules.py", "tests/test_aggregate.py"],
+        "mutate": ["screener/session/rules.py", "screener/session/aggregate.py"],
+        "tests": ["tests/session/test_rules.py", "tests/session/test_aggregate.py"],
         "pytest": [],
     },
     "scan": {
         # The skip-or-analyse and store-or-fail decisions of a scan, and the store's replace.
-        "mutate": ["screener/scan.py", "screener/store.py", "screener/schema.py"],
-        "tests": ["tests/test_store.py", "tests/test_cli_promises.py"],
+        "mutate": ["screener/scanning/scan.py", "screener/storage/store.py",
+                   "screener/storage/schema.py"],
+        "tests": ["tests/storage/test_store.py", "tests/cli/test_cli_promises.py"],
         "pytest": ["-k", "not postgresql and not clients_saving and "
                          "(test_store or rescanning or database_fault)"],
     },
     "estimates": {
         # The corrected share, its interval, and the baseline and trend built on it.
-        "mutate": ["screener/estimate.py", "screener/baseline.py", "screener/trend.py"],
-        "tests": ["tests/test_estimate.py", "tests/test_baseline.py", "tests/test_trend.py"],
+        "mutate": ["screener/session/estimate.py", "screener/trends/baseline.py",
+                   "screener/trends/trend.py"],
+        "tests": ["tests/session/test_estimate.py", "tests/trends/test_baseline.py",
+                  "tests/trends/test_trend.py"],
         "pytest": ["-k", "not postgresql"],
     },
 }

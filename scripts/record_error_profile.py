@@ -6,7 +6,7 @@
 Predicts every FER2013 `val` face as scans run the model (flip margin, calibration) and writes
 `error_profile` into the model's .json: the confusion matrix (true class x top label) and the
 mean probability vector each true class receives (`mean_probabilities`), which
-screener/estimate.py inverts to estimate a session's true emotion mix.
+screener/session/estimate.py inverts to estimate a session's true emotion mix.
 
 `--crops clean` (the default, and what ships) reads the 48x48 originals. `--crops pipeline`
 reads each face as a scan does: pasted into a synthetic frame (benchmarks/synthetic_scenes.py:
@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 
 from benchmarks.synthetic_scenes import labelled_faces, still_predictions  # noqa: E402
-from screener.emotions import OnnxEmotionModel  # noqa: E402
-from screener.estimate import ErrorProfile  # noqa: E402
+from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.faces import faces_version, make_detector  # noqa: E402
-from screener.fer_data import load_split  # noqa: E402
+from screener.lab.fer_data import load_split  # noqa: E402
+from screener.session.estimate import ErrorProfile  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 

@@ -236,7 +236,7 @@ def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0
     """A real ONNX model whose answers are known from a face's mean brightness m (in the
     model's [-1, 1] input scale): `dark` below about centre - band, `bright` above about
     centre + band, `mid` between, each by a wide margin at m = centre +- 2 * band."""
-    from screener.emotions import EMOTIONS
+    from screener.domain import EMOTIONS
 
     slope = 20.0
     weights = np.zeros((1, len(EMOTIONS)), np.float32)
@@ -250,7 +250,7 @@ def banded_model(path: Path, dark: str, mid: str, bright: str, centre: float = 0
 def brightness_model(path: Path, left_half: bool = False) -> Path:
     """A real ONNX model whose answers are known: bright faces are happy, dark ones sad.
     With `left_half` only the left half of a face counts, so its mirror image differs."""
-    from screener.emotions import EMOTIONS
+    from screener.domain import EMOTIONS
 
     weights = np.full((1, len(EMOTIONS)), 0.0, np.float32)
     bias = np.full(len(EMOTIONS), -100.0, np.float32)

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.cli.test_cli import run
 from tests.conftest import face_frames, missing, plain_frames, write_video
-from tests.test_cli import run
 
 GOOD_STUDENT, GOOD_SESSION = "good", "good_2026-01-01"
 
@@ -244,7 +244,7 @@ def test_debug_shows_the_traceback_of_an_analysis_failure(folder, astronaut, tmp
 
 
 FAIL_ON_OTHER = """
-import screener.analysis as analysis
+import screener.scanning.analysis as analysis
 from screener.cli import main
 
 analyze = analysis.Analyzer.analyze
@@ -468,7 +468,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
                                                                              caplog):
     """Worker processes decode with one thread, `--workers 1` with several: the damaged
     file must still give one session, and say how much of it could not be decoded."""
-    from tests.test_decoding import with_packet_zeroed
+    from tests.video.test_decoding import with_packet_zeroed
 
     # A zeroed packet: every decode meets it (FFmpeg may conceal flipped bytes unnoticed).
     clean = write_video(folder.parent / "clean.mp4", face_frames(astronaut, 60))
@@ -485,7 +485,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
         caplog.clear()
         history = run("history", "damaged", "--db", db, "--format", "json")
         stored[workers] = json.loads(history.output)["sessions"]
-        from screener.report import student_slug
+        from screener.reports.report import student_slug
 
         page = (folder.parent / f"out{workers}" / f"{student_slug('damaged')}.html").read_text()
         assert "Data quality:</strong> 1" in page and "could not be decoded" in page
@@ -495,7 +495,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
 
 
 def test_a_video_garbled_throughout_fails_with_a_reason(folder, astronaut):
-    from tests.test_decoding import write_h264
+    from tests.video.test_decoding import write_h264
 
     video = write_h264(folder / "garbled_2026-01-02.mp4", face_frames(astronaut, 60), fps=10,
                        bframes=2, x264_threads=1)
@@ -536,7 +536,7 @@ def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, a
     """U+202E reverses what follows it: isolated, it cannot reorder the rest of the page."""
     write_video(folder / "eve\u202egpj.exe_2026-01-03.mp4", face_frames(astronaut, 12, seed=6))
     assert scan(folder).exit_code == 0
-    from screener.report import student_slug
+    from screener.reports.report import student_slug
 
     index = (tmp_path / "out" / "index.html").read_text()
     assert "<bdi>eve\u202egpj.exe</bdi>" in index
@@ -550,7 +550,7 @@ def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, a
 def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_path, decoder):
     """Like a phone held upright: sideways pixels and a display matrix saying "turn a quarter
     clockwise" (what `ffmpeg -vf transpose=1` then `-metadata:s:v rotate=90` gives)."""
-    from tests.test_decoding import sideways, write_h264
+    from tests.video.test_decoding import sideways, write_h264
 
     display = (-90, False, False)  # rotate=90: a quarter clockwise, as players show it
     upright = face_canvas(astronaut, 360, 640, 20)

@@ -22,7 +22,7 @@ def test_lines_keep_their_breaks_and_each_is_escaped():
 
 
 def test_log_lines_are_escaped():
-    record = logging.LogRecord("screener.scan", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("screener.scanning.scan", logging.WARNING, __file__, 1,
                                "skipped %s: %s", ("/v/\x1b]0;owned\x07.mp4", "broken"), None)
     line = PrintableFormatter("%(levelname)s %(message)s").format(record)
     assert line == "WARNING skipped /v/\\x1b]0;owned\\x07.mp4: broken"

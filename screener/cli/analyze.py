@@ -45,10 +45,10 @@ def analyze(
 ) -> None:
     """Analyse one video without the database: per-frame emotions, metrics and the level."""
     configure_logging(debug, quiet)
-    from screener.analysis_output import frames_csv, result_document, summary_text
-    from screener.discover import job_for
-    from screener.keyframes import VideoReadError
+    from screener.scanning.analysis_output import frames_csv, result_document, summary_text
     from screener.terminal import printable
+    from screener.video.discover import job_for
+    from screener.video.keyframes import VideoReadError
 
     settings = build_settings(config, None, rules, every, model, all_faces)
     analyzer = load_analyzer(settings)

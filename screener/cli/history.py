@@ -20,7 +20,7 @@ def history(
     ] = "table",
 ) -> None:
     """One student's sessions over time, oldest first."""
-    from screener.history import HISTORY_FORMATS, format_history
+    from screener.reports.history_table import HISTORY_FORMATS, format_history
 
     if output_format not in HISTORY_FORMATS:
         raise fail(f"--format must be one of {', '.join(HISTORY_FORMATS)}")

@@ -81,8 +81,8 @@ def live(
     from dataclasses import replace
 
     from screener.cli.reports import write_reports
-    from screener.live import LiveAnalyzer, for_student, open_grabber, run_live
-    from screener.live_output import (
+    from screener.live.monitor import LiveAnalyzer, for_student, open_grabber, run_live
+    from screener.live.output import (
         AlertPrinter,
         JsonLines,
         Recording,
@@ -90,7 +90,7 @@ def live(
         display_problem,
         summary_lines,
     )
-    from screener.live_source import SourceError, parse_source
+    from screener.live.source import SourceError, parse_source
 
     if out is not None and student is None:
         raise fail("--out re-renders a student's page: give --student too")
@@ -137,7 +137,7 @@ def live(
     summary = run_live(grabber, live_analyzer, spec, sinks)
     stored = None
     if store is not None:
-        from screener.baseline import save_with_baseline
+        from screener.trends.baseline import save_with_baseline
 
         result = for_student(summary.result, student)  # type: ignore[arg-type]
         try:

@@ -113,8 +113,8 @@ def train(
     reliability diagram (_reliability.png). Interrupted runs resume
     from the checkpoint folder when started again with the same command.
     """
-    from screener.emotions import ModelError
-    from screener.fer_data import DatasetError, load_split
+    from screener.emotions.model import ModelError
+    from screener.lab.fer_data import DatasetError, load_split
     from screener.resources import is_shipped
     from screener.settings import VGG_BLOCKS, SettingsError, TrainSettings
 
@@ -148,9 +148,9 @@ def train(
             raise SettingsError(f"model to start from not found: {init_from}")
     except SettingsError as exc:
         raise fail(str(exc)) from None
-    from screener.shipping import ExportDeferred
-    from screener.training import missing_training_packages
-    from screener.training import train as run_training
+    from screener.lab.shipping import ExportDeferred
+    from screener.lab.training import missing_training_packages
+    from screener.lab.training import train as run_training
 
     missing = missing_training_packages()
     if missing:
@@ -212,10 +212,11 @@ def evaluate(
 ) -> None:
     """Accuracy, calibration error (ECE), per-class precision/recall/F1 and the confusion
     matrix on labelled images, with the probabilities scans would give."""
-    from screener.emotions import EMOTIONS, ModelError, OnnxEmotionModel
-    from screener.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
+    from screener.domain import EMOTIONS
+    from screener.emotions.model import ModelError, OnnxEmotionModel
     from screener.faces import DetectorError
-    from screener.fer_data import DatasetError, load_split
+    from screener.lab.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
+    from screener.lab.fer_data import DatasetError, load_split
     from screener.settings import Settings
 
     settings = Settings()
@@ -275,10 +276,11 @@ def calibrate(
 ) -> None:
     """Fit the model's temperature on held-out images, as scans run it, and store it in the
     model's .json: every later scan and evaluation then gives calibrated probabilities."""
-    from screener.calibration import apply_temperature, fit_calibration, store_calibration
-    from screener.emotions import ModelError, OnnxEmotionModel
-    from screener.evaluation import draw_reliability
-    from screener.fer_data import DatasetError, load_split
+    from screener.emotions.model import ModelError, OnnxEmotionModel
+    from screener.emotions.temperature import apply_temperature
+    from screener.lab.calibration import fit_calibration, store_calibration
+    from screener.lab.evaluation import draw_reliability
+    from screener.lab.fer_data import DatasetError, load_split
     from screener.settings import Settings
 
     settings = Settings()

@@ -51,10 +51,10 @@ def ensemble(
     """
     import importlib.util
 
-    from screener.emotions import ZOOMS
-    from screener.ensemble import EnsembleError, build_ensemble
-    from screener.fer_data import DatasetError, load_split
-    from screener.quantization import calibration_faces
+    from screener.emotions.model import ZOOMS
+    from screener.lab.ensemble import EnsembleError, build_ensemble
+    from screener.lab.fer_data import DatasetError, load_split
+    from screener.lab.quantization import calibration_faces
 
     if out.suffix != ".onnx":
         raise fail(f"--out must end in .onnx, not {out.name}")
@@ -112,8 +112,8 @@ def quantize(
     it, and its .json keeps the float model's training record."""
     import importlib.util
 
-    from screener.fer_data import DatasetError, load_split
-    from screener.quantization import QuantizationError, float_model_card, quantize_model
+    from screener.lab.fer_data import DatasetError, load_split
+    from screener.lab.quantization import QuantizationError, float_model_card, quantize_model
 
     if out.suffix != ".onnx":
         raise fail(f"--out must end in .onnx, not {out.name}")

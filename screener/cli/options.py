@@ -87,7 +87,7 @@ def build_settings(
 def open_store(settings, create: bool = False, read_only: bool = False):  # -> Store
     """Only the commands that store sessions (`scan`, `live --student`) create a database
     (`create`), and only its default folder; reading commands may open it `read_only`."""
-    from screener.store import Store, StoreError
+    from screener.storage.store import Store, StoreError
 
     try:
         return Store(settings.database_url, create, make_folder=create and
@@ -97,10 +97,10 @@ def open_store(settings, create: bool = False, read_only: bool = False):  # -> S
 
 
 def load_analyzer(settings, threads: int | None = None):  # -> Analyzer
-    from screener.analysis import Analyzer
-    from screener.emotions import ModelError
+    from screener.emotions.model import ModelError
     from screener.faces import DetectorError
-    from screener.rules import RulesError
+    from screener.scanning.analysis import Analyzer
+    from screener.session.rules import RulesError
 
     try:
         return Analyzer.from_settings(settings, threads)

@@ -16,8 +16,8 @@ def write_reports(store, out: Path, settings, student_ids=None,  # noqa: ANN001
                   refresh: bool = False) -> list[Path]:
     """`refresh`: only what is missing or outdated in `out` (`scan`); else the pages of
     `student_ids` (all when None) and the index."""
-    from screener.emotions import ModelCard
-    from screener.report import ReportError, refresh_reports, render_reports
+    from screener.emotions.model import ModelCard
+    from screener.reports.report import ReportError, refresh_reports, render_reports
 
     try:
         card = ModelCard.for_model(settings.model_path, settings.emotions.flip_margin)

@@ -86,10 +86,10 @@ def scan(
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
-    from screener.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
-    from screener.locking import LockError, LockTimeout, exclusive_scan
-    from screener.scan import ScanInterrupted
-    from screener.scan import scan as run_scan
+    from screener.scanning.scan import ScanInterrupted
+    from screener.scanning.scan import scan as run_scan
+    from screener.storage.locking import LockError, LockTimeout, exclusive_scan
+    from screener.video.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
 
     settings = build_settings(config, db, rules, every, model, all_faces,
                               workers=workers, cluster=cluster, force=force or None,
@@ -148,7 +148,7 @@ def _analysis_backend(settings) -> Iterator:  # noqa: ANN001
     if not settings.cluster:
         yield None
         return
-    from screener.cluster import ClusterError, DaskAnalysis
+    from screener.scanning.cluster import ClusterError, DaskAnalysis
 
     try:
         with DaskAnalysis.from_settings(settings) as analyse:
@@ -160,7 +160,7 @@ def _analysis_backend(settings) -> Iterator:  # noqa: ANN001
 def _tqdm_progress(total: int):  # -> scan.Progress
     from tqdm import tqdm
 
-    from screener.scan import Progress
+    from screener.scanning.scan import Progress
     from screener.terminal import printable
 
     class Bar(Progress):

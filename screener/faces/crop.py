@@ -13,8 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from screener.domain import Box, Detection
-from screener.emotions import INPUT_SIZE
+from screener.domain import INPUT_SIZE, Box, Detection
 from screener.settings import FaceSettings
 
 _OVERSAMPLE = 2

@@ -1,0 +1,258 @@
+"""Declarative rule sets (TOML) that turn session metrics into a level, with the evidence.
+
+Rules are data, never code: each `[[rule]]` has a `level`, an `explain` text and a `when` table
+of `metric = "<op> <number>"` conditions that must all hold. Rules are tried top-down and the
+first whose conditions all hold fires; the last rule must have no conditions (the fallback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from screener.domain import EMOTIONS, Assessment
+from screener.resources import resource_path
+from screener.session.aggregate import metric_names
+
+LEVELS = ("insufficient", "low", "moderate", "high")
+"""In order of concern; `insufficient` means too little data to judge."""
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+}
+_CONDITION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+ESTIMATE = "negative_share_est"
+ESTIMATE_BOUNDS = ("negative_share_low", "negative_share_high")
+BASELINE = "negative_share_vs_baseline"
+"""Percentage points above the student's baseline estimate: it moves with the estimate."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class RulesError(ValueError):
+    """A rules file is invalid; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, metrics: Mapping[str, Any]) -> bool:
+        actual = metrics.get(self.metric)
+        return isinstance(actual, int | float) and _OPERATORS[self.op](float(actual), self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    level: str
+    explain: str
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    version: str
+    """A short hash of the file's content: re-scans happen when the rules change."""
+    negative: tuple[str, ...]
+    min_run: int
+    smoothing_window: int
+    rules: tuple[Rule, ...]
+    source: str
+
+    @property
+    def tag(self) -> str:
+        """What a session stores as its rules version: which rule set, at which content."""
+        return f"{self.name}@{self.version}"
+
+    def assess(self, metrics: Mapping[str, Any]) -> Assessment:
+        """The first rule that holds gives the level. When the level could differ anywhere in
+        the estimate's 90% interval, the explanation says which other levels it could be:
+        the number a threshold was compared with is itself uncertain."""
+        assessment = self._first_holding(metrics)
+        others = [lv for lv in self.levels_within_interval(metrics) if lv != assessment.level]
+        if not others:
+            return assessment
+        low, high = (float(metrics[k]) for k in ESTIMATE_BOUNDS)
+        return replace(assessment, explanation=(
+            f"{assessment.explanation} Within the estimate's 90% interval ({low:.0%} to "
+            f"{high:.0%}) the level could also be {' or '.join(others)}."))
+
+    def levels_within_interval(self, metrics: Mapping[str, Any]) -> list[str]:
+        """The levels the rules give as `negative_share_est` moves through its interval (and
+        `negative_share_vs_baseline` with it), in order of concern; [] without an interval.
+
+        Only the interval's ends and the thresholds inside it can change a level, so the
+        rules are tried there, and a hair either side of each threshold."""
+        values = [metrics.get(k) for k in (ESTIMATE, *ESTIMATE_BOUNDS)]
+        if not all(_is_number(v) for v in values):
+            return []
+        est, low, high = (float(v) for v in values)  # type: ignore[arg-type]
+        baseline = metrics.get(BASELINE)
+        cuts = set()
+        for condition in (c for r in self.rules for c in r.conditions):
+            if condition.metric == ESTIMATE:
+                cuts.add(condition.value)
+            elif condition.metric == BASELINE and _is_number(baseline):
+                cuts.add(est + (condition.value - float(baseline)) / 100.0)
+        points = {low, high} | {c + d for c in cuts if low < c < high for d in (-1e-9, 1e-9)}
+        levels = set()
+        for point in points:
+            moved = {**metrics, ESTIMATE: point}
+            if _is_number(baseline):
+                moved[BASELINE] = float(baseline) + 100.0 * (point - est)
+            levels.add(self._first_holding(moved).level)
+        return [lv for lv in LEVELS if lv in levels] + sorted(levels - set(LEVELS))
+
+    def _first_holding(self, metrics: Mapping[str, Any]) -> Assessment:
+        for rule in self.rules:
+            if all(c.holds(metrics) for c in rule.conditions):
+                evidence = {
+                    c.metric: float(metrics[c.metric]) for c in rule.conditions
+                }
+                because = " and ".join(
+                    f"{c.metric} = {evidence[c.metric]:.3g} ({c})" for c in rule.conditions
+                )
+                explanation = rule.explain + (f" Fired because {because}." if because else "")
+                return Assessment(rule.level, rule.name, explanation, evidence, self.tag)
+        raise AssertionError("validated rule sets end with an unconditional rule")
+
+
+def builtin_rule_sets() -> list[str]:
+    return sorted(p.stem for p in resource_path("rulesets").glob("*.toml"))
+
+
+def load_rules(name_or_path: str) -> RuleSet:
+    """A shipped rule set by name (`default`, `seed`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = resource_path("rulesets") / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise RulesError(
+                f"unknown rule set {name_or_path!r}; shipped: {', '.join(builtin_rule_sets())}"
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"cannot read rules file {path}: {exc}") from exc
+    return parse_rules(text, str(path))
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{source}: invalid TOML: {exc}") from exc
+    where = _Locator(text, source)
+    known_top = {"name", "description", "negative", "min_run", "smoothing_window", "rule"}
+    for key in data:
+        if key not in known_top:
+            raise RulesError(f"{where.at(key)}: unknown key {key!r}")
+    raw_negative = data.get("negative", ["angry", "sad", "fear"])
+    if not isinstance(raw_negative, list):
+        raise RulesError(f"{where.at('negative')}: negative must be a list of emotions")
+    negative = tuple(raw_negative)
+    bad = [e for e in negative if e not in EMOTIONS]
+    if bad:
+        raise RulesError(f"{where.at('negative')}: not emotions: {', '.join(map(str, bad))}")
+    min_run = _positive_int(data.get("min_run", 5), where.at("min_run"), "min_run")
+    window = _positive_int(
+        data.get("smoothing_window", 10), where.at("smoothing_window"), "smoothing_window"
+    )
+    raw_rules = data.get("rule")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RulesError(f"{source}: no [[rule]] tables")
+    known_metrics = metric_names(negative)
+    rules = tuple(
+        _parse_rule(raw, i, known_metrics, where) for i, raw in enumerate(raw_rules, start=1)
+    )
+    if rules[-1].conditions:
+        raise RulesError(f"{source}: the last rule must have no conditions (the fallback level)")
+    version = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return RuleSet(
+        name=str(data.get("name", Path(source).stem)), version=version, negative=negative,
+        min_run=min_run, smoothing_window=window, rules=rules, source=source,
+    )
+
+
+def _parse_rule(raw: Any, number: int, known: set[str], where: _Locator) -> Rule:
+    if not isinstance(raw, dict):
+        raise RulesError(f"{where.source}: rule {number} is not a table")
+    name = str(raw.get("name", f"rule-{number}"))
+    unknown = set(raw) - {"name", "level", "explain", "when"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise RulesError(f"{where.at(key, rule=number)}: unknown key {key!r} in rule {name!r}")
+    level = raw.get("level")
+    if level not in LEVELS:
+        raise RulesError(
+            f"{where.at('level', rule=number)}: rule {name!r} level must be one of "
+            f"{', '.join(LEVELS)}"
+        )
+    when = raw.get("when", {})
+    if not isinstance(when, dict):
+        raise RulesError(f"{where.at('when', rule=number)}: `when` must be a table")
+    conditions = []
+    for metric, condition in when.items():
+        line = where.at(metric, rule=number)
+        if metric not in known:
+            raise RulesError(f"{line}: unknown metric {metric!r} in rule {name!r}")
+        if _is_number(condition):
+            conditions.append(Condition(metric, "==", float(condition)))
+            continue
+        if not isinstance(condition, str):
+            raise RulesError(f"{line}: condition on {metric} must be a string")
+        match = _CONDITION.match(condition)
+        if not match:
+            raise RulesError(
+                f"{line}: bad condition {condition!r} on {metric}; "
+                "write an operator (<, <=, >, >=, ==, !=) and a number, e.g. \">= 0.5\""
+            )
+        conditions.append(Condition(metric, match.group(1), float(match.group(2))))
+    return Rule(name, str(level), str(raw.get("explain", "")).strip(), tuple(conditions))
+
+
+def _positive_int(value: Any, where: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RulesError(f"{where}: {key} must be a positive whole number")
+    return value
+
+
+class _Locator:
+    """Finds the line of a key in the rules text, since tomllib reports no positions."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines, self.source = text.splitlines(), source
+
+    def at(self, key: str, rule: int | None = None) -> str:
+        """`source:line` of `key` (an assignment or a table header), searched from the start
+        of the `rule`-th `[[rule]]` table when given."""
+        start = 0
+        if rule is not None:
+            headers = [i for i, line in enumerate(self.lines)
+                       if re.match(r"^\s*\[\[\s*rule\s*\]\]", line)]
+            if len(headers) >= rule:
+                start = headers[rule - 1]
+        k = re.escape(key)
+        pattern = re.compile(rf"(^|[\s{{,]){k}\s*=|^\s*\[\[?\s*{k}\s*\]")
+        for number in range(start, len(self.lines)):
+            if pattern.search(self.lines[number]):
+                return f"{self.source}:{number + 1}"
+        return self.source

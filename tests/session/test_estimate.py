@@ -1,0 +1,345 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from screener.domain import EMOTIONS
+from screener.session.estimate import (
+    SEED,
+    ErrorProfile,
+    adjusted_count,
+    block_length,
+    bootstrap_mixes,
+    em_priors,
+    estimate_negative_share,
+    label_shares,
+    probabilistic_adjusted_count,
+    project_to_simplex,
+    reweighted,
+    simplex_least_squares,
+)
+from screener.settings import Settings
+
+K = len(EMOTIONS)
+NEGATIVE = ("angry", "fear", "sad")
+ANGRY, FEAR, HAPPY, SAD, NEUTRAL = (EMOTIONS.index(e) for e in
+                                    ("angry", "fear", "happy", "sad", "neutral"))
+
+
+def two_in_three_rates() -> np.ndarray:
+    """A model right 2 times in 3 whose mistakes lean to neutral (every row sums to 1)."""
+    rates = np.full((K, K), 0.05)
+    np.fill_diagonal(rates, 2 / 3)
+    rates[:, NEUTRAL] += 1 - rates.sum(axis=1)
+    return rates
+
+
+def one_hot(classes) -> np.ndarray:
+    return np.eye(K)[np.asarray(classes)]
+
+
+def faces_with_label_shares(mix: np.ndarray, rates: np.ndarray, n: int) -> np.ndarray:
+    """n faces whose top labels have exactly the shares `mix` seen through `rates` would give."""
+    counts = np.round(mix @ rates * n).astype(int)
+    return one_hot(np.repeat(np.arange(K), counts))
+
+
+def shipped_profile() -> ErrorProfile:
+    profile = ErrorProfile.for_model(Settings().model_path)
+    assert profile is not None and profile.mean_probabilities is not None
+    return profile
+
+
+# --- recovering a known mix --------------------------------------------------------------------
+
+
+def test_adjusted_count_recovers_a_known_mix_through_a_known_confusion_matrix():
+    rates = two_in_three_rates()
+    profile = ErrorProfile(confusion=rates * 300)
+    mix = np.zeros(K)
+    mix[[SAD, ANGRY, NEUTRAL]] = [0.6, 0.3, 0.1]
+    faces = faces_with_label_shares(mix, rates, 10_000)
+    assert label_shares(faces)[[ANGRY, SAD]].sum() < 0.7  # the raw count reads far too low
+    assert adjusted_count(faces, profile) == pytest.approx(mix, abs=0.002)
+
+
+def test_soft_adjusted_count_recovers_a_known_mix_from_mean_probabilities():
+    rates = two_in_three_rates()
+    mean_probabilities = 0.8 * rates + 0.2 / K  # softer than the labels, rows still sum to 1
+    profile = ErrorProfile(confusion=rates * 300, mean_probabilities=mean_probabilities)
+    mix = np.zeros(K)
+    mix[[FEAR, HAPPY, NEUTRAL]] = [0.5, 0.2, 0.3]
+    # Faces of each true class get that class's mean probability vector, in the mix's numbers.
+    faces = np.repeat(mean_probabilities, np.round(mix * 1000).astype(int), axis=0)
+    assert probabilistic_adjusted_count(faces, profile) == pytest.approx(mix, abs=1e-4)
+    estimate = estimate_negative_share(faces, NEGATIVE, profile)
+    assert estimate.share == pytest.approx(0.5, abs=1e-4)
+
+
+def test_em_recovers_new_priors_from_calibrated_posteriors():
+    """Faces described by one of 7 discrete looks, with exact Bayes posteriors under the
+    training priors; a session with other priors shows each look in its expected number."""
+    rng = np.random.default_rng(3)
+    likelihood = rng.dirichlet(np.ones(K) * 0.7, size=K) + np.eye(K)  # P(look | class), rows
+    likelihood /= likelihood.sum(axis=1, keepdims=True)
+    training = np.full(K, 1 / K)
+    posterior = training[:, None] * likelihood  # (class, look)
+    posterior = (posterior / posterior.sum(axis=0)).T  # (look, class)
+    truth = np.array([0.4, 0.0, 0.1, 0.05, 0.3, 0.05, 0.1])
+    looks = np.round(truth @ likelihood * 20_000).astype(int)
+    faces = np.repeat(posterior, looks, axis=0)
+    assert em_priors(faces, training, iterations=5000, tolerance=1e-10) == pytest.approx(
+        truth, abs=0.01
+    )
+
+
+def test_an_all_neutral_session_stays_near_zero():
+    """Truly neutral faces the shipped model partly reads as sad, angry or fear."""
+    profile = shipped_profile()
+    faces = np.repeat(profile.mean_probabilities[[NEUTRAL]], 300, axis=0)
+    labels = faces_with_label_shares(one_hot([NEUTRAL])[0], profile.label_rates, 300)
+    assert label_shares(labels)[[ANGRY, FEAR, SAD]].sum() > 0.15  # raw: about a fifth negative
+    estimate = estimate_negative_share(faces, NEGATIVE, profile)
+    assert estimate.share < 0.02
+    assert estimate_negative_share(labels, NEGATIVE, ErrorProfile(profile.confusion)).share < 0.02
+
+
+def test_an_all_negative_session_reads_far_higher_corrected_than_raw():
+    profile = shipped_profile()
+    true_mix = np.zeros(K)
+    true_mix[[ANGRY, FEAR, SAD]] = [0.3, 0.3, 0.4]
+    labels = faces_with_label_shares(true_mix, profile.label_rates, 600)
+    assert label_shares(labels)[[ANGRY, FEAR, SAD]].sum() < 0.8  # raw: about three in four
+    assert estimate_negative_share(labels, NEGATIVE, ErrorProfile(profile.confusion)).share > 0.97
+    faces = np.repeat(profile.mean_probabilities, np.round(true_mix * 600).astype(int), axis=0)
+    assert estimate_negative_share(faces, NEGATIVE, profile).share > 0.97
+
+
+# --- the estimate and its interval -------------------------------------------------------------
+
+
+def test_without_a_profile_the_estimate_is_the_raw_share_with_an_interval():
+    faces = one_hot([SAD] * 30 + [HAPPY] * 70)
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == pytest.approx(0.3)
+    assert estimate.low < 0.3 < estimate.high
+
+
+def test_no_faces_no_estimate():
+    assert estimate_negative_share(np.zeros((0, K)), NEGATIVE, shipped_profile()) is None
+
+
+def test_a_session_always_gets_the_same_numbers():
+    rng = np.random.default_rng(0)
+    faces = rng.dirichlet(np.ones(K), size=200)
+    first = estimate_negative_share(faces, NEGATIVE, shipped_profile())
+    assert estimate_negative_share(faces, NEGATIVE, shipped_profile()) == first
+    assert first.low <= first.share <= first.high
+    assert sum(first.mix) == pytest.approx(1.0)
+
+
+def test_blocks_keep_correlated_faces_together():
+    """Ten-second stretches of one emotion: resampling faces one by one would give a narrower,
+    overconfident interval than resampling blocks of consecutive faces."""
+    faces = one_hot(([SAD] * 10 + [HAPPY] * 10) * 12)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    assert by_block.share == by_face.share == 0.5
+    # Blocks of 20 each hold one whole stretch of each: no block-to-block variation at all.
+    assert by_block.high - by_block.low == pytest.approx(0.0)
+    faces = one_hot([SAD] * 30 + [HAPPY] * 90)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    assert by_block.high - by_block.low > 1.5 * (by_face.high - by_face.low)
+
+
+def test_a_short_session_is_cut_into_enough_blocks():
+    assert block_length(1800, 30) == 30  # half an hour: 60 blocks of 30 s
+    assert block_length(240, 30) == 30  # four minutes: 8 blocks
+    assert block_length(60, 30) == 7  # one minute: 8 blocks of 7 s (and one of 4)
+    assert block_length(12, 30) == 3  # never under 3 faces: 4 blocks
+    assert block_length(60, 1) == 1  # face by face when asked
+
+
+def test_the_interval_is_widened_for_the_few_blocks_it_resamples():
+    """A bootstrap over B blocks spreads a mean by (B-1)/B of its variance; the interval puts
+    the missing part back, so with 8 blocks it is sqrt(8/7) as wide about the estimate."""
+    sad = (0, 5, 10, 15, 20, 5, 10, 15)  # 80 of 240 faces: 8 blocks of 30
+    faces = one_hot([label for n in sad for label in [SAD] * n + [HAPPY] * (30 - n)])
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    raw = bootstrap_mixes(faces, None, 30, 400, SEED)[1:, SAD]
+    low, high = np.quantile(1 / 3 + np.sqrt(8 / 7) * (raw - 1 / 3), [0.05, 0.95])
+    assert (estimate.low, estimate.high) == pytest.approx((low, high))
+    assert high - low > np.subtract(*np.quantile(raw, [0.95, 0.05])) * 1.05
+
+
+def test_the_interval_covers_the_truth_in_most_simulated_sessions():
+    """Sessions of segments of one true emotion, each face drawn from the model's behaviour on
+    that class (the shipped profile's mean probabilities, blurred per face), with 1-3 looks
+    per segment so that faces of a segment share their errors."""
+    profile = shipped_profile()
+    rng = np.random.default_rng(2021)
+    negative_columns = [ANGRY, FEAR, SAD]
+    covered, sessions = 0, 120
+    for _ in range(sessions):
+        share = rng.uniform(0, 1)
+        classes, faces = [], []
+        while len(classes) < 300:
+            c = int(rng.choice(negative_columns)) if rng.random() < share else int(
+                rng.choice([HAPPY, NEUTRAL, EMOTIONS.index("surprise")]))
+            length = int(rng.integers(3, 25))
+            looks = rng.dirichlet(profile.mean_probabilities[c] * 4, size=int(rng.integers(1, 4)))
+            classes += [c] * length
+            faces += [looks[i * len(looks) // length] for i in range(length)]
+        truth = np.isin(classes[:300], negative_columns).mean()
+        estimate = estimate_negative_share(np.array(faces[:300]), NEGATIVE, profile)
+        covered += estimate.low - 1e-9 <= truth <= estimate.high + 1e-9
+    assert covered / sessions >= 0.8
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays(np.float64, (5, K), elements=st.floats(-3, 3)))
+def test_projection_lands_on_the_simplex_and_keeps_points_already_there(v):
+    p = project_to_simplex(v)
+    assert np.all(p >= 0)
+    assert p.sum(axis=1) == pytest.approx(np.ones(5))
+    assert project_to_simplex(p) == pytest.approx(p, abs=1e-12)
+
+
+def _raw_interval(faces: np.ndarray, block: int) -> tuple[float, float]:
+    """The shipped interval computed by hand: bootstrap spread about the share, widened by
+    sqrt(B/(B-1)), cut to [0, 1]."""
+    mixes = bootstrap_mixes(faces, None, block, 400, SEED)
+    share, spread = mixes[0, SAD], mixes[1:, SAD] - mixes[0, SAD]
+    blocks = -(-len(faces) // block)
+    low, high = np.quantile(share + np.sqrt(blocks / (blocks - 1)) * spread, [0.05, 0.95])
+    return max(low, 0.0), min(high, 1.0)
+
+
+def test_a_one_block_session_has_a_point_interval():
+    estimate = estimate_negative_share(one_hot([SAD, HAPPY]), NEGATIVE, None)
+    assert (estimate.low, estimate.share, estimate.high) == (0.5, 0.5, 0.5)
+
+
+def test_two_blocks_are_widened_by_the_square_root_of_two():
+    faces = one_hot([SAD, SAD, HAPPY, SAD, HAPPY, HAPPY])  # blocks of 3: 2/3 and 1/3 sad
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert (estimate.low, estimate.high) == pytest.approx((0.5 - np.sqrt(2) / 6,
+                                                           0.5 + np.sqrt(2) / 6))
+
+
+def test_a_lopsided_session_keeps_its_skew_and_stays_within_zero_and_one():
+    """Seven sad blocks and one happy one: the spread is all on the low side, and widening it
+    must neither mirror it nor push the interval past 100%."""
+    faces = one_hot([SAD] * 21 + [HAPPY] * 3)  # 8 blocks of 3
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == 0.875 and estimate.high == 1.0
+    assert estimate.low == pytest.approx(_raw_interval(faces, 3)[0]) and estimate.low < 0.7
+    mirrored = estimate_negative_share(one_hot([HAPPY] * 21 + [SAD] * 3), NEGATIVE, None)
+    assert mirrored.low == 0.0 and mirrored.high == pytest.approx(1 - estimate.low)
+
+
+def test_every_block_can_be_drawn_the_first_too():
+    faces = one_hot([SAD] * 3 + [HAPPY] * 21)  # only the first of 8 blocks is sad
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert estimate.share == 0.125 and estimate.high > 0.2
+
+
+def test_without_a_profile_the_top_labels_are_counted_not_the_probabilities():
+    unsure = np.tile(np.eye(K)[SAD] * 0.4 + np.eye(K)[HAPPY] * 0.6, (40, 1))
+    estimate = estimate_negative_share(unsure, NEGATIVE, None)
+    assert (estimate.low, estimate.share, estimate.high) == (0.0, 0.0, 0.0)
+
+
+
+def test_label_shares_count_every_emotion_even_from_one_face():
+    assert label_shares(one_hot([SAD])).tolist() == one_hot([SAD])[0].tolist()
+    assert label_shares(one_hot([ANGRY, ANGRY])).shape == (K,)
+    assert label_shares(np.zeros((0, K))).tolist() == [0.0] * K
+
+
+def test_a_profile_without_mean_probabilities_corrects_the_top_labels():
+    rates = two_in_three_rates()
+    hard = ErrorProfile(confusion=rates * 300)
+    mix = np.zeros(K)
+    mix[[SAD, HAPPY]] = [0.7, 0.3]
+    faces = faces_with_label_shares(mix, rates, 5_000) * 0.6 + 0.4 / K  # soft, same top labels
+    assert probabilistic_adjusted_count(faces, hard) == pytest.approx(mix, abs=0.002)
+    assert probabilistic_adjusted_count(faces, hard) == pytest.approx(adjusted_count(faces, hard))
+
+
+def test_em_divides_by_the_training_priors_it_was_given():
+    """As above, with posteriors made under uneven training priors: EM must take those priors
+    out before it puts the session's in, and it settles within its default iterations."""
+    rng = np.random.default_rng(5)
+    likelihood = rng.dirichlet(np.ones(K) * 0.7, size=K) + 2 * np.eye(K)
+    likelihood /= likelihood.sum(axis=1, keepdims=True)
+    training = np.array([0.14, 0.02, 0.14, 0.25, 0.17, 0.11, 0.17])
+    posterior = training[:, None] * likelihood
+    posterior = (posterior / posterior.sum(axis=0)).T
+    truth = np.array([0.3, 0.0, 0.2, 0.05, 0.3, 0.05, 0.1])
+    faces = np.repeat(posterior, np.round(truth @ likelihood * 20_000).astype(int), axis=0)
+    assert em_priors(faces, training) == pytest.approx(truth, abs=0.01)
+
+
+def test_an_uneven_last_block_counts_as_a_block_in_the_widening():
+    """25 faces in blocks of 3: nine blocks, the last of one face."""
+    faces = one_hot([SAD if i % 7 < 3 else HAPPY for i in range(25)])
+    assert block_length(25, 30) == 3
+    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    assert (estimate.low, estimate.high) == pytest.approx(_raw_interval(faces, 3), rel=1e-9)
+
+
+def test_the_simplex_solver_reaches_an_interior_optimum_exactly():
+    """A poorly conditioned soft confusion (neighbouring classes alike), as the shipped one."""
+    rates = 0.55 * np.eye(K) + 0.35 * np.roll(np.eye(K), 1, axis=1) + 0.1 / K
+    truth = np.array([[0.1, 0.05, 0.2, 0.15, 0.25, 0.1, 0.15], [0.3, 0.1, 0.1, 0.1, 0.1, 0.2, 0.1]])
+    solved = simplex_least_squares(rates, truth @ rates)
+    assert solved == pytest.approx(truth, abs=1e-6)
+
+
+def test_a_models_profile_falls_back_to_its_recorded_confusion(tmp_path):
+    import json
+
+    confusion = (two_in_three_rates() * 100).tolist()
+    model = tmp_path / "m.onnx"
+    model.with_suffix(".json").write_text(json.dumps({"evaluation": {"confusion": confusion}}))
+    profile = ErrorProfile.for_model(model)
+    assert profile.confusion.tolist() == confusion and profile.mean_probabilities is None
+    assert profile.source == "m.json"
+    recorded = {"error_profile": {"confusion": confusion, "model": "m@abc+flip0.2"},
+                "evaluation": {"confusion": np.eye(K).tolist()}}
+    model.with_suffix(".json").write_text(json.dumps(recorded))
+    profile = ErrorProfile.for_model(model)
+    assert profile.confusion.tolist() == confusion and profile.source == "m@abc+flip0.2"
+    model.with_suffix(".json").write_text(json.dumps({"name": "m"}))
+    assert ErrorProfile.for_model(model) is None
+    assert ErrorProfile.for_model(tmp_path / "none.onnx") is None
+
+
+def test_a_profile_is_measured_as_counts_of_top_labels_and_mean_probabilities_per_class():
+    probabilities = np.array([
+        [0.6, 0.0, 0.0, 0.0, 0.4, 0.0, 0.0],  # angry, read angry
+        [0.2, 0.0, 0.0, 0.0, 0.8, 0.0, 0.0],  # angry, read sad
+        [0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.1],  # sad, read sad
+    ])
+    profile = ErrorProfile.measure(probabilities, np.array([ANGRY, ANGRY, SAD]), source="m")
+    expected = np.zeros((K, K))
+    expected[ANGRY, ANGRY] = expected[ANGRY, SAD] = expected[SAD, SAD] = 1
+    assert profile.confusion.tolist() == expected.tolist()
+    assert profile.mean_probabilities[ANGRY] == pytest.approx([0.4, 0, 0, 0, 0.6, 0, 0])
+    assert profile.mean_probabilities[SAD] == pytest.approx(probabilities[2])
+    assert profile.mean_probabilities[HAPPY].tolist() == [0.0] * K  # no happy face seen
+    assert profile.source == "m"
+    assert profile.priors[[ANGRY, SAD]] == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_reweighting_moves_each_posterior_by_the_ratio_of_new_to_training_priors():
+    faces = np.array([[0.5, 0, 0, 0.25, 0.25, 0, 0], one_hot([HAPPY])[0]])
+    training = np.array([0.2, 0.1, 0.1, 0.25, 0.1, 0.05, 0.2])
+    mix = np.array([0.1, 0, 0, 0.1, 0.8, 0, 0])
+    weighted = np.array([0.5 * 0.1 / 0.2, 0, 0, 0.25 * 0.1 / 0.25, 0.25 * 0.8 / 0.1, 0, 0])
+    moved = reweighted(faces, mix, training)
+    assert moved[0] == pytest.approx(weighted / weighted.sum())
+    assert moved[1] == pytest.approx(one_hot([HAPPY])[0])  # each face normalised on its own
