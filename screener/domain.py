@@ -76,6 +76,9 @@ class Face:
     box: Box
     crop: np.ndarray
     """48x48 grey, aligned and framed relative to the face, ready for the emotion model."""
+    aligned: np.ndarray | None = None
+    """112x112 colour (BGR), warped onto the five-landmark template, for models trained on
+    aligned real-world faces; None without landmarks (the Haar detector)."""
 
 
 @dataclass(frozen=True)

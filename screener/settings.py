@@ -80,6 +80,9 @@ class FaceSettings:
     face, never pixels, so the crop does not depend on the video's resolution."""
     align_eyes: bool = True
     """Rotate the crop so the eyes (YuNet's landmarks) are level."""
+    upright: bool = True
+    """Turn a face that lies sideways or upside down (a video without rotation metadata)
+    upright before the model reads it (faces/upright.py)."""
     keep_all: bool = False
     """Analyse every face, not just the largest (the student)."""
     full_search_every: int = 10

@@ -49,13 +49,16 @@ def zoom_faces(batch: np.ndarray, zoom: float) -> np.ndarray:
 
 
 class EmotionModel(Protocol):
-    """Anything that turns grey 48x48 face crops into probabilities over `EMOTIONS`."""
+    """Anything that turns faces (grey 48x48 crops, and aligned colour ones where the model
+    reads them) into probabilities over `EMOTIONS`."""
 
     name: str
     card: ModelCard
 
-    def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """Return an (N, 7) float array of class probabilities."""
+    def predict(self, crops: Sequence[np.ndarray] | np.ndarray,
+                aligned: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        """Return an (N, 7) float array of class probabilities. `aligned`: each face's
+        112x112 colour crop (None where there is none), for models that read it."""
         ...
 
 
@@ -109,7 +112,7 @@ def recorded_ece(meta: dict) -> float | None:
     return None
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     """A short content hash, so a retrained model under the same name is a new version."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
 
@@ -173,9 +176,11 @@ class OnnxEmotionModel:
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
         zoomed = "+zoom" + ",".join(f"{z:g}" for z in self.zooms) if self.zooms else ""
         calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""
-        self.name = f"{self.card.name}@{_file_digest(path)}{mirrored}{zoomed}{calibrated}"
+        self.name = f"{self.card.name}@{file_digest(path)}{mirrored}{zoomed}{calibrated}"
 
-    def predict(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    def predict(self, crops: Sequence[np.ndarray] | np.ndarray,
+                aligned: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        """`aligned` is not read: this network reads the grey crops alone."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
         batch = preprocess(crops)

@@ -38,7 +38,8 @@ def faces_version(settings: FaceSettings) -> str:
     found_by = (f"yunet{settings.score_threshold:g}" if settings.detector == "yunet"
                 else "haar")
     aligned = "+eyes" if settings.align_eyes and settings.detector == "yunet" else ""
-    return f"{found_by}+crop{settings.crop_scale:g}{aligned}"
+    upright = "+upright" if settings.upright and settings.detector == "yunet" else ""
+    return f"{found_by}+crop{settings.crop_scale:g}{aligned}{upright}"
 
 
 def largest_face_crop(

@@ -59,6 +59,25 @@ def face_crop(grey: np.ndarray, face: Detection | Box, scale: float,
     return cv2.resize(rotated, (size, size), interpolation=cv2.INTER_AREA)
 
 
+ALIGNED_SIZE = 112
+ALIGNED_TEMPLATE = np.array([(38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
+                             (41.5493, 92.3655), (70.7299, 92.2041)], np.float32)
+"""Where the five landmarks fall in a 112x112 aligned face (the ArcFace template), which
+models trained on aligned real-world faces (RAF-DB's) expect."""
+
+
+def aligned_crop(image: np.ndarray, landmarks: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The 112x112 colour face warped by the similarity transform that best puts its five
+    landmarks on the template: the input of models trained on aligned faces."""
+    colour = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+    points = np.asarray(landmarks, np.float32)
+    matrix, _ = cv2.estimateAffinePartial2D(points, ALIGNED_TEMPLATE, method=cv2.LMEDS)
+    if matrix is None or not np.isfinite(matrix).all():
+        raise ValueError("the landmarks do not define a face")
+    return cv2.warpAffine(colour, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 def model_crop(grey: np.ndarray, face: Detection, settings: FaceSettings) -> np.ndarray:
     """The crop the emotion model reads, framed and aligned as the settings say."""
     return face_crop(grey, face if settings.align_eyes else Detection(face.box),

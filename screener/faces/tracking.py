@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 from screener.domain import Box, Detection, Face, Frame
-from screener.faces.crop import model_crop, to_grey
+from screener.faces.crop import aligned_crop, model_crop, to_grey
 from screener.faces.detector import FaceDetector
+from screener.faces.upright import upright_face
 from screener.settings import FaceSettings
 
 _TRACKED_FACE_PX = 80
@@ -32,14 +33,32 @@ def student_face(found: list[Detection]) -> Detection | None:
 
 def faces_in_frame(frame: Frame, detector: FaceDetector, settings: FaceSettings) -> list[Face]:
     """The student's face, or every face (largest first) when `keep_all` is set."""
+    return [cut_face(frame, d, detector, settings)[0] for d in detections(frame, detector,
+                                                                          settings)]
+
+
+def detections(frame: Frame, detector: FaceDetector, settings: FaceSettings) -> list[Detection]:
     found = detector.detect(frame.image)
     if settings.keep_all:
-        found = sorted(found, key=lambda d: d.box.area, reverse=True)
-    else:
-        found = [d for d in [student_face(found)] if d is not None]
-    grey = to_grey(frame.image)
-    return [Face(frame.t_s, frame.index, d.box, model_crop(grey, d, settings))
-            for d in found]
+        return sorted(found, key=lambda d: d.box.area, reverse=True)
+    return [d for d in [student_face(found)] if d is not None]
+
+
+def cut_face(frame: Frame, detection: Detection, detector: FaceDetector,
+             settings: FaceSettings, turns: int | None = None) -> tuple[Face, int]:
+    """The face's crops, cut upright (see `upright`) when the detector gives landmarks, and
+    the quarter turns that took."""
+    image, upright = frame.image, detection
+    if settings.upright and detection.landmarks is not None:
+        image, upright, turns = upright_face(frame.image, detection, detector, turns)
+    aligned = None
+    if upright.landmarks is not None:
+        try:
+            aligned = aligned_crop(image, upright.landmarks)
+        except ValueError:
+            aligned = None
+    crop = model_crop(to_grey(image), upright, settings)
+    return Face(frame.t_s, frame.index, detection.box, crop, aligned), turns or 0
 
 
 class FaceTracker:
@@ -55,6 +74,7 @@ class FaceTracker:
         self._last: Box | None = None
         self._scene = -1
         self._tracked = 0
+        self._turns = 0
 
     def faces(self, frame: Frame) -> list[Face]:
         near = None
@@ -63,11 +83,15 @@ class FaceTracker:
                 and not self.settings.keep_all):
             near = self._search_near(frame.image, self._last)
         if near is None:
-            found = faces_in_frame(frame, self.detector, self.settings)
+            found = []
+            for detection in detections(frame, self.detector, self.settings):
+                face, turns = cut_face(frame, detection, self.detector, self.settings)
+                found.append(face)
+                self._turns = turns if len(found) == 1 else self._turns
             self._tracked = 0
         else:
-            crop = model_crop(to_grey(frame.image), near, self.settings)
-            found = [Face(frame.t_s, frame.index, near.box, crop)]
+            face, _ = cut_face(frame, near, self.detector, self.settings, self._turns)
+            found = [face]
             self._tracked += 1
         self._last = found[0].box if found and not self.settings.keep_all else None
         self._scene = frame.scene

@@ -210,8 +210,13 @@ def train(
     settings: TrainSettings,
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    targets: np.ndarray | None = None,
 ) -> shipping.TrainResult:
-    """Train, keep the best `val` epoch at `out_path` (.keras), and export it to ONNX beside it."""
+    """Train, keep the best `val` epoch at `out_path` (.keras), and export it to ONNX beside it.
+
+    `targets`: one row of class shares per training image, made by the caller from what the
+    labels alone cannot say (crowd votes, a teacher that reads another crop of the face); they
+    replace the labels and the teachers."""
     settings.validate()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -243,7 +248,9 @@ def train(
         targets = one_hot(train_data.labels)
         batches = _batches_class(keras)(train_data, settings, weights, targets, teachers)
     else:
-        targets = training_targets(train_data, settings.distill, load_teachers(settings.teachers))
+        if targets is None:
+            targets = training_targets(train_data, settings.distill,
+                                       load_teachers(settings.teachers))
         batches = _batches_class(keras)(train_data, settings, weights, targets)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(settings, len(batches))),

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import median
 
-from screener.domain import Observation
-from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS
+from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS, Observation
 
 EMOTION_COLOURS: dict[str, str] = {
     "angry": "#c0392b",

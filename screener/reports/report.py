@@ -26,10 +26,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 import screener
-from screener.reports import charts
 from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS
 from screener.emotions.model import ModelCard
-from screener.session.evidence import STRETCH
+from screener.reports import charts
 from screener.reports.wording import (
     COVERAGE_WARNING,
     DISCLAIMER,
@@ -46,6 +45,7 @@ from screener.reports.wording import (
     uncertainty_sentence,
 )
 from screener.resources import resource_path
+from screener.session.evidence import STRETCH
 from screener.session.rules import LEVELS
 from screener.storage.store import Store, StoredSession
 from screener.trends.trend import Trend, student_trend

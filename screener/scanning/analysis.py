@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from screener.domain import EMOTIONS, Box, Face, Frame, Observation, SessionResult, VideoJob
-from screener.emotions.model import EmotionModel, OnnxEmotionModel
+from screener.emotions.joined import load_emotion_model
+from screener.emotions.model import EmotionModel
 from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.session.aggregate import session_metrics, with_smoothing
 from screener.session.estimate import ESTIMATOR_VERSION, ErrorProfile
@@ -69,7 +70,7 @@ class Analyzer:
         return cls(
             settings=settings,
             detector=make_detector(settings.faces),
-            model=OnnxEmotionModel(
+            model=load_emotion_model(
                 settings.model_path, settings.emotions.batch_size, threads,
                 settings.emotions.flip_margin,
             ),
@@ -227,6 +228,7 @@ class BatchedClassifier:
     def __init__(self, model: EmotionModel, batch_size: int, clock: StageClock):
         self._model, self._batch_size, self._clock = model, batch_size, clock
         self._crops: list[np.ndarray] = []
+        self._aligned: list[np.ndarray | None] = []
         self._located: list[Located] = []
         self._probabilities: list[np.ndarray] = []
 
@@ -234,6 +236,7 @@ class BatchedClassifier:
         for face in faces:
             self._located.append((face.t_s, face.frame_index, face.box))
             self._crops.append(face.crop)
+            self._aligned.append(face.aligned)
         while len(self._crops) >= self._batch_size:
             self._classify(self._batch_size)
 
@@ -246,5 +249,7 @@ class BatchedClassifier:
     def _classify(self, count: int) -> None:
         with self._clock("emotions"):
             if count:
-                self._probabilities.append(self._model.predict(self._crops[:count]))
+                self._probabilities.append(
+                    self._model.predict(self._crops[:count], self._aligned[:count]))
             del self._crops[:count]
+            del self._aligned[:count]

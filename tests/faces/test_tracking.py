@@ -35,7 +35,7 @@ def _face_at(astronaut, x: int, scene: int = 0, index: int = 0) -> Frame:
 def test_the_tracker_searches_near_the_last_face_and_falls_back_to_the_whole_frame(
         astronaut, name):
     detector = RecordingDetector(name)
-    settings = FaceSettings(detector=name, full_search_every=10)
+    settings = FaceSettings(detector=name, full_search_every=10, upright=False)
     tracker = FaceTracker(detector, settings)
     faces = [tracker.faces(_face_at(astronaut, x, index=i))[0]
              for i, x in enumerate((500, 520, 540))]
@@ -57,7 +57,7 @@ def test_the_tracker_searches_near_the_last_face_and_falls_back_to_the_whole_fra
 
 def test_without_tracking_every_key_frame_gets_a_full_search(astronaut):
     detector = RecordingDetector("yunet")
-    tracker = FaceTracker(detector, FaceSettings(full_search_every=0))
+    tracker = FaceTracker(detector, FaceSettings(full_search_every=0, upright=False))
     for i in range(3):
         assert tracker.faces(_face_at(astronaut, 500, index=i))
     assert detector.widths == [1280, 1280, 1280]

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from screener.domain import EMOTIONS, Observation
 from screener.reports.charts import timeline
-from screener.domain import Observation
-from screener.domain import EMOTIONS
 from screener.reports.report import render_reports, student_slug
 from screener.storage.store import Store
 from tests.reports.test_report import MODEL, make_result

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from screener.session.aggregate import session_metrics, with_smoothing
-from screener.domain import Assessment, Box, Observation, SessionResult, VideoInfo, VideoJob
-from screener.domain import EMOTIONS
+from screener.domain import (
+    EMOTIONS,
+    Assessment,
+    Box,
+    Observation,
+    SessionResult,
+    VideoInfo,
+    VideoJob,
+)
 from screener.emotions.model import ModelCard
 from screener.reports.report import (
     DISCLAIMER_TITLE,
@@ -24,6 +30,7 @@ from screener.reports.report import (
     render_reports,
     student_slug,
 )
+from screener.session.aggregate import session_metrics, with_smoothing
 from screener.storage.store import Store
 
 MODEL = ModelCard(name="mini-xception-test", val_accuracy=0.66)

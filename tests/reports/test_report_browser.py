@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from screener.emotions.model import ModelCard
-from screener.session.evidence import MOST_NEGATIVE, STRETCH, face_thumbnail
 from screener.reports.report import render_reports, student_slug
+from screener.session.evidence import MOST_NEGATIVE, STRETCH, face_thumbnail
 from screener.storage.store import Store
 from tests.conftest import missing
 from tests.reports.test_report import make_result
