@@ -561,3 +561,40 @@ def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_p
     config.write_text(f'[keyframes]\ndecoder = "{decoder}"\n')
     [session] = assert_analysed(folder, scan(folder, "--config", config), "phone")
     assert session["frames_analysed"] == 2 and session["face_coverage"] == 1.0
+
+
+def test_a_webm_without_duration_is_filed_only_once_it_stopped_changing(folder, astronaut):
+    """A browser's MediaRecorder writes no duration, so a half-copied webm looks whole: one
+    still changing is left for the next scan, with a line saying so, and never filed half."""
+    import av
+
+    class Pipe(io.RawIOBase):  # unseekable: the muxer cannot go back to write a duration
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            return self.handle.write(data)
+
+    recording = folder / "rec_2026-01-02.webm"
+    with open(recording, "wb") as handle, av.open(Pipe(handle), "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 240, 320, "yuv420p"
+        for image in face_frames(astronaut, 30):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode())
+    with av.open(str(recording)) as container:
+        assert container.duration is None
+    result = scan(folder)
+    assert result.exit_code == 0, result.output
+    assert "1 analysed, 0 unchanged, 1 skipped, 0 failed" in result.output
+    [note] = [line for line in result.output.splitlines() if recording.name in line]
+    assert "states no duration" in note and "left for the next scan" in note
+    assert run("history", "rec", "--db", db_url(folder.parent)).exit_code == 2
+    quiet_since = recording.stat().st_mtime - 120
+    os.utime(recording, (quiet_since, quiet_since))
+    result = scan(folder)
+    assert result.exit_code == 0 and "1 analysed, 1 unchanged, 0 failed" in result.output
+    assert len(sessions(folder.parent, "rec")) == 1

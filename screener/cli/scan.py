@@ -128,11 +128,11 @@ def scan(
                    f"{', '.join(sorted(VIDEO_SUFFIXES))})", EXIT_FAILURES)
     if not quiet:
         for outcome in summary.outcomes:
-            if outcome.status in ("duplicate", "moved"):
+            if outcome.status in ("duplicate", "moved", "skipped"):
                 say(f"{outcome.job.path}: {outcome.reason}")
     if not quiet or summary.failed:
-        others = "".join(f"{summary.count(status)} {status}, " for status in ("moved", "duplicate")
-                         if summary.count(status))
+        others = "".join(f"{summary.count(status)} {status}, "
+                         for status in ("moved", "duplicate", "skipped") if summary.count(status))
         say(
             f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
             f"{others}{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "

@@ -24,7 +24,13 @@ from screener.scanning.analysis import Analyzer
 from screener.storage.store import Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
-from screener.video.discover import PathPattern, discover, unreadable_reason, with_hash
+from screener.video.discover import (
+    PathPattern,
+    discover,
+    still_being_written,
+    unreadable_reason,
+    with_hash,
+)
 from screener.video.keyframes import VideoReadError
 
 log = logging.getLogger("screener.scanning.scan")
@@ -36,7 +42,8 @@ class VideoOutcome:
     status: str
     """`analysed`; `unchanged` (already stored with this model and rules); `moved` (stored,
     found at a new path, and filed under it now); `duplicate` (the same recording as another
-    path, which keeps the session: see `reason`); or `failed`."""
+    path, which keeps the session: see `reason`); `skipped` (may still be written: left for
+    the next scan); or `failed`."""
     level: str | None = None
     reason: str = ""
 
@@ -110,7 +117,11 @@ def scan(
         if keeper is None:
             continue
         if stored is None or force or stored.versions != current:
-            pending.append(keeper)
+            growing = still_being_written(keeper.path)
+            if growing:
+                summary.outcomes.append(VideoOutcome(keeper, "skipped", reason=growing))
+            else:
+                pending.append(keeper)
         elif stored.video_path != stored_path(keeper.path):
             store.relocate(keeper)
             summary.outcomes.append(VideoOutcome(keeper, "moved",

@@ -218,26 +218,28 @@ class Store:
         return retry_conflicts(lambda: self._save(result))
 
     def _save(self, result: SessionResult) -> int:
+        """A path holds one session: new content there (a file replaced, a half-copied file
+        copied again) replaces what was stored for it, or the old one would stay a ghost in
+        the baseline and the trend."""
         job, metrics = result.job, result.metrics
         with write_transaction(self.engine) as conn:
             student_pk = self._student_pk(conn, job.student_id)
-            old = conn.execute(
-                sa.select(sessions.c.id, sessions.c.student_pk).where(
-                    sessions.c.video_sha256 == job.sha256
-                )
-            ).first()
-            if old is not None:
-                conn.execute(observations.delete().where(observations.c.session_pk == old.id))
-                conn.execute(evidence_frames.delete().where(
-                    evidence_frames.c.session_pk == old.id))
-                conn.execute(sessions.delete().where(sessions.c.id == old.id))
+            video_path = displayable(job.source) if job.source else stored_path(job.path)
+            # The older analysis of this video, and (files only: live sessions share their
+            # source's name) what was stored for the content this path held before.
+            replaced = sessions.c.video_sha256 == job.sha256
+            if not job.source:
+                replaced = sa.or_(replaced, sessions.c.video_path == video_path)
+            for old in conn.execute(sa.select(sessions.c.id, sessions.c.student_pk)
+                                    .where(replaced)).all():
+                delete_session(conn, old.id)
                 if old.student_pk != student_pk:  # the same video now filed under another name
                     _delete_if_empty(conn, old.student_pk)
             pk = conn.execute(
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=displayable(job.source) if job.source else stored_path(job.path),
+                    video_path=video_path,
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,
@@ -352,6 +354,12 @@ def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool
         pass  # another scan created it first
     except OSError as exc:
         raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from None
+
+
+def delete_session(conn: Connection, session_pk: int) -> None:
+    conn.execute(observations.delete().where(observations.c.session_pk == session_pk))
+    conn.execute(evidence_frames.delete().where(evidence_frames.c.session_pk == session_pk))
+    conn.execute(sessions.delete().where(sessions.c.id == session_pk))
 
 
 def _delete_if_empty(conn: Connection, student_pk: int) -> None:

@@ -16,12 +16,14 @@ import hashlib
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from screener.domain import VideoJob
+from screener.video.container import states_no_duration
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 _NAMED_DATE = re.compile(r"^(?P<student>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:\D.*)?$")
@@ -151,6 +153,28 @@ def unreadable_reason(path: Path) -> str | None:
             return "symbolic link loop"
         return "broken symbolic link (its target does not exist)"
     return None if stat.S_ISREG(mode) else "not a regular file (a pipe, socket or device)"
+
+
+QUIET_S = 60.0
+"""A video without a stated duration is taken as complete once it has not changed for this
+long: a browser still recording, or a copy under way, writes to it every few seconds."""
+_STREAMED_SUFFIXES = frozenset({".webm", ".mkv"})
+
+
+def still_being_written(path: Path, now: float | None = None) -> str | None:
+    """Why a video may still be growing, or None. A webm without a duration could be half a
+    recording, and filing it would make a session of it; one that changed in the last
+    `QUIET_S` seconds is left for a later run."""
+    if path.suffix.lower() not in _STREAMED_SUFFIXES:
+        return None
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return None
+    if not -5.0 < age < QUIET_S or not states_no_duration(path):
+        return None
+    return (f"states no duration and changed {max(age, 0):.0f} s ago, so it may still be "
+            "recorded or copied: left for the next scan")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
