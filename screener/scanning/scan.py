@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from screener.domain import SessionResult, VideoJob
@@ -26,7 +27,7 @@ from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
 from screener.video.discover import (
     PathPattern,
-    discover,
+    find_videos,
     still_being_written,
     unreadable_reason,
     with_hash,
@@ -43,7 +44,7 @@ class VideoOutcome:
     """`analysed`; `unchanged` (already stored with this model and rules); `moved` (stored,
     found at a new path, and filed under it now); `duplicate` (the same recording as another
     path, which keeps the session: see `reason`); `skipped` (may still be written: left for
-    the next scan); or `failed`."""
+    the next scan); or `failed` (a video, or a folder that could not be entered)."""
     level: str | None = None
     reason: str = ""
 
@@ -93,8 +94,11 @@ def scan(
     `analyse` is where the analyses run (default: here, or in `--workers` processes); whatever
     runs them, results come back to this loop, the only writer of the database."""
     summary = ScanSummary()
+    found = find_videos(paths, pattern)
+    for folder, reason in found.unreadable:  # its videos would otherwise go unmentioned
+        summary.outcomes.append(_failed(VideoJob(folder, "", "", datetime.min), reason))
     hashed: list[VideoJob] = []
-    for job in discover(paths, pattern):
+    for job in found.jobs:
         reason = unreadable_reason(job.path)
         if reason is None:
             try:
