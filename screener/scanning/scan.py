@@ -22,7 +22,7 @@ from pathlib import Path
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.scanning.analysis import Analyzer
-from screener.storage.store import Store, StoredCopy, stored_path
+from screener.storage.store import DATABASE_LOST, Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
 from screener.video.discover import (
@@ -62,6 +62,15 @@ class ScanSummary:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
+class DatabaseLost(RuntimeError):
+    """The database failed mid-scan; carries what was done, every stored session being whole.
+    Its cause is the database's error."""
+
+    def __init__(self, summary: ScanSummary) -> None:
+        super().__init__("the database failed mid-scan")
+        self.summary = summary
+
+
 class ScanInterrupted(KeyboardInterrupt):
     """Ctrl-C during a scan; carries what was done, every stored session being whole."""
 
@@ -92,8 +101,24 @@ def scan(
     """Analyse and store every video under `paths` that is new or whose analysis is outdated.
 
     `analyse` is where the analyses run (default: here, or in `--workers` processes); whatever
-    runs them, results come back to this loop, the only writer of the database."""
+    runs them, results come back to this loop, the only writer of the database. A database
+    that fails on the way raises `DatabaseLost`."""
     summary = ScanSummary()
+    try:
+        return _scan(summary, paths, analyzer, store, pattern, progress, analyse)
+    except DATABASE_LOST as exc:
+        raise DatabaseLost(summary) from exc
+
+
+def _scan(
+    summary: ScanSummary,
+    paths: Iterable[Path],
+    analyzer: Analyzer,
+    store: Store,
+    pattern: PathPattern | None,
+    progress: ProgressFactory | None,
+    analyse: AnalyseAll | None,
+) -> ScanSummary:
     found = find_videos(paths, pattern)
     for folder, reason in found.unreadable:  # its videos would otherwise go unmentioned
         summary.outcomes.append(_failed(VideoJob(folder, "", "", datetime.min), reason))
@@ -140,6 +165,8 @@ def scan(
                     try:
                         _, result = save_with_baseline(store, result, analyzer.rules)
                         outcome = VideoOutcome(job, "analysed", result.level)
+                    except DATABASE_LOST:  # every later video would fail the same way
+                        raise
                     except Exception as exc:  # a database fault must not lose the other videos
                         outcome = _failed(job, f"could not store: {exc}")
                 else:
