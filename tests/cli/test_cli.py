@@ -651,3 +651,36 @@ def test_a_database_problem_never_shows_its_password():
     error = Exception('connection to "db.school" failed: password "s3cret" rejected')
     problem = store.problem(error)
     assert "s3cret" not in problem and "***" in problem
+
+
+@pytest.mark.parametrize("setting", ["[emotions]\nflip_margin = 1.0\n",
+                                     "[faces]\ncrop_scale = 2.0\n"])
+def test_settings_from_the_config_file_change_what_the_model_sees(tmp_path, astronaut,
+                                                                  make_video, setting):
+    """A model that reads only the left half of a face: mirroring changes its answer, and so
+    does a wider crop (more background). The same video scanned with and without the setting
+    must be stored with other probabilities."""
+    from screener.storage.store import Store
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "left.onnx", left_half=True)
+    video = make_video("v/lee_2026-01-01.mp4", face_frames(astronaut, 20))
+    config = tmp_path / "settings.toml"
+    config.write_text(setting)
+
+    def probabilities(name: str, *extra: object) -> list:
+        db = f"sqlite:///{tmp_path}/{name}.db"
+        result = run("scan", video, "--out", tmp_path / name, "--db", db, "--model", model,
+                     "--quiet", "--workers", "1", *extra)
+        assert result.exit_code == 0, result.output
+        store = Store(db, create=False)
+        [session] = store.sessions_of("lee")
+        seen = [o.probabilities for o in store.observations_of(session.pk) if o.probabilities]
+        store.engine.dispose()
+        assert seen
+        return seen
+
+    default, configured = probabilities("default"), probabilities("set", "--config", config)
+    assert len(default) == len(configured)
+    assert max(abs(a - b) for p, q in zip(default, configured, strict=True)
+               for a, b in zip(p, q, strict=True)) > 0.01
