@@ -161,6 +161,19 @@ def test_index_orders_by_concern(store: Store, tmp_path: Path) -> None:
     assert "−100 pp" in html  # e-was-high fell from 100% to 0%
 
 
+def test_within_one_level_the_highest_negative_share_comes_first(store: Store,
+                                                                   tmp_path: Path) -> None:
+    """As the index says: "then by its negative share" (names in the other order)."""
+    for student, sad in (("ann", 4), ("bea", 16), ("cy", 10)):
+        labels = ["sad"] * sad + ["happy"] * (20 - sad)
+        store.save(make_result(student, 1, labels, level="moderate"))
+    render_reports(store, tmp_path, MODEL)
+    html = read(tmp_path / "index.html")
+    assert "then by its negative share" in html
+    order = re.findall(r'<a href="[a-z0-9-]+\.html"><bdi>([^<]+)</bdi></a>', html)
+    assert order == ["bea", "cy", "ann"]
+
+
 def test_student_page_content(store: Store, tmp_path: Path) -> None:
     days = [10, 3, 20]  # saved out of order: the page must sort by recording date
     for day, level in zip(days, ["moderate", "low", "high"], strict=True):
