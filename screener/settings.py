@@ -159,11 +159,23 @@ class LiveSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    retention_days: int = 0
+    """`screener forget` with no student erases the sessions recorded longer ago than this many
+    days (a school's retention period); 0 keeps them until erased by name."""
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise SettingsError("storage.retention_days must be 0 (keep) or more")
+
+
+@dataclass(frozen=True)
 class Settings:
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     faces: FaceSettings = field(default_factory=FaceSettings)
     emotions: EmotionSettings = field(default_factory=EmotionSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     rules: str = "default"
     """A shipped rule set name (`default`, `seed`) or the path of a TOML rules file."""
     db_url: str | None = None
@@ -242,7 +254,7 @@ def default_worker_count() -> int:
 
 _SECTIONS = {
     "keyframes": KeyframeSettings, "faces": FaceSettings, "emotions": EmotionSettings,
-    "live": LiveSettings,
+    "live": LiveSettings, "storage": StorageSettings,
 }
 
 

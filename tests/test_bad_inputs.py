@@ -181,10 +181,10 @@ def test_a_bad_file_is_listed_with_its_reason_and_the_good_video_is_stored(folde
     assert_good_video_stored(folder.parent)
 
 
-def test_an_unreadable_file_is_listed_and_the_good_video_is_stored(folder, tmp_path):
-    """chmod 000. Root reads any file, so as root (CI) the scan runs in a process without the
+def scan_without_root_powers(folder: Path) -> subprocess.CompletedProcess:
+    """Root reads any file or folder, so as root (CI) the scan runs in a process without the
     capabilities that bypass file permissions, as an ordinary user's cron job would."""
-    unreadable(folder / "locked.mp4", folder)
+    tmp_path = folder.parent
     command = [sys.executable, "-m", "screener", "scan", str(folder), "--out",
                str(tmp_path / "out"), "--db", db_url(tmp_path)]
     if os.geteuid() == 0:
@@ -196,11 +196,53 @@ def test_an_unreadable_file_is_listed_and_the_good_video_is_stored(folder, tmp_p
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.stderr.startswith("setpriv:"):
         missing("setpriv", f"cannot drop capabilities here: {result.stderr.strip()}")
+    return result
+
+
+def test_an_unreadable_file_is_listed_and_the_good_video_is_stored(folder, tmp_path):
+    """chmod 000. Root reads any file, so as root (CI) the scan runs in a process without the
+    capabilities that bypass file permissions, as an ordinary user's cron job would."""
+    unreadable(folder / "locked.mp4", folder)
+    result = scan_without_root_powers(folder)
     assert result.returncode == 1, result.stderr
     assert failure_reasons(result.stderr) == {"locked.mp4": "cannot read: Permission denied"}
     assert "1 analysed, 0 unchanged, 1 failed" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert_good_video_stored(tmp_path)
+
+
+def test_an_unreadable_folder_is_named_as_a_failure_and_the_good_video_is_stored(folder,
+                                                                                 tmp_path):
+    locked = folder / "class2"
+    locked.mkdir()
+    write_video(locked / "kim_2026-01-02.mp4", face_frames(np.zeros((512, 512, 3), np.uint8), 5))
+    locked.chmod(0)
+    try:
+        result = scan_without_root_powers(folder)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert failed == [f"FAILED {locked}: cannot open folder: Permission denied"]
+    assert "1 analysed, 0 unchanged, 1 failed" in result.stdout
+    assert_good_video_stored(tmp_path)
+
+
+def test_a_linked_folder_is_followed_once_even_when_it_links_back(tmp_path, astronaut):
+    """`class2 -> /nas/class2`, the only thing in the folder scanned; a link inside it back to
+    itself or above it is no endless loop."""
+    nas = tmp_path / "nas" / "class2"
+    nas.mkdir(parents=True)
+    write_video(nas / "kim_2026-01-02.mp4", face_frames(astronaut, 12))
+    (nas / "again").symlink_to(nas, target_is_directory=True)
+    (nas / "up").symlink_to("..", target_is_directory=True)
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "class2").symlink_to(nas, target_is_directory=True)
+    result = scan(folder)
+    assert result.exit_code == 0, result.output
+    assert "1 analysed, 0 unchanged, 0 failed" in result.output
+    assert [s["session_id"] for s in sessions(tmp_path, "kim")] == ["kim_2026-01-02"]
 
 
 def test_symlink_loops_and_broken_links_are_reported_and_the_scan_ends(folder):
@@ -561,3 +603,40 @@ def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_p
     config.write_text(f'[keyframes]\ndecoder = "{decoder}"\n')
     [session] = assert_analysed(folder, scan(folder, "--config", config), "phone")
     assert session["frames_analysed"] == 2 and session["face_coverage"] == 1.0
+
+
+def test_a_webm_without_duration_is_filed_only_once_it_stopped_changing(folder, astronaut):
+    """A browser's MediaRecorder writes no duration, so a half-copied webm looks whole: one
+    still changing is left for the next scan, with a line saying so, and never filed half."""
+    import av
+
+    class Pipe(io.RawIOBase):  # unseekable: the muxer cannot go back to write a duration
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            return self.handle.write(data)
+
+    recording = folder / "rec_2026-01-02.webm"
+    with open(recording, "wb") as handle, av.open(Pipe(handle), "w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 240, 320, "yuv420p"
+        for image in face_frames(astronaut, 30):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode())
+    with av.open(str(recording)) as container:
+        assert container.duration is None
+    result = scan(folder)
+    assert result.exit_code == 0, result.output
+    assert "1 analysed, 0 unchanged, 1 skipped, 0 failed" in result.output
+    [note] = [line for line in result.output.splitlines() if recording.name in line]
+    assert "states no duration" in note and "left for the next scan" in note
+    assert run("history", "rec", "--db", db_url(folder.parent)).exit_code == 2
+    quiet_since = recording.stat().st_mtime - 120
+    os.utime(recording, (quiet_since, quiet_since))
+    result = scan(folder)
+    assert result.exit_code == 0 and "1 analysed, 1 unchanged, 0 failed" in result.output
+    assert len(sessions(folder.parent, "rec")) == 1

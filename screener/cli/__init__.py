@@ -18,7 +18,8 @@ from screener.terminal import log_to_stderr
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ("scan", "history", "reports", "analyze", "live", "model", "model_files")
+COMMAND_MODULES = ("scan", "history", "reports", "forget", "analyze", "live", "model",
+                   "model_files")
 """Each registers its commands on `app` when imported; `--help` lists them in this order."""
 
 for _name in COMMAND_MODULES:

@@ -86,9 +86,10 @@ def scan(
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
-    from screener.scanning.scan import ScanInterrupted
+    from screener.scanning.scan import DatabaseLost, ScanInterrupted
     from screener.scanning.scan import scan as run_scan
     from screener.storage.locking import LockError, LockTimeout, exclusive_scan
+    from screener.storage.store import DATABASE_LOST
     from screener.video.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
 
     settings = build_settings(config, db, rules, every, model, all_faces,
@@ -99,7 +100,7 @@ def scan(
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     progress = _tqdm_progress if show_progress(quiet) else None
-    summary = None
+    summary, lost = None, None
     try:  # from here on, Ctrl-C (even while the model loads) is the one "interrupted" line
         analyzer = load_analyzer(settings)
         store = open_store(settings, create=True)
@@ -107,8 +108,13 @@ def scan(
             settings.database_url, settings.lock_timeout_s,
             lambda message: say(message, err=True),
         ):
-            summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
-            write_reports(store, out, settings, refresh=True)
+            try:
+                summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
+                write_reports(store, out, settings, refresh=True)
+            except DatabaseLost as exc:
+                summary, lost = exc.summary, store.problem(exc.__cause__ or exc)
+            except DATABASE_LOST as exc:  # while writing the reports
+                lost = store.problem(exc)
     except KeyboardInterrupt as exc:  # each stored session is whole; reports come next run
         done = exc.summary if isinstance(exc, ScanInterrupted) else summary
         say(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
@@ -123,22 +129,26 @@ def scan(
     for outcome in summary.failed:
         say(f"FAILED {outcome.job.path}: {outcome.reason}", err=True,
                     fg=typer.colors.RED)
-    if not summary.outcomes:
+    if lost:
+        say(f"error: {lost}; the sessions stored before it are whole, and the next scan "
+            "goes on from there", err=True, fg=typer.colors.RED)
+    elif not summary.outcomes:
         raise fail(f"no video found under {', '.join(map(str, paths))} (looked for "
                    f"{', '.join(sorted(VIDEO_SUFFIXES))})", EXIT_FAILURES)
     if not quiet:
         for outcome in summary.outcomes:
-            if outcome.status in ("duplicate", "moved"):
+            if outcome.status in ("duplicate", "moved", "skipped"):
                 say(f"{outcome.job.path}: {outcome.reason}")
-    if not quiet or summary.failed:
-        others = "".join(f"{summary.count(status)} {status}, " for status in ("moved", "duplicate")
-                         if summary.count(status))
+    if not quiet or summary.failed or lost:
+        others = "".join(f"{summary.count(status)} {status}, "
+                         for status in ("moved", "duplicate", "skipped") if summary.count(status))
         say(
             f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
-            f"{others}{len(summary.failed)} failed; reports: {out / 'index.html'}; database: "
+            f"{others}{len(summary.failed)} failed; reports: "
+            f"{'not brought up to date' if lost else out / 'index.html'}; database: "
             f"{store.safe_url}"
         )
-    raise typer.Exit(EXIT_FAILURES if summary.failed else EXIT_OK)
+    raise typer.Exit(EXIT_FAILURES if summary.failed or lost else EXIT_OK)
 
 
 @contextmanager

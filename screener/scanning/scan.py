@@ -16,15 +16,22 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.scanning.analysis import Analyzer
-from screener.storage.store import Store, StoredCopy, stored_path
+from screener.storage.store import DATABASE_LOST, Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
-from screener.video.discover import PathPattern, discover, unreadable_reason, with_hash
+from screener.video.discover import (
+    PathPattern,
+    find_videos,
+    still_being_written,
+    unreadable_reason,
+    with_hash,
+)
 from screener.video.keyframes import VideoReadError
 
 log = logging.getLogger("screener.scanning.scan")
@@ -36,7 +43,8 @@ class VideoOutcome:
     status: str
     """`analysed`; `unchanged` (already stored with this model and rules); `moved` (stored,
     found at a new path, and filed under it now); `duplicate` (the same recording as another
-    path, which keeps the session: see `reason`); or `failed`."""
+    path, which keeps the session: see `reason`); `skipped` (may still be written: left for
+    the next scan); or `failed` (a video, or a folder that could not be entered)."""
     level: str | None = None
     reason: str = ""
 
@@ -52,6 +60,15 @@ class ScanSummary:
     @property
     def failed(self) -> list[VideoOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+
+class DatabaseLost(RuntimeError):
+    """The database failed mid-scan; carries what was done, every stored session being whole.
+    Its cause is the database's error."""
+
+    def __init__(self, summary: ScanSummary) -> None:
+        super().__init__("the database failed mid-scan")
+        self.summary = summary
 
 
 class ScanInterrupted(KeyboardInterrupt):
@@ -84,10 +101,29 @@ def scan(
     """Analyse and store every video under `paths` that is new or whose analysis is outdated.
 
     `analyse` is where the analyses run (default: here, or in `--workers` processes); whatever
-    runs them, results come back to this loop, the only writer of the database."""
+    runs them, results come back to this loop, the only writer of the database. A database
+    that fails on the way raises `DatabaseLost`."""
     summary = ScanSummary()
+    try:
+        return _scan(summary, paths, analyzer, store, pattern, progress, analyse)
+    except DATABASE_LOST as exc:
+        raise DatabaseLost(summary) from exc
+
+
+def _scan(
+    summary: ScanSummary,
+    paths: Iterable[Path],
+    analyzer: Analyzer,
+    store: Store,
+    pattern: PathPattern | None,
+    progress: ProgressFactory | None,
+    analyse: AnalyseAll | None,
+) -> ScanSummary:
+    found = find_videos(paths, pattern)
+    for folder, reason in found.unreadable:  # its videos would otherwise go unmentioned
+        summary.outcomes.append(_failed(VideoJob(folder, "", "", datetime.min), reason))
     hashed: list[VideoJob] = []
-    for job in discover(paths, pattern):
+    for job in found.jobs:
         reason = unreadable_reason(job.path)
         if reason is None:
             try:
@@ -110,7 +146,11 @@ def scan(
         if keeper is None:
             continue
         if stored is None or force or stored.versions != current:
-            pending.append(keeper)
+            growing = still_being_written(keeper.path)
+            if growing:
+                summary.outcomes.append(VideoOutcome(keeper, "skipped", reason=growing))
+            else:
+                pending.append(keeper)
         elif stored.video_path != stored_path(keeper.path):
             store.relocate(keeper)
             summary.outcomes.append(VideoOutcome(keeper, "moved",
@@ -125,6 +165,8 @@ def scan(
                     try:
                         _, result = save_with_baseline(store, result, analyzer.rules)
                         outcome = VideoOutcome(job, "analysed", result.level)
+                    except DATABASE_LOST:  # every later video would fail the same way
+                        raise
                     except Exception as exc:  # a database fault must not lose the other videos
                         outcome = _failed(job, f"could not store: {exc}")
                 else:

@@ -23,9 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from screener.domain import (
-    EMOTIONS,
     Assessment,
-    Box,
     EvidenceFrame,
     Observation,
     SessionResult,
@@ -42,6 +40,14 @@ from screener.storage.database import (
     sqlite_file,
     write_transaction,
 )
+from screener.storage.rows import (
+    StoredSession,
+    delete_if_empty,
+    delete_session,
+    observation,
+    observation_row,
+    stored_session,
+)
 from screener.storage.schema import (
     StoreError,
     bring_forward,
@@ -52,6 +58,10 @@ from screener.storage.schema import (
     students,
 )
 from screener.video.discover import displayable
+
+DATABASE_LOST = (sa.exc.OperationalError, sa.exc.InterfaceError)
+"""What a database gone away mid-command raises (a server restarted, a network down, a disk
+full): no later query will do better, so the command stops with one line."""
 
 
 @dataclass(frozen=True)
@@ -65,41 +75,6 @@ class StoredCopy:
 def stored_path(path: Path) -> str:
     """Absolute, so a session names its file whatever folder the scan was started from."""
     return displayable(os.path.abspath(path))
-
-
-@dataclass(frozen=True)
-class StoredSession:
-    """A session as read back for history and reports."""
-
-    pk: int
-    student_id: str
-    session_id: str
-    video_path: str
-    video_sha256: str
-    recorded_at: datetime
-    duration_s: float
-    frames_analysed: int
-    faces_found: int
-    face_coverage: float
-    negative_share: float
-    level: str
-    fired_rule: str
-    explanation: str
-    evidence: dict[str, float]
-    metrics: dict[str, Any]
-    model_version: str
-    rules_version: str
-    processed_at: datetime
-    model_accuracy: float | None = None
-    """`val` accuracy of the model that analysed the session; None for sessions stored before
-    schema 2."""
-
-    @property
-    def data_quality(self) -> list[str]:
-        """What the decoder met or chose (damaged frames, which video stream), kept in the
-        metrics; sessions stored before screener recorded it have none."""
-        notes = self.metrics.get("data_quality") or []
-        return [str(note) for note in notes] if isinstance(notes, list) else [str(notes)]
 
 
 class Store:
@@ -132,6 +107,18 @@ class Store:
             return sa.engine.make_url(self.url).render_as_string(hide_password=True)
         except (sa.exc.ArgumentError, ValueError):
             return re.sub(r"://[^/@]*@", "://***@", self.url)
+
+    def problem(self, exc: BaseException) -> str:
+        """One line for a database that failed under a command, its password masked even
+        where the driver's message repeats it."""
+        cause = first_line(getattr(exc, "orig", None) or exc)
+        try:
+            password = sa.engine.make_url(self.url).password
+        except (sa.exc.ArgumentError, ValueError):
+            password = None
+        if password:
+            cause = cause.replace(str(password), "***")
+        return f"database {self.safe_url} failed: {cause}"
 
     def _prepare(self, create: bool) -> None:
         """In one transaction, so a failed migration leaves the database at its old version."""
@@ -188,7 +175,7 @@ class Store:
                     student_pk=student_pk, session_id=job.session_id,
                     video_path=stored_path(job.path), recorded_at=job.recorded_at))
                 if old.student_pk != student_pk:
-                    _delete_if_empty(conn, old.student_pk)
+                    delete_if_empty(conn, old.student_pk)
 
         retry_conflicts(transaction)
 
@@ -218,26 +205,28 @@ class Store:
         return retry_conflicts(lambda: self._save(result))
 
     def _save(self, result: SessionResult) -> int:
+        """A path holds one session: new content there (a file replaced, a half-copied file
+        copied again) replaces what was stored for it, or the old one would stay a ghost in
+        the baseline and the trend."""
         job, metrics = result.job, result.metrics
         with write_transaction(self.engine) as conn:
             student_pk = self._student_pk(conn, job.student_id)
-            old = conn.execute(
-                sa.select(sessions.c.id, sessions.c.student_pk).where(
-                    sessions.c.video_sha256 == job.sha256
-                )
-            ).first()
-            if old is not None:
-                conn.execute(observations.delete().where(observations.c.session_pk == old.id))
-                conn.execute(evidence_frames.delete().where(
-                    evidence_frames.c.session_pk == old.id))
-                conn.execute(sessions.delete().where(sessions.c.id == old.id))
+            video_path = displayable(job.source) if job.source else stored_path(job.path)
+            # The older analysis of this video, and (files only: live sessions share their
+            # source's name) what was stored for the content this path held before.
+            replaced = sessions.c.video_sha256 == job.sha256
+            if not job.source:
+                replaced = sa.or_(replaced, sessions.c.video_path == video_path)
+            for old in conn.execute(sa.select(sessions.c.id, sessions.c.student_pk)
+                                    .where(replaced)).all():
+                delete_session(conn, old.id)
                 if old.student_pk != student_pk:  # the same video now filed under another name
-                    _delete_if_empty(conn, old.student_pk)
+                    delete_if_empty(conn, old.student_pk)
             pk = conn.execute(
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=displayable(job.source) if job.source else stored_path(job.path),
+                    video_path=video_path,
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,
@@ -257,7 +246,7 @@ class Store:
                     processed_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
                 )
             ).inserted_primary_key[0]
-            rows = [_observation_row(pk, o) for o in result.observations]
+            rows = [observation_row(pk, o) for o in result.observations]
             if rows:
                 conn.execute(observations.insert(), rows)
             if result.evidence_frames:
@@ -311,7 +300,7 @@ class Store:
             .where(students.c.student_id == student_id)
         )
         with self.engine.connect() as conn:
-            found = [_stored_session(row) for row in conn.execute(query)]
+            found = [stored_session(row) for row in conn.execute(query)]
         return sorted(found, key=lambda s: (s.recorded_at, s.session_id, s.pk))
 
     def observations_of(self, session_pk: int) -> list[Observation]:
@@ -321,7 +310,7 @@ class Store:
             .order_by(observations.c.t_s)
         )
         with self.engine.connect() as conn:
-            return [_observation(row) for row in conn.execute(query)]
+            return [observation(row) for row in conn.execute(query)]
 
     def evidence_frames_of(self, session_pk: int) -> list[EvidenceFrame]:
         query = (
@@ -354,47 +343,3 @@ def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool
         raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from None
 
 
-def _delete_if_empty(conn: Connection, student_pk: int) -> None:
-    left = conn.execute(
-        sa.select(sa.func.count()).where(sessions.c.student_pk == student_pk)
-    ).scalar()
-    if not left:
-        conn.execute(students.delete().where(students.c.id == student_pk))
-
-
-def _observation_row(session_pk: int, o: Observation) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "session_pk": session_pk, "t_s": o.t_s, "frame_index": o.frame_index,
-        "label": o.label, "smoothed_label": o.smoothed_label,
-        "x": o.box.x if o.box else None, "y": o.box.y if o.box else None,
-        "w": o.box.w if o.box else None, "h": o.box.h if o.box else None,
-    }
-    for i, emotion in enumerate(EMOTIONS):
-        row[f"p_{emotion}"] = o.probabilities[i] if o.probabilities else None
-    return row
-
-
-def _observation(row: Any) -> Observation:
-    has_face = row.label is not None
-    return Observation(
-        t_s=row.t_s,
-        frame_index=row.frame_index,
-        box=Box(row.x, row.y, row.w, row.h) if row.x is not None else None,
-        probabilities=tuple(getattr(row, f"p_{e}") for e in EMOTIONS) if has_face else None,
-        label=row.label,
-        smoothed_label=row.smoothed_label,
-    )
-
-
-def _stored_session(row: Any) -> StoredSession:
-    return StoredSession(
-        pk=row.id, student_id=row.student_id, session_id=row.session_id,
-        video_path=row.video_path, video_sha256=row.video_sha256,
-        recorded_at=row.recorded_at, duration_s=row.duration_s,
-        frames_analysed=row.frames_analysed, faces_found=row.faces_found,
-        face_coverage=row.face_coverage, negative_share=row.negative_share,
-        level=row.level, fired_rule=row.fired_rule, explanation=row.explanation,
-        evidence=json.loads(row.evidence_json), metrics=json.loads(row.metrics_json),
-        model_version=row.model_version, rules_version=row.rules_version,
-        processed_at=row.processed_at, model_accuracy=row.model_accuracy,
-    )

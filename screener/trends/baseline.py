@@ -23,7 +23,7 @@ from typing import Any
 
 from screener.domain import SessionResult
 from screener.session.rules import RuleSet
-from screener.storage.store import Store, StoredSession
+from screener.storage.store import Store, StoredSession, stored_path
 
 BASELINE_SESSIONS = 5
 METRIC = "negative_share_vs_baseline"
@@ -63,9 +63,12 @@ def vs_baseline(metrics: dict[str, Any], earlier: Sequence[StoredSession]) -> fl
 def with_baseline(result: SessionResult, stored: Sequence[StoredSession],
                   rules: RuleSet) -> SessionResult:
     """The result with its baseline metric, re-assessed when it was assessed with `rules`:
-    `stored` are the student's sessions (this video's older analysis, if any, is ignored)."""
+    `stored` are the student's sessions (this video's older analysis, and what its path held
+    before, are ignored: saving replaces them)."""
     job = result.job
+    path = None if job.source else stored_path(job.path)  # its old content is replaced
     earlier = [s for s in _ordered(stored) if s.video_sha256 != job.sha256
+               and s.video_path != path
                and (s.recorded_at, s.session_id) < (job.recorded_at, job.session_id)]
     metrics = _with_metric(result.metrics, vs_baseline(result.metrics, earlier))
     if metrics == result.metrics:

@@ -77,3 +77,16 @@ def probe(path: Path) -> tuple[Steps, float | None] | None:
     except (av.FFmpegError, OSError):
         return None
     return UPRIGHT, declared
+
+
+def states_no_duration(path: Path) -> bool:
+    """True for a file whose container gives no duration at all, as a browser's MediaRecorder
+    leaves a webm (finished or not); such a file cannot be told complete from its contents."""
+    import av
+
+    try:
+        with open(path, "rb") as handle, av.open(handle, metadata_errors="ignore") as container:
+            return container.duration is None and all(
+                s.duration is None for s in container.streams)
+    except (av.FFmpegError, OSError):
+        return False  # the analysis says what is wrong with it

@@ -16,12 +16,14 @@ import hashlib
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from screener.domain import VideoJob
+from screener.video.container import states_no_duration
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 _NAMED_DATE = re.compile(r"^(?P<student>.+?)_(?P<date>\d{4}-\d{2}-\d{2})(?:\D.*)?$")
@@ -49,18 +51,34 @@ class PathPattern:
         return cls(regex)
 
 
+@dataclass(frozen=True)
+class Found:
+    jobs: list[VideoJob]
+    """Sorted by student and date."""
+    unreadable: list[tuple[Path, str]]
+    """Folders that could not be entered, and why: their videos are missing from `jobs`."""
+
+
 def discover(paths: Iterable[Path], pattern: PathPattern | None = None) -> list[VideoJob]:
     """Every video under `paths` (files or folders, recursively), sorted by student and date."""
+    return find_videos(paths, pattern).jobs
+
+
+def find_videos(paths: Iterable[Path], pattern: PathPattern | None = None) -> Found:
+    """`discover`, and the folders it could not enter: a scan must name them, not pass over
+    their videos as if there were none."""
     jobs: dict[Path, VideoJob] = {}
+    unreadable: list[tuple[Path, str]] = []
     for root in paths:
         if not root.exists():
             raise DiscoveryError(f"no such file or folder: {root}")
         if not root.is_dir():  # a file, or a pipe or device the scan then reports as failed
             jobs.setdefault(_real(root), job_for(root, root.parent, pattern))
             continue
-        for video in _walk_videos(root):
+        for video in _walk_videos(root, unreadable):
             jobs.setdefault(_real(video), job_for(video, root, pattern))
-    return sorted(jobs.values(), key=lambda j: (j.student_id, j.recorded_at, str(j.path)))
+    ordered = sorted(jobs.values(), key=lambda j: (j.student_id, j.recorded_at, str(j.path)))
+    return Found(ordered, unreadable)
 
 
 def _real(path: Path) -> Path:
@@ -72,9 +90,20 @@ def _real(path: Path) -> Path:
         return path.absolute()
 
 
-def _walk_videos(root: Path) -> Iterable[Path]:
-    for folder, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+def _walk_videos(root: Path, unreadable: list[tuple[Path, str]]) -> Iterable[Path]:
+    """Links to folders are followed (`class2 -> /nas/class2`), each real folder once and
+    none above `root`, so a link back up (`up -> ..`) is no loop."""
+    above = set(_real(root).parents)
+    entered: set[Path] = set()
+
+    def cannot_enter(exc: OSError) -> None:
+        unreadable.append((Path(exc.filename or root),
+                           f"cannot open folder: {exc.strerror or exc}"))
+
+    for folder, dirnames, filenames in os.walk(root, onerror=cannot_enter, followlinks=True):
+        entered.add(_real(Path(folder)))
+        dirnames[:] = sorted(name for name in dirnames
+                             if _real(Path(folder) / name) not in entered | above)
         for name in sorted(filenames):
             if Path(name).suffix.lower() in VIDEO_SUFFIXES:
                 yield Path(folder) / name
@@ -151,6 +180,28 @@ def unreadable_reason(path: Path) -> str | None:
             return "symbolic link loop"
         return "broken symbolic link (its target does not exist)"
     return None if stat.S_ISREG(mode) else "not a regular file (a pipe, socket or device)"
+
+
+QUIET_S = 60.0
+"""A video without a stated duration is taken as complete once it has not changed for this
+long: a browser still recording, or a copy under way, writes to it every few seconds."""
+_STREAMED_SUFFIXES = frozenset({".webm", ".mkv"})
+
+
+def still_being_written(path: Path, now: float | None = None) -> str | None:
+    """Why a video may still be growing, or None. A webm without a duration could be half a
+    recording, and filing it would make a session of it; one that changed in the last
+    `QUIET_S` seconds is left for a later run."""
+    if path.suffix.lower() not in _STREAMED_SUFFIXES:
+        return None
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return None
+    if not -5.0 < age < QUIET_S or not states_no_duration(path):
+        return None
+    return (f"states no duration and changed {max(age, 0):.0f} s ago, so it may still be "
+            "recorded or copied: left for the next scan")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -600,3 +600,87 @@ def test_evidence_frames_are_kept_and_shown_only_when_asked(tmp_path, astronaut,
     assert pages["ana"].count('src="data:image/jpeg;base64,') == 2
     assert "<img" not in pages["bo"] and "<img" not in pages["index.html"]
     assert run("scan", tmp_path / "v", "--db", db, "--evidence", "25").exit_code == 2
+
+
+def _server_gone(*_args, **_kwargs):
+    import sqlalchemy as sa
+
+    raise sa.exc.OperationalError(
+        "SELECT students.student_id FROM students", {},
+        Exception("server closed the connection unexpectedly\n\tThis probably means the "
+                  "server terminated abnormally"))
+
+
+@pytest.mark.parametrize("where", ["storing", "reports"])
+def test_a_database_lost_mid_scan_is_one_line_and_the_summary(tmp_path, db, astronaut,
+                                                              make_video, monkeypatch, where):
+    """PostgreSQL restarted under a scan: no traceback, but what failed, what was done, exit 1."""
+    from screener.reports import report
+    from screener.storage.store import Store
+
+    make_video("v/dana_2026-01-05.mp4", face_frames(astronaut, 12))
+    make_video("v/eli_2026-01-05.mp4", face_frames(astronaut, 12, seed=3))
+    if where == "storing":  # the first video stored, the server gone for the second
+        save, saved = Store.save, []
+
+        def save_once(self, result):
+            if saved:
+                _server_gone()
+            saved.append(result)
+            return save(self, result)
+
+        monkeypatch.setattr(Store, "save", save_once)
+    else:
+        monkeypatch.setattr(report, "refresh_reports", _server_gone)
+    result = run("scan", tmp_path / "v", "--out", tmp_path / "out", "--db", db, "--quiet",
+                 "--workers", "1")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    [error] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: database {db} failed: server closed the connection "
+                            "unexpectedly;")
+    analysed = 1 if where == "storing" else 2
+    assert f"{analysed} analysed, 0 unchanged, 0 failed; reports: " in result.output
+
+
+def test_a_database_problem_never_shows_its_password():
+    from screener.storage.store import Store
+
+    store = Store.__new__(Store)
+    store.url = "postgresql+psycopg://screener:s3cret@db.school/screener"
+    error = Exception('connection to "db.school" failed: password "s3cret" rejected')
+    problem = store.problem(error)
+    assert "s3cret" not in problem and "***" in problem
+
+
+@pytest.mark.parametrize("setting", ["[emotions]\nflip_margin = 1.0\n",
+                                     "[faces]\ncrop_scale = 2.0\n"])
+def test_settings_from_the_config_file_change_what_the_model_sees(tmp_path, astronaut,
+                                                                  make_video, setting):
+    """A model that reads only the left half of a face: mirroring changes its answer, and so
+    does a wider crop (more background). The same video scanned with and without the setting
+    must be stored with other probabilities."""
+    from screener.storage.store import Store
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "left.onnx", left_half=True)
+    video = make_video("v/lee_2026-01-01.mp4", face_frames(astronaut, 20))
+    config = tmp_path / "settings.toml"
+    config.write_text(setting)
+
+    def probabilities(name: str, *extra: object) -> list:
+        db = f"sqlite:///{tmp_path}/{name}.db"
+        result = run("scan", video, "--out", tmp_path / name, "--db", db, "--model", model,
+                     "--quiet", "--workers", "1", *extra)
+        assert result.exit_code == 0, result.output
+        store = Store(db, create=False)
+        [session] = store.sessions_of("lee")
+        seen = [o.probabilities for o in store.observations_of(session.pk) if o.probabilities]
+        store.engine.dispose()
+        assert seen
+        return seen
+
+    default, configured = probabilities("default"), probabilities("set", "--config", config)
+    assert len(default) == len(configured)
+    assert max(abs(a - b) for p, q in zip(default, configured, strict=True)
+               for a, b in zip(p, q, strict=True)) > 0.01

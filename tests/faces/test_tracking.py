@@ -71,3 +71,27 @@ def test_a_size_range_limits_the_faces_found(astronaut, name):
     face = max(detector.detect(frame.image), key=lambda d: d.box.area).box
     assert any(d.box == face for d in detector.detect(frame.image, (face.w // 2, face.w * 2)))
     assert detector.detect(frame.image, (face.w * 2, face.w * 4)) == []
+
+
+def _faces_at(astronaut, faces: list[tuple[int, int]], index: int) -> Frame:
+    """The astronaut's face at each (x, side), all in one frame of one scene."""
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    for x, side in faces:
+        canvas[150 : 150 + side, x : x + side] = cv2.resize(astronaut[20:300, 110:390],
+                                                             (side, side))
+    return Frame(t_s=float(index), index=index, image=canvas, scene=0, sharpness=1.0)
+
+
+def test_a_larger_face_appearing_elsewhere_becomes_the_student_at_the_next_full_search(
+        astronaut):
+    """Tracking looks only near the last face; the periodic full search is what finds a
+    closer student who sat down later, within `full_search_every` + 1 key frames."""
+    every = 3
+    tracker = FaceTracker(make_detector(FaceSettings()), FaceSettings(full_search_every=every))
+    small, large = (100, 160), (700, 320)
+    [first] = tracker.faces(_faces_at(astronaut, [small], 0))
+    assert first.box.x < 400
+    chosen = [tracker.faces(_faces_at(astronaut, [small, large], i))[0].box
+              for i in range(1, every + 2)]
+    assert chosen[0].x < 400  # still tracked near the small face: no full search yet
+    assert chosen[-1].x > 600 and chosen[-1].w > 1.5 * first.box.w  # found by the full search

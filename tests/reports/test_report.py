@@ -168,6 +168,57 @@ def test_index_orders_by_concern(store: Store, tmp_path: Path) -> None:
     assert "−100 pp" in html  # e-was-high fell from 100% to 0%
 
 
+def test_within_one_level_the_highest_negative_share_comes_first(store: Store,
+                                                                   tmp_path: Path) -> None:
+    """As the index says: "then by its negative share" (names in the other order)."""
+    for student, sad in (("ann", 4), ("bea", 16), ("cy", 10)):
+        labels = ["sad"] * sad + ["happy"] * (20 - sad)
+        store.save(make_result(student, 1, labels, level="moderate"))
+    render_reports(store, tmp_path, MODEL)
+    html = read(tmp_path / "index.html")
+    assert "then by its negative share" in html
+    order = re.findall(r'<a href="[a-z0-9-]+\.html"><bdi>([^<]+)</bdi></a>', html)
+    assert order == ["bea", "cy", "ann"]
+
+
+def content_security_policies(html: str) -> list[tuple[dict[str, list[str]], bool]]:
+    """Each CSP meta tag of a page, parsed into directives, and whether it comes before every
+    element that loads or styles something (a meta policy covers only what follows it)."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[dict[str, list[str]], bool]] = []
+    loaders_seen = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            named = dict(attrs)
+            if tag == "meta" and (named.get("http-equiv") or "").lower() == \
+                    "content-security-policy":
+                directives = {}
+                for part in (named.get("content") or "").split(";"):
+                    if part.strip():
+                        name, *values = part.split()
+                        directives[name.lower()] = values
+                found.append((directives, not loaders_seen))
+            elif tag in ("style", "script", "img", "link", "iframe", "object", "svg", "body"):
+                loaders_seen.append(tag)
+
+    Parser().feed(html)
+    return found
+
+
+def test_every_page_forbids_scripts_and_any_load_but_inline_styles_and_data_images(
+        store: Store, tmp_path: Path) -> None:
+    """The policy a browser enforces, checked without a browser: reports may be opened from a
+    shared drive, and nothing in them may run or reach the network."""
+    store.save(make_result("alex", 1, ["sad", "happy"] * 10))
+    for page in render_reports(store, tmp_path, MODEL):
+        [(policy, first)] = content_security_policies(read(page))
+        assert first, page.name
+        assert policy == {"default-src": ["'none'"], "style-src": ["'unsafe-inline'"],
+                          "img-src": ["data:"]}, page.name
+
+
 def test_student_page_content(store: Store, tmp_path: Path) -> None:
     days = [10, 3, 20]  # saved out of order: the page must sort by recording date
     for day, level in zip(days, ["moderate", "low", "high"], strict=True):

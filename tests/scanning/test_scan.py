@@ -286,3 +286,43 @@ def test_ctrl_c_just_after_a_session_is_stored_still_counts_it(tmp_path, monkeyp
     finally:
         signal.signal(signal.SIGINT, inherited)
     assert interrupted.value.summary.count("analysed") == len(store.sessions_of("ana")) == 1
+
+
+def test_a_video_whose_observations_cannot_be_stored_leaves_nothing_and_is_retried(tmp_path):
+    """One transaction per video: the session row is written first, so a failure at the
+    observations must take it (and a new student's row) back with it."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from screener.scanning.analysis import Analyzer
+    from screener.scanning.scan import scan
+    from screener.settings import Settings
+    from screener.storage.store import Store
+    from tests.storage.test_store import make_result
+    from tests.trends.test_baseline import RULES
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "kim_2026-03-01.mp4").write_bytes(b"a lesson")
+
+    def analyse(jobs, _analyzer):
+        for job in jobs:
+            yield job, replace(make_result("kim", 1, job.sha256, ["sad", "happy", None]),
+                               job=job), ""
+
+    store = Store(f"sqlite:///{tmp_path}/screener.db")
+    analyzer = Analyzer(Settings(), None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
+    with store.engine.begin() as conn:  # the disk fills up just there
+        conn.exec_driver_sql("CREATE TRIGGER full BEFORE INSERT ON observations "
+                             "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    [failed] = scan([folder], analyzer, store, analyse=analyse).outcomes
+    assert failed.status == "failed" and "disk is full" in failed.reason
+    with store.engine.connect() as conn:
+        for table in ("students", "sessions", "observations"):
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one() == 0
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER full")
+    [retried] = scan([folder], analyzer, store, analyse=analyse).outcomes
+    assert retried.status == "analysed"
+    [session] = store.sessions_of("kim")
+    assert len(store.observations_of(session.pk)) == 3

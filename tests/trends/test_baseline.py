@@ -199,3 +199,31 @@ def test_the_difference_from_the_baseline_keeps_two_decimals(store):
     save(store, result(1, 0.2))
     save(store, result(2, 0.45678))
     assert by_day(store)[2].metrics["negative_share_vs_baseline"] == 25.68
+
+
+def test_new_content_at_a_stored_path_replaces_its_session_and_leaves_no_ghost(tmp_path, store):
+    """A file copied again over a half-copied one, or a replaced mp4: the path holds one
+    session, and the old content is in neither the history nor the baseline."""
+    import os
+    from dataclasses import replace
+
+    video = tmp_path / "videos" / "ana" / "lesson.mp4"  # no date in the name: its mtime
+    video.parent.mkdir(parents=True)
+    shares = {b"half": 0.2, b"whole": 0.6}
+
+    def analyse(jobs, _analyzer):
+        for job in jobs:
+            share = shares[job.path.read_bytes()]
+            yield job, replace(result(job.recorded_at.day, share), job=job), ""
+
+    analyzer = Analyzer(Settings(), None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
+    for content, day in ((b"half", 1), (b"whole", 2)):
+        video.write_bytes(content)
+        stamp = datetime(2026, 3, day, 9).timestamp()
+        os.utime(video, (stamp, stamp))
+        [outcome] = scan([tmp_path / "videos"], analyzer, store, analyse=analyse).outcomes
+    assert (outcome.status, outcome.level) == ("analysed", "low")  # as stored, not vs the ghost
+    [session] = store.sessions_of("ana")
+    assert session.negative_share == 0.6 and session.recorded_at.day == 2
+    assert "negative_share_vs_baseline" not in session.metrics  # no ghost to compare with
+    assert session.level == "low"
