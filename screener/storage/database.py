@@ -32,8 +32,6 @@ _CONFLICT_SQLSTATES = {
 _SQLITE_CONFLICTS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CONSTRAINT_UNIQUE",
                      "SQLITE_CONSTRAINT_FOREIGNKEY")
 _WRITE = "screener_write"
-PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE = 0o600, 0o700
-"""What screener creates holds data about children: readable by its owner only."""
 
 
 def normalize_url(url: str) -> str:

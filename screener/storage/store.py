@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +31,8 @@ from screener.domain import (
     VideoJob,
 )
 from screener.errors import first_line
+from screener.privacy import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE, mask_urls
 from screener.storage.database import (
-    PRIVATE_FILE_MODE,
-    PRIVATE_FOLDER_MODE,
     create_engine,
     lock_schema,
     normalize_url,
@@ -124,14 +122,13 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open database {self.safe_url}: {first_line(exc)}") from exc
+            raise StoreError(f"cannot open database {self.safe_url}: "
+                             f"{mask_urls(first_line(exc))}") from exc
 
     @property
     def safe_url(self) -> str:
-        try:
-            return sa.engine.make_url(self.url).render_as_string(hide_password=True)
-        except (sa.exc.ArgumentError, ValueError):
-            return re.sub(r"://[^/@]*@", "://***@", self.url)
+        """The URL as shown: without its password or any credential in its query."""
+        return mask_urls(self.url)
 
     def _prepare(self, create: bool) -> None:
         """In one transaction, so a failed migration leaves the database at its old version."""
@@ -237,7 +234,8 @@ class Store:
                 sessions.insert().values(
                     student_pk=student_pk,
                     session_id=job.session_id,
-                    video_path=displayable(job.source) if job.source else stored_path(job.path),
+                    video_path=mask_urls(displayable(job.source)) if job.source
+                    else stored_path(job.path),
                     video_sha256=job.sha256,
                     recorded_at=job.recorded_at,
                     duration_s=result.info.duration_s,

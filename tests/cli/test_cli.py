@@ -600,3 +600,11 @@ def test_evidence_frames_are_kept_and_shown_only_when_asked(tmp_path, astronaut,
     assert pages["ana"].count('src="data:image/jpeg;base64,') == 2
     assert "<img" not in pages["bo"] and "<img" not in pages["index.html"]
     assert run("scan", tmp_path / "v", "--db", db, "--evidence", "25").exit_code == 2
+
+
+def test_a_database_urls_password_is_never_printed(tmp_path):
+    url = "postgresql://u@127.0.0.1:9/db?sslmode=disable&password=S3CRET"
+    result = run("history", "sam", "--db", url)
+    assert result.exit_code != 0
+    assert "S3CRET" not in result.output
+    assert "password=***" in result.output
