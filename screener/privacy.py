@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote
@@ -84,7 +85,9 @@ def create_private(path: Path) -> None:
     by name itself (FFmpeg) and would otherwise create it readable by everyone."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     try:
-        with contextlib.suppress(OSError):  # an existing file keeps its mode otherwise
-            os.fchmod(fd, PRIVATE_FILE_MODE)
+        # An existing file keeps its mode otherwise; a device (/dev/null) is left as it is.
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, PRIVATE_FILE_MODE)
     finally:
         os.close(fd)

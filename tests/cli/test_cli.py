@@ -1,7 +1,9 @@
 """End to end through the `screener` command (Typer's CliRunner), on generated and real videos."""
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -199,6 +201,21 @@ def test_analyze_writes_per_frame_csv(tmp_path, astronaut, make_video):
     assert len(rows) == 1 + 3
     assert "a screening aid, not a diagnosis" in result.output
     assert "corrected for the model's errors" in result.output
+
+
+def test_the_per_frame_csv_is_readable_by_its_owner_only(tmp_path, astronaut, make_video):
+    video = make_video("fay.mp4", face_frames(astronaut, 10))
+    out = tmp_path / "frames.csv"
+    out.write_text("an older export")
+    out.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        result = run("analyze", video, "--csv", out)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("t_s,frame_index")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_analyze_a_broken_file_exits_1(tmp_path):

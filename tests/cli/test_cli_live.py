@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -122,6 +123,19 @@ def test_the_recording_holds_the_frames_with_their_boxes(moods, tmp_path):
         else:
             assert g > 200 and r > 200 and edge[:, 0].min() < 80, edge
         assert np.abs(edge - inside).max() > 60  # the box is drawn, not the face itself
+
+
+def test_the_recording_is_readable_by_its_owner_only(moods, tmp_path):
+    video, model = moods
+    out = tmp_path / "annotated.mp4"
+    old = os.umask(0o022)
+    try:
+        result = run("live", video, "--fast", "--no-window", "--model", model, "--record", out)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_student_session_is_stored_listed_in_history_and_rendered(moods, tmp_path):
