@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -122,6 +124,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(_SECURE_DELETE)
     cursor.close()
 
 
@@ -130,7 +133,30 @@ def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(_SECURE_DELETE)
     cursor.close()
+
+
+_SECURE_DELETE = "PRAGMA secure_delete=ON"
+"""Deleted rows are overwritten, not left in free pages: a face thumbnail or a session that a
+rescan replaces must not stay readable in the file."""
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of a SQLite file, read without changing a byte of it (no journal switch, no
+    lock left behind); None when it cannot be read as a database at all."""
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return {name for (name,) in rows}
 
 
 def _sqlite_begin(conn: Connection) -> None:
