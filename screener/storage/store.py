@@ -38,6 +38,7 @@ from screener.storage.database import (
     normalize_url,
     retry_conflicts,
     sqlite_file,
+    sqlite_tables,
     write_transaction,
 )
 from screener.storage.schema import (
@@ -113,6 +114,8 @@ class Store:
         path = sqlite_file(url)
         if path is not None:
             _prepare_sqlite_file(path, self.safe_url, create and not read_only, make_folder)
+            if not read_only:
+                _refuse_foreign_sqlite_file(path, self.safe_url)
         try:
             if path is not None and read_only:
                 self._open_read_only(path)
@@ -350,6 +353,14 @@ def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool
         pass  # another scan created it first
     except OSError as exc:
         raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from None
+
+
+def _refuse_foreign_sqlite_file(path: Path, shown: str) -> None:
+    """Another program's SQLite file is refused before the first connection, which would
+    switch it to WAL (rewriting its header) and could create screener's tables in it."""
+    tables = sqlite_tables(path)
+    if tables and "screener_meta" not in tables:
+        raise StoreError(f"{shown} is not a screener database")
 
 
 def _delete_if_empty(conn: Connection, student_pk: int) -> None:

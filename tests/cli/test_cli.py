@@ -625,3 +625,24 @@ def test_a_database_urls_password_is_never_printed(tmp_path):
     assert result.exit_code != 0
     assert "S3CRET" not in result.output
     assert "password=***" in result.output
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    foreign = tmp_path / "invoices.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    (tmp_path / "videos").mkdir()
+    result = run("scan", tmp_path / "videos", "--db", foreign, "--out", tmp_path / "reports")
+    assert result.exit_code == 2
+    assert "is not a screener database" in result.output
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["invoices.db", "videos"]
+    conn = sqlite3.connect(foreign)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
