@@ -5,7 +5,11 @@ exit code and message of each mistake a user or a cron job can make."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -211,6 +215,50 @@ def test_a_missing_config_file_exits_2(tmp_path):
     result = run("analyze", REPO / "README.md", "--config", tmp_path / "no.toml")
     assert result.exit_code == 2 and "no.toml" in result.output
     assert "Traceback" not in result.output
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)  # no writer ever comes: opened for reading it would wait forever
+    return str(path)
+
+
+def _written(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+DEEP = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("option", "make", "message"),
+    [
+        ("--config", lambda tmp: "/dev/zero", "not a regular file"),
+        ("--rules", lambda tmp: "/dev/zero", "not a regular file"),
+        ("--config", lambda tmp: _fifo(tmp / "fifo.toml"), "not a regular file"),
+        ("--config", lambda tmp: _written(tmp / "big.toml", "#" * 2**21), "larger than 1 MiB"),
+        ("--config", lambda tmp: _written(tmp / "deep.toml", DEEP), "nested too deeply"),
+        ("--rules", lambda tmp: _written(tmp / "deep.toml", DEEP), "nested too deeply"),
+        ("--config", lambda tmp: _written(tmp / "s.toml", "lock_timeout_s = -1\n"),
+         "lock_timeout_s must be 0 or more"),
+        ("--config", lambda tmp: _written(tmp / "s.toml", "[keyframes]\nevery_s = 0.001\n"),
+         "every_s must be at least 0.05"),
+    ],
+    ids=["config-dev-zero", "rules-dev-zero", "config-fifo", "config-2mib", "config-deep",
+         "rules-deep", "lock-timeout-negative", "every-below-minimum"],
+)
+def test_endless_or_hostile_settings_exit_2_with_one_line_within_seconds(tmp_path, option,
+                                                                         make, message):
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "screener", "analyze", str(REPO / "README.md"), option,
+         make(tmp_path)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert time.monotonic() - started < 30
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
 
 
 @pytest.mark.parametrize("command", ["scan", "analyze"])
