@@ -86,7 +86,7 @@ def scan(
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
-    from screener.scanning.scan import ScanInterrupted
+    from screener.scanning.scan import ScanInterrupted, StorageFull
     from screener.scanning.scan import scan as run_scan
     from screener.storage.locking import LockError, LockTimeout, exclusive_scan
     from screener.video.discover import VIDEO_SUFFIXES, DiscoveryError, PathPattern
@@ -114,6 +114,10 @@ def scan(
         say(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
             "the scan again to finish", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except StorageFull as exc:  # every later video would fail the same way
+        raise fail(f"the database's disk is full ({exc}): stopped after "
+                   f"{exc.summary.count('analysed')} sessions stored; free some space and run "
+                   "the scan again", EXIT_FAILURES) from None
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     except LockTimeout as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.scanning.analysis import Analyzer
+from screener.storage.database import is_disk_full
 from screener.storage.store import Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
@@ -59,6 +60,15 @@ class ScanInterrupted(KeyboardInterrupt):
 
     def __init__(self, summary: ScanSummary) -> None:
         super().__init__()
+        self.summary = summary
+
+
+class StorageFull(RuntimeError):
+    """The database's disk is full: analysing on would only throw the results away. Carries
+    what was done, every stored session being whole."""
+
+    def __init__(self, summary: ScanSummary, reason: str) -> None:
+        super().__init__(reason)
         self.summary = summary
 
 
@@ -118,15 +128,19 @@ def scan(
         else:
             summary.outcomes.append(VideoOutcome(keeper, "unchanged"))
     bar = progress(len(pending)) if progress else Progress()
+    results = (analyse or _analyse_all)(pending, analyzer)
     try:
-        for job, result, error in (analyse or _analyse_all)(pending, analyzer):
+        for job, result, error in results:
             with ctrl_c_deferred():  # stored and counted, or neither
                 if result is not None:
                     try:
                         _, result = save_with_baseline(store, result, analyzer.rules)
                         outcome = VideoOutcome(job, "analysed", result.level)
                     except Exception as exc:  # a database fault must not lose the other videos
-                        outcome = _failed(job, f"could not store: {exc}")
+                        if is_disk_full(exc):  # ... unless it is one that would lose them all
+                            reason = first_line(getattr(exc, "orig", exc))
+                            raise StorageFull(summary, reason) from exc
+                        outcome = _failed(job, f"could not store: {first_line(exc)}")
                 else:
                     outcome = _failed(job, error)
                 summary.outcomes.append(outcome)
@@ -137,6 +151,8 @@ def scan(
         raise ScanInterrupted(summary) from None
     finally:
         bar.close()
+        if hasattr(results, "close"):  # stops the workers now, whatever ended the loop
+            results.close()
     return summary
 
 

@@ -8,6 +8,7 @@ same video or creating the same student can collide on a unique key and one must
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import sqlite3
@@ -103,6 +104,18 @@ def is_conflict(exc: sa.exc.DBAPIError) -> bool:
     if sqlstate is not None:
         return sqlstate in _CONFLICT_SQLSTATES
     return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_SQLITE_CONFLICTS)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The disk under the database is full (SQLite's "database or disk is full", PostgreSQL's
+    disk_full, ENOSPC): every later write would fail the same way."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, OSError) and orig.errno == errno.ENOSPC:
+        return True
+    if getattr(orig, "sqlstate", None) == "53100" or str(
+            getattr(orig, "sqlite_errorname", "")) == "SQLITE_FULL":
+        return True
+    return "database or disk is full" in str(orig)
 
 
 def lock_schema(conn: Connection) -> None:

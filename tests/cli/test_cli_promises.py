@@ -327,9 +327,43 @@ def test_a_database_fault_on_one_video_fails_it_alone(tmp_path, astronaut):
     assert len(failed) == 1, result.output
     assert failed[0].startswith(f"FAILED {folder / 'lee_2026-01-02.mp4'}: could not store: ")
     assert "disk quota exceeded" in failed[0]
+    assert "[SQL:" not in result.output  # one line per failure, as promised
     assert "2 analysed, 0 unchanged, 1 failed" in result.output
     assert "Traceback" not in result.output
     assert Store(f"sqlite:///{db}").student_ids() == ["kai", "max"]
     assert (tmp_path / "r" / "index.html").is_file()
     again = scan()
     assert again.exit_code == 1 and "0 analysed, 2 unchanged, 1 failed" in again.output
+
+
+def test_a_full_disk_stops_the_scan_with_one_line_and_exit_1(tmp_path, astronaut, monkeypatch):
+    """Every later video would fail the same way: analysing them would waste the time and
+    print a failure each."""
+    import sqlalchemy as sa
+
+    import screener.scanning.scan
+
+    folder = tmp_path / "v"
+    for name, seed in (("kai_2026-01-01", 1), ("lee_2026-01-02", 2), ("max_2026-01-03", 3)):
+        face_video(folder / f"{name}.mp4", astronaut, seed)
+
+    def full(self, result):
+        raise sa.exc.OperationalError("INSERT INTO sessions ...", {},
+                                      sqlite3.OperationalError("database or disk is full"))
+
+    analysed = []
+    analyse_one = screener.scanning.scan.analyse_one
+
+    def counted(analyzer, job):
+        analysed.append(job)
+        return analyse_one(analyzer, job)
+
+    monkeypatch.setattr(Store, "save", full)
+    monkeypatch.setattr(screener.scanning.scan, "analyse_one", counted)
+    result = run("scan", folder, "--out", tmp_path / "r", "--db", tmp_path / "s.db",
+                 "--workers", "1")
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("error: the database's disk is full (database or disk is full)")
+    assert "0 sessions stored" in line
+    assert len(analysed) == 1
