@@ -475,7 +475,7 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     def no_space(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("screener.reports.report.os.replace", no_space)
+    monkeypatch.setattr("screener.privacy.os.replace", no_space)
     result = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db)
     assert result.exit_code == 1
     assert "No space left on device" in result.output and "Traceback" not in result.output
