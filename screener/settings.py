@@ -7,7 +7,9 @@ in that order of precedence, and hands it down; no stage reads constants of its 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,12 @@ from screener.resources import resource_path
 
 class SettingsError(ValueError):
     """A configuration file or option the user gave is invalid."""
+
+
+MIN_EVERY_S = 0.05
+"""The shortest key-frame interval, from the command line or a config file alike."""
+MAX_SETTINGS_BYTES = 2**20
+"""A config or rules file is a page of text: anything larger is not one (`/dev/zero`)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class KeyframeSettings:
         for name in ("every_s", "min_scene_s", "analysis_width", "analysis_fps"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"keyframes.{name} must be positive")
+        if not MIN_EVERY_S <= self.every_s < math.inf:
+            raise SettingsError(f"keyframes.every_s must be at least {MIN_EVERY_S:g}")
         if self.decoder not in ("pyav", "opencv"):
             raise SettingsError('keyframes.decoder must be "pyav" or "opencv"')
         if self.decoder_threads < 0:
@@ -197,6 +207,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise SettingsError("workers must be 0 (one per CPU core) or more")
+        if not 0 <= self.lock_timeout_s < math.inf:
+            raise SettingsError("lock_timeout_s must be 0 or more seconds")
         if not 0 <= self.evidence_frames <= MAX_EVIDENCE_FRAMES:
             raise SettingsError(
                 f"evidence_frames must be between 0 (off) and {MAX_EVIDENCE_FRAMES}"
@@ -268,12 +280,7 @@ def load_settings(path: Path | None) -> Settings:
     """Read a TOML file whose tables mirror the dataclasses; unknown keys are errors."""
     if path is None:
         return Settings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"cannot read config {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+    data = parse_toml(read_settings_file(path, "config"), str(path))
     top: dict[str, Any] = {}
     for key, value in data.items():
         if key in _SECTIONS:
@@ -285,6 +292,35 @@ def load_settings(path: Path | None) -> Settings:
         else:
             raise SettingsError(f"{path}: unknown setting {key!r}")
     return Settings(**top)
+
+
+def read_settings_file(path: Path, what: str) -> str:
+    """A config or rules file's text, read only from a regular file and only up to
+    `MAX_SETTINGS_BYTES`: a FIFO would hang the command, a device never end."""
+    try:
+        # Non-blocking, so that opening a FIFO with no writer returns at once.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SettingsError(f"cannot read {what} {path}: not a regular file")
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(data) > MAX_SETTINGS_BYTES:
+            raise SettingsError(f"cannot read {what} {path}: larger than "
+                                f"{MAX_SETTINGS_BYTES // 2**20} MiB")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """tomllib recurses once per level of nesting: a hostile file nests deeper than Python's
+    stack allows."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{source}: invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise SettingsError(f"{source}: invalid TOML: nested too deeply") from None
 
 
 _TOP_LEVEL_TYPES = {"rules", "db_url", "workers", "cluster", "force", "lock_timeout_s",

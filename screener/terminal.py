@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 
+from screener.privacy import mask_urls
+
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
                      r"\ud800-\udfff]")
 
@@ -42,10 +44,11 @@ _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 class PrintableFormatter(logging.Formatter):
-    """Log lines, with what their messages quote from file names escaped."""
+    """Log lines, with what their messages quote from file names escaped and from URLs
+    masked."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return printable_lines(super().format(record))
+        return printable_lines(mask_urls(super().format(record)))
 
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "screener"
 
 STAGES = (
-    ("errors", "domain", "resources", "settings", "terminal"),
+    ("errors", "domain", "privacy", "resources", "settings", "terminal"),
     ("video",),
     ("faces",),
     ("emotions",),

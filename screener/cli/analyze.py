@@ -45,6 +45,7 @@ def analyze(
 ) -> None:
     """Analyse one video without the database: per-frame emotions, metrics and the level."""
     configure_logging(debug, quiet)
+    from screener.privacy import write_private
     from screener.scanning.analysis_output import frames_csv, result_document, summary_text
     from screener.terminal import printable
     from screener.video.discover import job_for
@@ -68,7 +69,15 @@ def analyze(
     if csv_path == Path("-"):
         say(frames_csv(result), nl=False)
     elif csv_path:
-        csv_path.write_text(frames_csv(result), encoding="utf-8")
+        data = frames_csv(result).encode("utf-8")
+        try:  # a child's emotions, frame by frame: readable by the user only; a pipe or
+            # device (/dev/stdout) is written to, never replaced
+            if csv_path.exists() and not csv_path.is_file():
+                csv_path.write_bytes(data)
+            else:
+                write_private(csv_path, data)
+        except OSError as exc:
+            raise fail(f"cannot write {csv_path}: {exc.strerror or exc}", EXIT_FAILURES) from None
     if as_json:
         say(json.dumps(result_document(result), indent=2))
     elif csv_path != Path("-"):

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from screener import __version__
+from screener.privacy import mask_urls
 from screener.terminal import printable_lines
 
 
@@ -75,7 +76,7 @@ app = _Typer(
     rich_markup_mode=None,
 )
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UserError(Exception):
@@ -89,8 +90,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 def say(text: str, err: bool = False, nl: bool = True, fg: str | None = None) -> None:
     """Every line a command prints goes through here: names from the file system or the
-    database are escaped (`terminal.printable`), never sent raw to the terminal."""
-    typer.secho(printable_lines(text), err=err, nl=nl, fg=fg)
+    database are escaped (`terminal.printable`), never sent raw to the terminal, and a URL
+    shows no credential (`privacy.mask_urls`), whichever message quotes it."""
+    typer.secho(printable_lines(mask_urls(text)), err=err, nl=nl, fg=fg)
 
 
 def _version(value: bool) -> None:

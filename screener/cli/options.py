@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from screener.cli.app import fail
+from screener.settings import MIN_EVERY_S
 
 DataOption = Annotated[
     Path,
@@ -42,7 +43,7 @@ EveryOption = Annotated[
     float | None,
     typer.Option("--every", metavar="SECONDS",
                  help="Seconds between key frames inside a scene [default: 1].",
-                 min=0.05, show_default=False),
+                 min=MIN_EVERY_S, show_default=False),
 ]
 ModelOption = Annotated[
     Path | None,

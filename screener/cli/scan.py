@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from screener.cli.app import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, app, fail, say
+from screener.cli.app import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    app,
+    fail,
+    say,
+)
 from screener.cli.options import (
     AllFacesOption,
     ConfigOption,
@@ -82,11 +90,18 @@ def scan(
     <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
     model and rules are skipped unless --force; the same recording at two paths is stored
     once. Exit code 0 when every video was analysed (or was already), 1 when some failed (each
-    is listed with its reason) or none was found, 2 for usage errors, 130 when interrupted.
+    is listed with its reason) or none was found, 2 for usage errors, 130 when interrupted
+    (Ctrl-C), 143 when terminated (SIGTERM).
     """
     configure_logging(debug, quiet)
     from screener.cli.reports import write_reports
-    from screener.scanning.scan import DatabaseLost, ScanInterrupted
+    from screener.scanning.scan import (
+        DatabaseLost,
+        ScanInterrupted,
+        StorageFull,
+        Terminated,
+        sigterm_as_interrupt,
+    )
     from screener.scanning.scan import scan as run_scan
     from screener.storage.locking import LockError, LockTimeout, exclusive_scan
     from screener.storage.store import DATABASE_LOST
@@ -101,25 +116,34 @@ def scan(
         raise fail(str(exc)) from None
     progress = _tqdm_progress if show_progress(quiet) else None
     summary, lost = None, None
-    try:  # from here on, Ctrl-C (even while the model loads) is the one "interrupted" line
-        analyzer = load_analyzer(settings)
-        store = open_store(settings, create=True)
-        with _analysis_backend(settings) as analyse, exclusive_scan(
-            settings.database_url, settings.lock_timeout_s,
-            lambda message: say(message, err=True),
-        ):
-            try:
-                summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
-                write_reports(store, out, settings, refresh=True)
-            except DatabaseLost as exc:
-                summary, lost = exc.summary, store.problem(exc.__cause__ or exc)
-            except DATABASE_LOST as exc:  # while writing the reports
-                lost = store.problem(exc)
+    # From here on, Ctrl-C or SIGTERM (even while the model loads) is the one "interrupted"
+    # or "terminated" line.
+    try:
+        with sigterm_as_interrupt():
+            analyzer = load_analyzer(settings)
+            store = open_store(settings, create=True)
+            with _analysis_backend(settings) as analyse, exclusive_scan(
+                settings.database_url, settings.lock_timeout_s,
+                lambda message: say(message, err=True),
+            ):
+                try:
+                    summary = run_scan(paths, analyzer, store, path_pattern, progress, analyse)
+                    write_reports(store, out, settings, refresh=True)
+                except DatabaseLost as exc:
+                    summary, lost = exc.summary, store.problem(exc.__cause__ or exc)
+                except DATABASE_LOST as exc:  # while writing the reports
+                    lost = store.problem(exc)
     except KeyboardInterrupt as exc:  # each stored session is whole; reports come next run
         done = exc.summary if isinstance(exc, ScanInterrupted) else summary
-        say(f"interrupted: {done.count('analysed') if done else 0} sessions stored; run "
-            "the scan again to finish", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        terminated = isinstance(exc, Terminated) or getattr(exc, "terminated", False)
+        say(f"{'terminated' if terminated else 'interrupted'}: "
+            f"{done.count('analysed') if done else 0} sessions stored; run the scan again to "
+            "finish", err=True)
+        raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+    except StorageFull as exc:  # every later video would fail the same way
+        raise fail(f"the database's disk is full ({exc}): stopped after "
+                   f"{exc.summary.count('analysed')} sessions stored; free some space and run "
+                   "the scan again", EXIT_FAILURES) from None
     except DiscoveryError as exc:
         raise fail(str(exc)) from None
     except LockTimeout as exc:

@@ -52,6 +52,8 @@ class YuNetFaceDetector:
         largest = sizes[1] if sizes else None
         found = []
         for row in rows:
+            if not np.isfinite(row[:15]).all():  # seen on an 85x32 photo: an infinite box
+                continue
             x, y, w, h = (float(v) / scale for v in row[:4])
             if max(w, h) < smallest or (largest and max(w, h) > largest):
                 continue

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from screener.errors import first_line
+from screener.privacy import create_private
 
 
 class RecordingError(RuntimeError):
@@ -36,6 +37,7 @@ class VideoRecorder:
         # yuv420p needs even sides: an odd last row or column is left out.
         self.width, self.height = width - width % 2, height - height % 2
         try:
+            create_private(path)  # FFmpeg would create it readable by everyone
             self._container = av.open(str(path), "w")
         except (OSError, av.FFmpegError) as exc:
             raise RecordingError(f"cannot write {path}: {first_line(exc)}") from exc

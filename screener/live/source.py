@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from screener.errors import first_line
+from screener.privacy import mask_urls
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class SourceSpec:
     kind: str
     target: str | int
     label: str
-    """How the source is shown and stored: a stream URL without its password."""
+    """How the source is shown and stored: a stream URL without its credentials."""
 
     @property
     def is_file(self) -> bool:
@@ -68,7 +68,7 @@ def parse_source(text: str) -> SourceSpec:
     if text.isdigit():
         return SourceSpec("camera", int(text), f"camera {int(text)}")
     if _URL.match(text):
-        return SourceSpec("stream", text, redact_url(text))
+        return SourceSpec("stream", text, mask_urls(text))
     path = Path(text).expanduser()
     if path.is_char_device():
         return SourceSpec("device", str(path), str(path))
@@ -77,18 +77,6 @@ def parse_source(text: str) -> SourceSpec:
     if path.exists():
         raise SourceError(f"{text}: not a video file, camera device or stream URL")
     raise SourceError(f"{text}: no such file or camera device")
-
-
-def redact_url(url: str) -> str:
-    """The URL without a user's password, which must not reach a terminal or the database."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class CaptureReader:

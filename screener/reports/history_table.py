@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import time
 from typing import Any
 
+from screener.privacy import mask_urls
 from screener.reports.wording import share_figures
 from screener.storage.store import StoredSession
 
@@ -44,7 +45,7 @@ def _row(s: StoredSession) -> dict[str, Any]:
         "frames_analysed": s.frames_analysed,
         "faces_found": s.faces_found,
         "fired_rule": s.fired_rule,
-        "video_path": s.video_path,
+        "video_path": mask_urls(s.video_path),
         "data_quality": s.data_quality,
     }
 

@@ -12,9 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -28,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 import screener
 from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS
 from screener.emotions.model import ModelCard
+from screener.privacy import mask_urls, write_private
 from screener.reports import charts
 from screener.reports.wording import (
     COVERAGE_WARNING,
@@ -51,7 +50,6 @@ from screener.storage.store import Store, StoredSession
 from screener.trends.trend import Trend, student_trend
 
 _SLUG_MAX = 40
-_FILE_MODE = 0o600
 
 
 class ReportError(LookupError):
@@ -342,23 +340,12 @@ def _level_class(level: str) -> str:
 
 
 def _basename(path: str) -> str:
-    # Stored paths may come from another OS; show neither folder names nor drive letters.
+    # Stored paths may come from another OS; show neither folder names nor drive letters. A
+    # live session's stream URL, stored before screener masked it, shows no credential.
+    path = mask_urls(path)
     return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
 
 
 def _write_atomic(path: Path, text: str) -> Path:
-    """Write via a temporary file in the same folder and rename, so a page is whole or absent."""
-    data = text.encode("utf-8", "backslashreplace")
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):  # file systems without POSIX modes
-            os.chmod(temp_name, _FILE_MODE)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """A page is whole or absent, and readable by its owner only."""
+    return write_private(path, text.encode("utf-8", "backslashreplace"), temp_prefix=".report-")

@@ -22,6 +22,7 @@ from pathlib import Path
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.scanning.analysis import Analyzer
+from screener.storage.database import is_disk_full
 from screener.storage.store import DATABASE_LOST, Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
 from screener.trends.baseline import save_with_baseline
@@ -72,10 +73,25 @@ class DatabaseLost(RuntimeError):
 
 
 class ScanInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a scan; carries what was done, every stored session being whole."""
+    """Ctrl-C (or SIGTERM: `terminated`) during a scan; carries what was done, every stored
+    session being whole."""
 
-    def __init__(self, summary: ScanSummary) -> None:
+    def __init__(self, summary: ScanSummary, terminated: bool = False) -> None:
         super().__init__()
+        self.summary, self.terminated = summary, terminated
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a cron or systemd timeout), raised by `sigterm_as_interrupt`: the scan
+    stops as on Ctrl-C, its workers with it, instead of dying where it stands."""
+
+
+class StorageFull(RuntimeError):
+    """The database's disk is full: analysing on would only throw the results away. Carries
+    what was done, every stored session being whole."""
+
+    def __init__(self, summary: ScanSummary, reason: str) -> None:
+        super().__init__(reason)
         self.summary = summary
 
 
@@ -158,47 +174,73 @@ def _scan(
         else:
             summary.outcomes.append(VideoOutcome(keeper, "unchanged"))
     bar = progress(len(pending)) if progress else Progress()
+    results = (analyse or _analyse_all)(pending, analyzer)
     try:
-        for job, result, error in (analyse or _analyse_all)(pending, analyzer):
+        for job, result, error in results:
             with ctrl_c_deferred():  # stored and counted, or neither
                 if result is not None:
                     try:
                         _, result = save_with_baseline(store, result, analyzer.rules)
                         outcome = VideoOutcome(job, "analysed", result.level)
-                    except DATABASE_LOST:  # every later video would fail the same way
-                        raise
                     except Exception as exc:  # a database fault must not lose the other videos
-                        outcome = _failed(job, f"could not store: {exc}")
+                        if is_disk_full(exc):  # ... unless it is one that would lose them all
+                            reason = first_line(getattr(exc, "orig", exc))
+                            raise StorageFull(summary, reason) from exc
+                        if isinstance(exc, DATABASE_LOST):  # so would every later video
+                            raise
+                        outcome = _failed(job, f"could not store: {first_line(exc)}")
                 else:
                     outcome = _failed(job, error)
                 summary.outcomes.append(outcome)
             for note in result.metrics.get("data_quality", ()) if result is not None else ():
                 log.warning("%s: %s", job.path, note)
             bar.advance(outcome)
-    except KeyboardInterrupt:
-        raise ScanInterrupted(summary) from None
+    except KeyboardInterrupt as exc:
+        raise ScanInterrupted(summary, isinstance(exc, Terminated)) from None
     finally:
         bar.close()
+        if hasattr(results, "close"):  # stops the workers now, whatever ended the loop
+            results.close()
     return summary
 
 
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Holds Ctrl-C (SIGINT) back until the block ends, then raises it. Storing a session
-    commits it and then brings the student's baselines up to date; a Ctrl-C in between would
-    leave a stored session out of the "N sessions stored" line. Only the main thread can set
-    a handler; elsewhere the block runs as it is."""
+    """Holds Ctrl-C (SIGINT) and SIGTERM back until the block ends, then delivers them to the
+    handlers they had. Storing a session commits it and then brings the student's baselines
+    up to date; a stop in between would leave a stored session out of the "N sessions stored"
+    line. Only the main thread can set a handler; elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, _frame: held.append(number))
+    previous = {number: signal.signal(number, lambda number, _frame: held.append(number))
+                for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-    if held and previous is not signal.SIG_IGN:
-        raise KeyboardInterrupt
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+    if held:
+        signal.raise_signal(held[0])
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `Terminated` in the block, so that a scan cleans up (workers stopped,
+    one line said) as on Ctrl-C; outside the main thread the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_number: int, _frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _keeper(group: list[VideoJob], stored: StoredCopy | None) -> VideoJob | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from screener.domain import EMOTIONS, Assessment
 from screener.resources import resource_path
 from screener.session.aggregate import metric_names
+from screener.settings import SettingsError, parse_toml, read_settings_file
 
 LEVELS = ("insufficient", "low", "moderate", "high")
 """In order of concern; `insufficient` means too little data to judge."""
@@ -149,17 +149,17 @@ def load_rules(name_or_path: str) -> RuleSet:
                 f"unknown rule set {name_or_path!r}; shipped: {', '.join(builtin_rule_sets())}"
             )
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"cannot read rules file {path}: {exc}") from exc
+        text = read_settings_file(path, "rules file")
+    except SettingsError as exc:
+        raise RulesError(str(exc)) from exc
     return parse_rules(text, str(path))
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{source}: invalid TOML: {exc}") from exc
+        data = parse_toml(text, source)
+    except SettingsError as exc:
+        raise RulesError(str(exc)) from exc
     where = _Locator(text, source)
     known_top = {"name", "description", "negative", "min_run", "smoothing_window", "rule"}
     for key in data:

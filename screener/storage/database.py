@@ -8,13 +8,16 @@ same video or creating the same student can collide on a unique key and one must
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,8 +35,6 @@ _CONFLICT_SQLSTATES = {
 _SQLITE_CONFLICTS = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CONSTRAINT_UNIQUE",
                      "SQLITE_CONSTRAINT_FOREIGNKEY")
 _WRITE = "screener_write"
-PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE = 0o600, 0o700
-"""What screener creates holds data about children: readable by its owner only."""
 
 
 def normalize_url(url: str) -> str:
@@ -105,6 +106,18 @@ def is_conflict(exc: sa.exc.DBAPIError) -> bool:
     return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_SQLITE_CONFLICTS)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """The disk under the database is full (SQLite's "database or disk is full", PostgreSQL's
+    disk_full, ENOSPC): every later write would fail the same way."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, OSError) and orig.errno == errno.ENOSPC:
+        return True
+    if getattr(orig, "sqlstate", None) == "53100" or str(
+            getattr(orig, "sqlite_errorname", "")) == "SQLITE_FULL":
+        return True
+    return "database or disk is full" in str(orig)
+
+
 def lock_schema(conn: Connection) -> None:
     """Make concurrent first opens of one PostgreSQL database take turns creating the schema
     (SQLite's write transaction already does)."""
@@ -124,6 +137,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(_SECURE_DELETE)
     cursor.close()
 
 
@@ -132,7 +146,30 @@ def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(_SECURE_DELETE)
     cursor.close()
+
+
+_SECURE_DELETE = "PRAGMA secure_delete=ON"
+"""Deleted rows are overwritten, not left in free pages: a face thumbnail or a session that a
+rescan replaces must not stay readable in the file."""
+
+
+def sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of a SQLite file, read without changing a byte of it (no journal switch, no
+    lock left behind); None when it cannot be read as a database at all."""
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return {name for (name,) in rows}
 
 
 def _sqlite_begin(conn: Connection) -> None:

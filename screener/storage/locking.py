@@ -17,7 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from screener.storage.database import PRIVATE_FILE_MODE, sqlite_file
+from screener.privacy import PRIVATE_FILE_MODE
+from screener.storage.database import sqlite_file
 
 
 class LockTimeout(RuntimeError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,14 +29,20 @@ from screener.domain import (
     VideoJob,
 )
 from screener.errors import first_line
-from screener.storage.database import (
+from screener.privacy import (
+    MASK,
     PRIVATE_FILE_MODE,
     PRIVATE_FOLDER_MODE,
+    mask_urls,
+    url_secrets,
+)
+from screener.storage.database import (
     create_engine,
     lock_schema,
     normalize_url,
     retry_conflicts,
     sqlite_file,
+    sqlite_tables,
     write_transaction,
 )
 from screener.storage.rows import (
@@ -90,6 +95,8 @@ class Store:
         path = sqlite_file(url)
         if path is not None:
             _prepare_sqlite_file(path, self.safe_url, create and not read_only, make_folder)
+            if not read_only:
+                _refuse_foreign_sqlite_file(path, self.safe_url)
         try:
             if path is not None and read_only:
                 self._open_read_only(path)
@@ -99,25 +106,20 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"cannot open database {self.safe_url}: {first_line(exc)}") from exc
+            raise StoreError(f"cannot open database {self.safe_url}: "
+                             f"{mask_urls(first_line(exc))}") from exc
 
     @property
     def safe_url(self) -> str:
-        try:
-            return sa.engine.make_url(self.url).render_as_string(hide_password=True)
-        except (sa.exc.ArgumentError, ValueError):
-            return re.sub(r"://[^/@]*@", "://***@", self.url)
+        """The URL as shown: without its password or any credential in its query."""
+        return mask_urls(self.url)
 
     def problem(self, exc: BaseException) -> str:
         """One line for a database that failed under a command, its password masked even
         where the driver's message repeats it."""
-        cause = first_line(getattr(exc, "orig", None) or exc)
-        try:
-            password = sa.engine.make_url(self.url).password
-        except (sa.exc.ArgumentError, ValueError):
-            password = None
-        if password:
-            cause = cause.replace(str(password), "***")
+        cause = mask_urls(first_line(getattr(exc, "orig", None) or exc))
+        for secret in url_secrets(self.url):
+            cause = cause.replace(secret, MASK)
         return f"database {self.safe_url} failed: {cause}"
 
     def _prepare(self, create: bool) -> None:
@@ -211,7 +213,8 @@ class Store:
         job, metrics = result.job, result.metrics
         with write_transaction(self.engine) as conn:
             student_pk = self._student_pk(conn, job.student_id)
-            video_path = displayable(job.source) if job.source else stored_path(job.path)
+            video_path = (mask_urls(displayable(job.source)) if job.source
+                          else stored_path(job.path))
             # The older analysis of this video, and (files only: live sessions share their
             # source's name) what was stored for the content this path held before.
             replaced = sessions.c.video_sha256 == job.sha256
@@ -343,3 +346,9 @@ def _prepare_sqlite_file(path: Path, shown: str, create: bool, make_folder: bool
         raise StoreError(f"cannot create database {shown}: {exc.strerror or exc}") from None
 
 
+def _refuse_foreign_sqlite_file(path: Path, shown: str) -> None:
+    """Another program's SQLite file is refused before the first connection, which would
+    switch it to WAL (rewriting its header) and could create screener's tables in it."""
+    tables = sqlite_tables(path)
+    if tables and "screener_meta" not in tables:
+        raise StoreError(f"{shown} is not a screener database")

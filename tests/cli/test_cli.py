@@ -1,7 +1,9 @@
 """End to end through the `screener` command (Typer's CliRunner), on generated and real videos."""
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -199,6 +201,21 @@ def test_analyze_writes_per_frame_csv(tmp_path, astronaut, make_video):
     assert len(rows) == 1 + 3
     assert "a screening aid, not a diagnosis" in result.output
     assert "corrected for the model's errors" in result.output
+
+
+def test_the_per_frame_csv_is_readable_by_its_owner_only(tmp_path, astronaut, make_video):
+    video = make_video("fay.mp4", face_frames(astronaut, 10))
+    out = tmp_path / "frames.csv"
+    out.write_text("an older export")
+    out.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        result = run("analyze", video, "--csv", out)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("t_s,frame_index")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_analyze_a_broken_file_exits_1(tmp_path):
@@ -458,7 +475,7 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     def no_space(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("screener.reports.report.os.replace", no_space)
+    monkeypatch.setattr("screener.privacy.os.replace", no_space)
     result = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db)
     assert result.exit_code == 1
     assert "No space left on device" in result.output and "Traceback" not in result.output
@@ -651,6 +668,9 @@ def test_a_database_problem_never_shows_its_password():
     error = Exception('connection to "db.school" failed: password "s3cret" rejected')
     problem = store.problem(error)
     assert "s3cret" not in problem and "***" in problem
+    store.url = "postgresql+psycopg://screener@db.school/screener?password=s3cret"
+    problem = store.problem(Exception('password "s3cret" rejected'))
+    assert "s3cret" not in problem and "***" in problem
 
 
 @pytest.mark.parametrize("setting", ["[emotions]\nflip_margin = 1.0\n",
@@ -684,3 +704,32 @@ def test_settings_from_the_config_file_change_what_the_model_sees(tmp_path, astr
     assert len(default) == len(configured)
     assert max(abs(a - b) for p, q in zip(default, configured, strict=True)
                for a, b in zip(p, q, strict=True)) > 0.01
+
+
+def test_a_database_urls_password_is_never_printed(tmp_path):
+    url = "postgresql://u@127.0.0.1:9/db?sslmode=disable&password=S3CRET"
+    result = run("history", "sam", "--db", url)
+    assert result.exit_code != 0
+    assert "S3CRET" not in result.output
+    assert "password=***" in result.output
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    foreign = tmp_path / "invoices.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    conn.commit()
+    conn.close()
+    before = foreign.read_bytes()
+    (tmp_path / "videos").mkdir()
+    result = run("scan", tmp_path / "videos", "--db", foreign, "--out", tmp_path / "reports")
+    assert result.exit_code == 2
+    assert "is not a screener database" in result.output
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["invoices.db", "videos"]
+    conn = sqlite3.connect(foreign)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()

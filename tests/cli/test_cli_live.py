@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -122,6 +123,19 @@ def test_the_recording_holds_the_frames_with_their_boxes(moods, tmp_path):
         else:
             assert g > 200 and r > 200 and edge[:, 0].min() < 80, edge
         assert np.abs(edge - inside).max() > 60  # the box is drawn, not the face itself
+
+
+def test_the_recording_is_readable_by_its_owner_only(moods, tmp_path):
+    video, model = moods
+    out = tmp_path / "annotated.mp4"
+    old = os.umask(0o022)
+    try:
+        result = run("live", video, "--fast", "--no-window", "--model", model, "--record", out)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_student_session_is_stored_listed_in_history_and_rendered(moods, tmp_path):
@@ -316,3 +330,38 @@ def test_default_rules_announce_the_level_of_the_window_when_it_changes(moods):
     assert [(a["t_s"], a["kind"], a["level"]) for a in alerts] == [(9.0, "level", "high")]
     assert "over the last 60 s (rule sustained-negative)" in alerts[0]["message"]
     assert lines[-1]["level"] == "high" and lines[-1]["rule"] == "sustained-negative"
+
+
+def test_a_stream_urls_credentials_are_never_printed_stored_or_rendered(moods, tmp_path,
+                                                                        monkeypatch):
+    import screener.live.monitor
+    from screener.live.source import CaptureReader, SourceSpec
+
+    video, model = moods
+
+    class StreamFromFile(CaptureReader):
+        """The stream, played from the test video at about its own rate."""
+
+        def __init__(self, spec, open_timeout_s=5.0):
+            super().__init__(SourceSpec("file", str(video), str(video)), open_timeout_s)
+
+        def read(self):
+            time.sleep(0.02)
+            return super().read()
+
+    monkeypatch.setattr(screener.live.monitor, "CaptureReader", StreamFromFile)
+    db, out = f"sqlite:///{tmp_path}/screener.db", tmp_path / "reports"
+    url = "http://cam/x.ts?user=admin&pwd=S3CRET&api_key=K3Y"
+    result = run("live", url, "--no-window", "--json", "--model", model, "--student", "ann",
+                 "--db", db, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "S3CRET" not in result.output and "K3Y" not in result.output
+    assert "http://cam/x.ts?user=admin&pwd=***&api_key=***" in result.stderr
+    history = run("history", "ann", "--db", db, "--format", "json").stdout
+    assert json.loads(history)["sessions"][0]["video_path"] == (
+        "live: http://cam/x.ts?user=admin&pwd=***&api_key=***")
+    pages = [p.read_text() for p in out.glob("*.html")]
+    assert len(pages) == 2 and not any("S3CRET" in page for page in pages)
+    raw = Path(f"{tmp_path}/screener.db").read_bytes()
+    assert b"S3CRET" not in raw and b"K3Y" not in raw
+

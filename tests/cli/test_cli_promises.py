@@ -5,7 +5,11 @@ exit code and message of each mistake a user or a cron job can make."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -213,6 +217,50 @@ def test_a_missing_config_file_exits_2(tmp_path):
     assert "Traceback" not in result.output
 
 
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)  # no writer ever comes: opened for reading it would wait forever
+    return str(path)
+
+
+def _written(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+DEEP = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("option", "make", "message"),
+    [
+        ("--config", lambda tmp: "/dev/zero", "not a regular file"),
+        ("--rules", lambda tmp: "/dev/zero", "not a regular file"),
+        ("--config", lambda tmp: _fifo(tmp / "fifo.toml"), "not a regular file"),
+        ("--config", lambda tmp: _written(tmp / "big.toml", "#" * 2**21), "larger than 1 MiB"),
+        ("--config", lambda tmp: _written(tmp / "deep.toml", DEEP), "nested too deeply"),
+        ("--rules", lambda tmp: _written(tmp / "deep.toml", DEEP), "nested too deeply"),
+        ("--config", lambda tmp: _written(tmp / "s.toml", "lock_timeout_s = -1\n"),
+         "lock_timeout_s must be 0 or more"),
+        ("--config", lambda tmp: _written(tmp / "s.toml", "[keyframes]\nevery_s = 0.001\n"),
+         "every_s must be at least 0.05"),
+    ],
+    ids=["config-dev-zero", "rules-dev-zero", "config-fifo", "config-2mib", "config-deep",
+         "rules-deep", "lock-timeout-negative", "every-below-minimum"],
+)
+def test_endless_or_hostile_settings_exit_2_with_one_line_within_seconds(tmp_path, option,
+                                                                         make, message):
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "screener", "analyze", str(REPO / "README.md"), option,
+         make(tmp_path)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert time.monotonic() - started < 30
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
+
+
 @pytest.mark.parametrize("command", ["scan", "analyze"])
 def test_a_rules_file_error_exits_2_naming_file_and_line(tmp_path, astronaut, rules_file,
                                                           command):
@@ -279,9 +327,43 @@ def test_a_database_fault_on_one_video_fails_it_alone(tmp_path, astronaut):
     assert len(failed) == 1, result.output
     assert failed[0].startswith(f"FAILED {folder / 'lee_2026-01-02.mp4'}: could not store: ")
     assert "disk quota exceeded" in failed[0]
+    assert "[SQL:" not in result.output  # one line per failure, as promised
     assert "2 analysed, 0 unchanged, 1 failed" in result.output
     assert "Traceback" not in result.output
     assert Store(f"sqlite:///{db}").student_ids() == ["kai", "max"]
     assert (tmp_path / "r" / "index.html").is_file()
     again = scan()
     assert again.exit_code == 1 and "0 analysed, 2 unchanged, 1 failed" in again.output
+
+
+def test_a_full_disk_stops_the_scan_with_one_line_and_exit_1(tmp_path, astronaut, monkeypatch):
+    """Every later video would fail the same way: analysing them would waste the time and
+    print a failure each."""
+    import sqlalchemy as sa
+
+    import screener.scanning.scan
+
+    folder = tmp_path / "v"
+    for name, seed in (("kai_2026-01-01", 1), ("lee_2026-01-02", 2), ("max_2026-01-03", 3)):
+        face_video(folder / f"{name}.mp4", astronaut, seed)
+
+    def full(self, result):
+        raise sa.exc.OperationalError("INSERT INTO sessions ...", {},
+                                      sqlite3.OperationalError("database or disk is full"))
+
+    analysed = []
+    analyse_one = screener.scanning.scan.analyse_one
+
+    def counted(analyzer, job):
+        analysed.append(job)
+        return analyse_one(analyzer, job)
+
+    monkeypatch.setattr(Store, "save", full)
+    monkeypatch.setattr(screener.scanning.scan, "analyse_one", counted)
+    result = run("scan", folder, "--out", tmp_path / "r", "--db", tmp_path / "s.db",
+                 "--workers", "1")
+    assert result.exit_code == 1, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("error: the database's disk is full (database or disk is full)")
+    assert "0 sessions stored" in line
+    assert len(analysed) == 1

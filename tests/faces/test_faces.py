@@ -42,6 +42,25 @@ def test_finds_the_astronauts_face(astronaut, name):
     assert _inside(max(found, key=lambda d: d.box.area).box, FACE_REGION)
 
 
+def test_a_yunet_row_with_infinite_or_nan_numbers_is_no_face(astronaut):
+    """Seen on an 85x32 web photo: `OverflowError: cannot convert float infinity to integer`."""
+    detector = _detector("yunet")
+    good = np.array([10, 12, 60, 70, 25, 30, 50, 30, 38, 45, 28, 60, 48, 60, 0.9], np.float32)
+    rows = np.stack([good, good.copy(), good.copy()])
+    rows[1, 2], rows[2, 7] = np.inf, np.nan
+
+    class Net:
+        def setInputSize(self, size):  # noqa: N802 (OpenCV's name)
+            pass
+
+        def detect(self, image):
+            return 1, rows
+
+    detector._net = Net()
+    [found] = detector.detect(np.zeros((32, 85, 3), np.uint8), sizes=(0, None))
+    assert found.box.w == 60 and found.score == pytest.approx(0.9)
+
+
 def test_yunet_landmarks_lie_inside_their_box_eyes_above_mouth(astronaut):
     face = max(_detector("yunet").detect(astronaut), key=lambda d: d.box.area)
     assert face.landmarks is not None and len(face.landmarks) == 5

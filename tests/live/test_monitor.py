@@ -15,7 +15,7 @@ from screener.live.alerts import SeedAlerts, WindowLevel
 from screener.live.monitor import LiveAnalyzer, open_grabber, run_live
 from screener.live.overlay import EMOTION_COLOURS, draw_annotations
 from screener.live.recording import VideoRecorder
-from screener.live.source import FrameGrabber, SourceError, SourceSpec, parse_source, redact_url
+from screener.live.source import FrameGrabber, SourceError, SourceSpec, parse_source
 from screener.scanning.analysis import Analyzer
 from screener.session.rules import load_rules
 from screener.settings import Settings
@@ -207,7 +207,7 @@ def test_sources_are_told_apart_and_passwords_never_shown(tmp_path):
     stream = parse_source("rtsp://admin:secret@cam.local:554/live")
     assert stream.kind == "stream" and stream.target.endswith("secret@cam.local:554/live")
     assert stream.label == "rtsp://admin:***@cam.local:554/live"
-    assert redact_url("http://cam.local/feed.mjpg") == "http://cam.local/feed.mjpg"
+    assert parse_source("http://cam.local/feed.mjpg").label == "http://cam.local/feed.mjpg"
     with pytest.raises(SourceError, match="no such file or camera device"):
         parse_source(str(tmp_path / "absent.mp4"))
     with pytest.raises(SourceError, match="not a video file"):

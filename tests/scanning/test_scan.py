@@ -154,6 +154,35 @@ def test_worker_processes_do_not_outlive_a_killed_scan(tmp_path, astronaut):
     assert not alive, "worker processes outlived their scan"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
+def test_sigterm_stops_a_scan_as_ctrl_c_does_with_one_line_and_no_workers_left(tmp_path,
+                                                                               astronaut):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(4):
+        write_video(folder / f"kim_2026-02-{i + 1:02d}.mp4",
+                    face_frames(astronaut, 300, seed=i), fps=10)
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "screener", "scan", str(folder), "--out", str(tmp_path / "out"),
+         "--db", f"sqlite:///{tmp_path}/s.db", "--quiet", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(workers := _children(scan.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the workers are busy with their first videos
+    scan.send_signal(signal.SIGTERM)
+    _, errors = scan.communicate(timeout=60)
+    assert scan.returncode == 143, errors
+    [line] = errors.splitlines()  # no traceback, no leaked-semaphore warning
+    assert line.startswith("terminated: ") and "sessions stored" in line
+    assert len(workers) >= 3
+    deadline = time.monotonic() + 10
+    while (alive := {p for p in workers if Path(f"/proc/{p}").exists()}) and (
+            time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert not alive, "worker processes outlived their scan"
+
+
 def test_scans_started_together_store_each_video_once(tmp_path, astronaut, db_url):
     """SQLite: the second scan waits for the first's lock. PostgreSQL: no lock, both may
     analyse a video, and the unique video hash keeps one session of it."""
@@ -314,9 +343,9 @@ def test_a_video_whose_observations_cannot_be_stored_leaves_nothing_and_is_retri
     analyzer = Analyzer(Settings(), None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
     with store.engine.begin() as conn:  # the disk fills up just there
         conn.exec_driver_sql("CREATE TRIGGER full BEFORE INSERT ON observations "
-                             "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+                             "BEGIN SELECT RAISE(ABORT, 'observations refused'); END")
     [failed] = scan([folder], analyzer, store, analyse=analyse).outcomes
-    assert failed.status == "failed" and "disk is full" in failed.reason
+    assert failed.status == "failed" and "observations refused" in failed.reason
     with store.engine.connect() as conn:
         for table in ("students", "sessions", "observations"):
             assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one() == 0

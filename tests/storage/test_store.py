@@ -2,6 +2,7 @@
 
 import multiprocessing
 import random
+import sqlite3
 import stat
 import sys
 from dataclasses import replace
@@ -230,6 +231,32 @@ def test_a_failed_migration_leaves_the_database_at_its_old_version(db_url: str, 
     assert stored_version(db_url) == "1"
     monkeypatch.undo()
     assert Store(db_url).sessions_of("ana")[0].session_id == "ana-3"
+
+
+def test_a_replaced_sessions_face_thumbnails_leave_no_trace_in_the_file(tmp_path: Path,
+                                                                       monkeypatch):
+    # SQLite's own default, which Python's builds for Windows and macOS keep (Debian's turns
+    # secure delete on): freed pages keep what was deleted.
+    connect = sqlite3.dbapi2.connect
+
+    def connect_like_upstream(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", connect_like_upstream)
+    path = tmp_path / "screener.db"
+    store = Store(f"sqlite:///{path}")
+    face = b"\xff\xd8 a face of a child " + bytes(range(256)) * 4
+    first = make_result("ana", 1, "a" * 64, ["sad", "happy"])
+    store.save(replace(first, evidence_frames=[EvidenceFrame(0.0, 0, "sad", 0.9, "stretch",
+                                                             face)]))
+    store.save(first)  # scan --force, now without --evidence: the thumbnail is erased
+    store.engine.dispose()  # the last connection checkpoints the write-ahead log
+    assert store.evidence_frames_of(store.sessions_of("ana")[0].pk) == []
+    store.engine.dispose()
+    kept = b"".join(p.read_bytes() for p in tmp_path.glob("screener.db*"))
+    assert face[:40] not in kept
 
 
 def test_a_foreign_database_is_a_clear_error(db_url: str):
