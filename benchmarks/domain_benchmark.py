@@ -6,7 +6,7 @@ from how often the model is right), and the three shares a screener lives by: ne
 
 Sources (all from ../shared, cut as a scan cuts faces where the source is a photograph):
 - `fer_val`: FER2013 `val` (PublicTest) on its own labels; `fer_val_ferplus`: the same images
-  whose ten FER+ crowd votes have one clear majority, on that majority;
+  on which most of the ten FER+ crowd voters agree, on that majority;
 - `wild_held_out`: web photographs of the persons in the held-out half of `datasets/wild`
   (never trained or tuned on); `wild_fit`: the other half, which the model lab may tune on,
   reported apart and marked so;
@@ -111,11 +111,11 @@ def fer_sources(limit: int | None) -> list[Source]:
                       "FER2013 val on its own labels (the grey member reads the image itself)")]
     votes = ferplus_votes(SHARED / "datasets/fer2013/ferplus.csv", paths)
     ordered = np.sort(np.nan_to_num(votes), axis=1)
-    clear = ~np.isnan(votes).any(axis=1) & (ordered[:, -1] > ordered[:, -2])
+    clear = ~np.isnan(votes).any(axis=1) & (ordered[:, -1] > 0.5)
     sources.append(Source("fer_val_ferplus", images[clear],
                           [aligned[i] for i in np.flatnonzero(clear)],
                           np.nan_to_num(votes[clear]).argmax(axis=1),
-                          "FER2013 val on the FER+ majority, images with one clear majority"))
+                          "FER2013 val on the FER+ majority, where most of the ten voters agree"))
     rng = np.random.default_rng(1)
     for how in ("blur", "dark", "jpeg", "small"):
         frames = [cv2.cvtColor(degrade(i, how, rng), cv2.COLOR_GRAY2BGR) for i in images]

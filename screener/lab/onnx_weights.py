@@ -114,6 +114,9 @@ def folded_layers(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     return layers
 
 
+_STATISTICS_CHUNK = 256
+
+
 def load_into(model: Any, path: Path, images: np.ndarray) -> None:
     """Set `model` (a VGG built by `networks.build_vgg`) to the network stored in `path`;
     `images` (a few thousand training faces, 48x48 grey) measure the batch-norm statistics."""
@@ -139,10 +142,26 @@ def load_into(model: Any, path: Path, images: np.ndarray) -> None:
     for norm, (_, scale, shift) in zip(norms, layers, strict=False):
         _set_norm(norm, scale, shift, np.zeros_like(shift), np.ones_like(shift))
     before_norms = keras.Model(model.inputs, [layer.output for layer in weighted[:-1]])
-    outputs = before_norms.predict(preprocess(images), batch_size=256, verbose=0)
-    for norm, output, (_, scale, shift) in zip(norms, outputs, layers, strict=False):
-        channels = output.reshape(-1, output.shape[-1]).astype(np.float64)
-        _set_norm(norm, scale, shift, channels.mean(axis=0), channels.var(axis=0))
+    # Summed a chunk at a time: every layer's outputs for a few thousand faces at once took
+    # 20 GB and more.
+    sums: list[np.ndarray] = []
+    squares: list[np.ndarray] = []
+    cells: list[int] = []
+    for start in range(0, len(images), _STATISTICS_CHUNK):
+        outputs = before_norms(preprocess(images[start : start + _STATISTICS_CHUNK]),
+                               training=False)
+        for i, output in enumerate(outputs):
+            channels = np.asarray(output, np.float64).reshape(-1, output.shape[-1])
+            if i == len(sums):
+                sums.append(np.zeros(channels.shape[1]))
+                squares.append(np.zeros(channels.shape[1]))
+                cells.append(0)
+            sums[i] += channels.sum(axis=0)
+            squares[i] += (channels**2).sum(axis=0)
+            cells[i] += len(channels)
+    for i, (norm, (_, scale, shift)) in enumerate(zip(norms, layers, strict=False)):
+        mean = sums[i] / cells[i]
+        _set_norm(norm, scale, shift, mean, np.maximum(squares[i] / cells[i] - mean**2, 0.0))
 
 
 def _set_norm(
