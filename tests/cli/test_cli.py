@@ -468,6 +468,18 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     assert run("report", "--out", tmp_path / "r", "--db", db).exit_code == 0
 
 
+def test_report_says_where_the_index_is(tmp_path):
+    from screener.storage.store import Store
+    from tests.storage.test_store import make_result
+
+    db = f"sqlite:///{tmp_path}/s.db"
+    Store(db).save(make_result("alex", 2, "a" * 64, ["happy", "sad"]))
+    result = run("report", "--out", tmp_path / "r", "--db", db)
+    assert result.exit_code == 0, result.output
+    index = tmp_path / "r" / "index.html"
+    assert index.is_file() and result.output.strip().endswith(f"index: {index}")
+
+
 def test_evaluate_reports_ece_and_writes_each_images_probabilities(tmp_path):
     import csv
 
@@ -528,9 +540,26 @@ def test_calibrate_stores_a_temperature_that_evaluate_then_applies(tmp_path):
 
 
 def test_calibrate_refuses_missing_data_in_one_line(tmp_path):
-    result = run("calibrate", "--data", tmp_path / "nowhere")
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    result = run("calibrate", "--data", tmp_path / "nowhere", "--model", model)
     assert result.exit_code == 2
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_calibrate_never_writes_into_the_shipped_model(tmp_path):
+    """Every scan reads the shipped model's .json: calibrate needs an explicit copy."""
+    from screener.settings import Settings
+
+    shipped = Settings().model_path.with_suffix(".json")
+    before = shipped.read_bytes()
+    for args in ((), ("--model", Settings().model_path)):
+        result = run("calibrate", "--data", tmp_path / "nowhere", *args)
+        assert result.exit_code == 2
+        [line] = result.output.strip().splitlines()
+        assert "will not write into the shipped model" in line and "--model" in line
+    assert shipped.read_bytes() == before
 
 
 def test_train_without_the_training_extra_says_how_to_install_it_before_loading_data(
@@ -600,3 +629,59 @@ def test_evidence_frames_are_kept_and_shown_only_when_asked(tmp_path, astronaut,
     assert pages["ana"].count('src="data:image/jpeg;base64,') == 2
     assert "<img" not in pages["bo"] and "<img" not in pages["index.html"]
     assert run("scan", tmp_path / "v", "--db", db, "--evidence", "25").exit_code == 2
+
+
+def test_scan_log_dates_every_run_and_each_failure(tmp_path, db, astronaut, make_video):
+    """`--log`: a quiet run that succeeds prints nothing, yet leaves a dated line; failures
+    are dated too, so a cron recipe can pick tonight's."""
+    import re
+    import stat
+    from datetime import date
+
+    make_video("v/ivy_2026-01-01.mp4", face_frames(astronaut, 12))
+    log = tmp_path / "state" / "screener" / "scan.log"
+    quiet = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--quiet",
+                "--log", log)
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    (tmp_path / "v" / "lee_2026-01-02.mp4").write_bytes(b"not a video")
+    failed = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--quiet",
+                 "--log", log)
+    assert failed.exit_code == 1
+    empty = run("scan", tmp_path / "r", "--db", db, "--quiet", "--log", log)
+    assert empty.exit_code == 1
+    lines = log.read_text().splitlines()
+    stamp = rf"{date.today().isoformat()}T\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    assert all(re.match(stamp + " ", line) for line in lines), lines
+    texts = [line.split(" ", 1)[1] for line in lines]
+    assert texts[0] == "scan finished: 1 analysed, 0 skipped, 0 failed; exit code 0"
+    assert texts[1].startswith(f"FAILED {tmp_path / 'v' / 'lee_2026-01-02.mp4'}: ")
+    assert texts[2] == "scan ended: 0 analysed, 1 skipped, 1 failed; exit code 1"
+    assert texts[3].startswith("error: no video found under")
+    assert texts[4] == "scan ended: nothing analysed; exit code 1"
+    assert len(texts) == 5
+
+
+def test_scan_says_what_it_does_while_the_bar_cannot_move(tmp_path, db, monkeypatch):
+    """Workers take seconds to start, and pages to be written after the bar is full: a line
+    each on stderr, only where the progress bar is shown."""
+    import screener.cli.scan as scan_command
+    import screener.scanning.scan as scanning
+
+    def analyse_all(jobs, analyzer):
+        for job in jobs:
+            yield job, None, "not analysed in this test"
+
+    monkeypatch.setattr(scanning, "_analyse_all", analyse_all)
+    for name in ("a_2026-01-01.mp4", "b_2026-01-01.mp4", "c_2026-01-01.mp4"):
+        (tmp_path / "v").mkdir(exist_ok=True)
+        (tmp_path / "v" / name).write_bytes(name.encode())
+    args = ("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--workers", "2")
+    monkeypatch.setattr(scan_command, "show_progress", lambda quiet: not quiet)
+    shown = run(*args)
+    assert shown.exit_code == 1
+    assert "starting 2 workers…" in shown.stderr and "writing reports…" in shown.stderr
+    assert shown.stderr.index("starting 2 workers…") < shown.stderr.index("writing reports…")
+    assert "starting" not in shown.stdout and "writing reports" not in shown.stdout
+    quiet = run(*args, "--quiet")
+    assert "starting" not in quiet.output and "writing reports" not in quiet.output
