@@ -128,7 +128,7 @@ def test_rescanning_after_a_rules_or_model_change_replaces_the_session(tmp_path,
         assert conn.exec_driver_sql("SELECT count(*) FROM sessions").scalar() == 1
 
 
-# Exit codes and messages (README: "Command reference" and "From cron").
+# Exit codes and messages (README: "Commands" and "From cron"; docs/commands.md).
 
 def _tables(path: Path) -> object:
     """What a database holds, or the error reading it gives (a corrupt file)."""
