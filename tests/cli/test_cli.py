@@ -31,6 +31,7 @@ def sample_scan(tmp_path_factory):
     return root, db, result
 
 
+@pytest.mark.slow
 def test_scan_of_the_sample_videos_writes_reports_and_history(sample_scan):
     root, db, result = sample_scan
     assert result.exit_code == 0, result.output
@@ -41,6 +42,7 @@ def test_scan_of_the_sample_videos_writes_reports_and_history(sample_scan):
     assert len(list((root / "reports").glob("*.html"))) == 3  # index + two students
 
 
+@pytest.mark.slow
 def test_history_lists_sessions_in_date_order(sample_scan):
     _, db, _ = sample_scan
     result = run("history", "alex", "--db", db, "--format", "json")
@@ -56,6 +58,7 @@ def test_history_lists_sessions_in_date_order(sample_scan):
     assert len(csv_out.output.splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_second_scan_is_a_no_op_and_force_redoes_it(sample_scan):
     root, db, _ = sample_scan
     videos = len(list(SAMPLE_VIDEOS.rglob("*.mp4")))
@@ -69,6 +72,7 @@ def test_second_scan_is_a_no_op_and_force_redoes_it(sample_scan):
                ["sessions"]) == 3
 
 
+@pytest.mark.slow
 def test_report_re_renders_from_the_database(sample_scan, tmp_path):
     _, db, _ = sample_scan
     result = run("report", "--out", tmp_path / "again", "--db", db)
@@ -78,6 +82,7 @@ def test_report_re_renders_from_the_database(sample_scan, tmp_path):
     assert run("report", "nobody", "--out", tmp_path / "x", "--db", db).exit_code == 2
 
 
+@pytest.mark.slow
 def test_a_broken_video_is_reported_and_the_others_still_stored(tmp_path, db, astronaut,
                                                                make_video):
     folder = tmp_path / "videos"
@@ -163,6 +168,7 @@ def test_a_teacher_that_is_not_a_model_is_a_usage_error(tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_unknown_student_is_a_clear_error(sample_scan):
     _, db, _ = sample_scan
     result = run("history", "nobody", "--db", db)
@@ -217,24 +223,28 @@ def analyze_json(path: Path) -> dict:
     return json.loads(result.output)
 
 
+@pytest.mark.slow
 def test_real_clip_finds_a_face_in_most_key_frames(shared_videos):
     doc = analyze_json(shared_videos / "WolfgangLanger_Pexels.mp4")
     assert doc["metrics"]["frames_analysed"] >= 15
     assert doc["metrics"]["face_coverage"] >= 0.8
 
 
+@pytest.mark.slow
 def test_clip_without_a_face_is_insufficient(shared_videos):
     doc = analyze_json(shared_videos / "no_face.mp4")
     assert doc["level"] == "insufficient"
     assert doc["metrics"]["faces_found"] == 0
 
 
+@pytest.mark.slow
 def test_face_leaving_lowers_coverage(shared_videos):
     leaving = analyze_json(shared_videos / "face_noface.mov")["metrics"]["face_coverage"]
     staying = analyze_json(shared_videos / "single_face.mp4")["metrics"]["face_coverage"]
     assert leaving < staying
 
 
+@pytest.mark.slow
 def test_scan_of_real_clips_stores_each_as_a_session(shared_videos, tmp_path, db):
     folder = tmp_path / "lee"
     folder.mkdir()
@@ -254,6 +264,7 @@ def _write_grey(path: Path, value: int) -> None:
     cv2.imwrite(str(path), np.full((48, 48), value, np.uint8))
 
 
+@pytest.mark.slow
 def test_every_page_states_the_accuracy_measured_at_the_flip_margin_scans_use(sample_scan):
     import re
 
@@ -347,6 +358,7 @@ def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
     assert "smiling" in result.output
 
 
+@pytest.mark.slow
 def test_two_workers_store_the_same_sessions_as_one(tmp_path):
     single_db, parallel_db = f"sqlite:///{tmp_path}/single.db", f"sqlite:///{tmp_path}/parallel.db"
     for db, workers in ((single_db, "1"), (parallel_db, "2")):
@@ -391,6 +403,7 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
     return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
     video = make_video("gil_2026-05-05.mp4", face_frames(astronaut, 30))
     code, output = _run_on_a_terminal("analyze", str(video))
@@ -402,6 +415,7 @@ def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
     assert "1/1" in output and "video" in output
 
 
+@pytest.mark.slow
 def test_odd_and_hostile_file_names_are_analysed_and_escaped(tmp_path, db, astronaut,
                                                              make_video):
     import os
@@ -582,6 +596,7 @@ def test_train_without_the_training_extra_says_how_to_install_it_before_loading_
         'pip install "screener[train]"']
 
 
+@pytest.mark.slow
 def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path, astronaut,
                                                                       make_video):
     from tests.video.test_decoding import with_packet_zeroed

@@ -239,6 +239,7 @@ def xvfb_display():
     server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
     from PIL import ImageGrab
 

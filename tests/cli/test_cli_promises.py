@@ -96,6 +96,7 @@ def test_a_rules_file_and_every_reach_the_analysis(tmp_path, astronaut, model, r
     assert doc["rules_version"].startswith("school@")
 
 
+@pytest.mark.slow
 def test_rescanning_after_a_rules_or_model_change_replaces_the_session(tmp_path, astronaut,
                                                                       model, rules_file):
     """The README: a video stored with the same model and rules is skipped; a new model or
