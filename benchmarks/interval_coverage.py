@@ -6,7 +6,7 @@
 Simulated sessions of FER2013 `val` faces as in estimator_benchmark.py (segments of 3-30 s of
 one emotion, 1-3 images a segment, so consecutive faces share the model's mistakes; the
 profile measured on the other half of `val`), at fixed lengths from one to fifteen minutes.
-Two intervals: fixed 30-s blocks with plain bootstrap quantiles (screener before session 12),
+Two intervals: fixed 30-s blocks with plain bootstrap quantiles (screener's first interval),
 and the shipped one (`estimate_negative_share`: at least 8 blocks, spread widened by
 sqrt(B/(B-1))). A few minutes of a shared machine.
 """

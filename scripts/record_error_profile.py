@@ -14,7 +14,7 @@ varied size, position, tilt, lighting, blur, JPEG loss), found by the face detec
 the aligned crop; faces the detector misses are left out. On 84 of the session benchmark's
 videos the pipeline profile removed the clean one's low bias but called more Moderate sessions
 High and agreed on fewer levels, so the clean one, which rests on no synthetic rendering, is
-kept (docs/benchmarks.md, "Which error profile" and "Session 27").
+kept (docs/benchmarks.md, "Session benchmark": "Which error profile").
 
 Re-run it whenever the model, its flip margin or calibration, or the face detector or crop
 changes: the profile must describe the probabilities scans actually produce (`model` and

@@ -226,9 +226,9 @@ def test_a_bare_database_path_means_a_sqlite_file_and_urls_pass_unchanged(tmp_pa
         assert Settings(db_url=url).database_url == url
 
 
-def test_the_readme_settings_example_loads_and_shows_the_defaults(tmp_path):
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("## Settings file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_documented_settings_example_loads_and_shows_the_defaults(tmp_path):
+    doc = (Path(__file__).parents[1] / "docs" / "settings.md").read_text(encoding="utf-8")
+    example = doc.split("## Settings file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     assert load_settings(config(tmp_path, example)) == Settings()
 
 

@@ -264,7 +264,9 @@ def evaluate(
 def calibrate(
     data: DataOption,
     model: Annotated[
-        Path | None, typer.Option(help="ONNX model (default: the shipped one).")
+        Path | None,
+        typer.Option(help="ONNX model whose .json receives the temperature: a copy, never "
+                     "the shipped model, which is refused.", show_default=False),
     ] = None,
     split: Annotated[
         str, typer.Option(help="Held-out split to fit on: never one the model trained on.")
@@ -281,12 +283,16 @@ def calibrate(
     from screener.lab.calibration import fit_calibration, store_calibration
     from screener.lab.evaluation import draw_reliability
     from screener.lab.fer_data import DatasetError, load_split
+    from screener.resources import is_shipped
     from screener.settings import Settings
 
     settings = Settings()
     if split not in ("train", "val", "test"):
         raise fail("--split must be train, val or test")
     path = model or settings.model_path
+    if is_shipped(path):  # every scan reads the shipped model's .json: never rewritten here
+        raise fail(f"calibrate will not write into the shipped model ({path.name}): copy it "
+                   "with its .json and pass the copy as --model")
     margin = settings.emotions.flip_margin
     try:
         raw = OnnxEmotionModel(path, flip_margin=margin, temperature=1.0)

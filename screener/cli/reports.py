@@ -50,4 +50,4 @@ def report(
         if unknown:
             raise fail(f"no sessions for student(s): {', '.join(unknown)}")
     written = write_reports(store, out, settings, students or None)
-    say(f"wrote {len(written)} report file(s) to {out}")
+    say(f"wrote {len(written)} report file(s) to {out}; index: {out / 'index.html'}")

@@ -4,10 +4,10 @@ The emotions stage must stay a small part of a scan (issue 20: at least about 50
 batched here). In float32 that budget holds two networks; an ensemble of more, which is where
 accuracy comes from on a CPU, does not fit. Static int8 quantization (ONNX Runtime's QDQ
 format: weights per output channel, activations with ranges measured on training faces)
-measured on the two-network ensemble of session 14: about three times the faces/s, a quarter
+measured on an earlier two-network ensemble: about three times the faces/s, a quarter
 of the file, and the same `val` accuracy within a tenth of a point (lab/models/README.md); the
 same holds for a single VGG, so a wider one can fit the budget. Small depthwise networks gain
-nothing (the mini-Xception alone, session 9): it pays on full convolutions.
+nothing (the mini-Xception alone): it pays on full convolutions.
 
 Weights use 7 of their 8 bits (`reduce_range`): CPUs without VNNI multiply 8-bit pairs in
 16-bit sums that can saturate, so full-range weights would answer differently on them than

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,8 +155,16 @@ def start_from(model: Any, path: Path, images: np.ndarray, log: Callable[[str], 
             rows = np.random.default_rng(0).permutation(len(images))[:IMPORT_IMAGES]
             onnx_weights.load_into(model, path, images[np.sort(rows)])
         else:
-            model.load_weights(path)
-    except (ValueError, KeyError, OSError) as exc:
+            with warnings.catch_warnings():
+                # Keras warns "Skipping nested container ... Affected layers will retain their
+                # freshly-initialized weights" only when the file's layers do not match this
+                # network's (a matching file loads every weight, tested); such a file is
+                # refused below, so the warning becomes that refusal instead of a half-loaded
+                # start.
+                warnings.filterwarnings("error", message="Skipping nested container",
+                                        category=UserWarning)
+                model.load_weights(path)
+    except (ValueError, KeyError, OSError, UserWarning) as exc:
         raise ModelError(
             f"cannot start from {path}: its layers do not fit this architecture "
             f"(train with the settings it was trained with) [{exc}]"

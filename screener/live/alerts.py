@@ -80,13 +80,15 @@ class SeedAlerts:
 
 class WindowLevel:
     """The rule set applied to the key-frame observations of the last `window_s` seconds, as
-    if they were a session of their own; a change of level is announced."""
+    if they were a session of their own; a change of level is announced, with the seconds
+    it covers (fewer than `window_s` until the window has filled)."""
 
     def __init__(self, rules: RuleSet, window_s: float, step_s: float,
                  error_profile: ErrorProfile | None = None) -> None:
         self.rules, self.window_s, self.step_s = rules, window_s, step_s
         self.error_profile = error_profile
         self._recent: deque[Observation] = deque()
+        self._first_t_s: float | None = None
         self.level = "insufficient"
 
     def on_frame(self, observation: Observation) -> list[Alert]:
@@ -94,6 +96,8 @@ class WindowLevel:
 
     def on_key_frame(self, observation: Observation) -> list[Alert]:
         self._recent.append(observation)
+        if self._first_t_s is None:
+            self._first_t_s = observation.t_s
         while self._recent[0].t_s <= observation.t_s - self.window_s:
             self._recent.popleft()
         window = with_smoothing(list(self._recent), self.rules.smoothing_window)
@@ -106,7 +110,9 @@ class WindowLevel:
         if assessment.level == self.level:
             return []
         self.level = assessment.level
-        message = (f"Level {assessment.level.upper()} over the last {self.window_s:g} s "
+        # Until the window is full it holds only what has been seen so far: say so.
+        span = min(self.window_s, observation.t_s - self._first_t_s)
+        message = (f"Level {assessment.level.upper()} over the last {round(span, 1):g} s "
                    f"(rule {assessment.rule})")
         return [Alert(observation.t_s, "level", message, assessment.level)]
 

@@ -69,7 +69,10 @@ def format_history(sessions: Sequence[StoredSession], output_format: str) -> str
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    headers = ("date", "session", "level", "negative (90%)", "raw", "faces", "frames", "rule")
+    # "face seen": the share of key frames with a face (JSON's face_coverage), not a count
+    # of faces (JSON's faces_found).
+    headers = ("date", "session", "level", "negative (90%)", "raw", "face seen", "frames",
+               "rule")
     cells = [
         (
             r["recorded_at"], r["session_id"], r["level"], _estimate_cell(r),

@@ -103,6 +103,9 @@ class Progress:
 
     def advance(self, outcome: VideoOutcome) -> None: ...
 
+    def note(self, message: str) -> None:
+        """A line on what the scan is doing while the bar cannot move (workers starting)."""
+
     def close(self) -> None: ...
 
 
@@ -174,6 +177,9 @@ def _scan(
         else:
             summary.outcomes.append(VideoOutcome(keeper, "unchanged"))
     bar = progress(len(pending)) if progress else Progress()
+    starting = _starting(pending, analyzer, analyse)
+    if starting:
+        bar.note(starting)
     results = (analyse or _analyse_all)(pending, analyzer)
     try:
         for job, result, error in results:
@@ -271,6 +277,16 @@ def _failed(job: VideoJob, reason: str) -> VideoOutcome:
 
 Analysed = tuple[VideoJob, SessionResult | None, str]
 """A video and its result, or None and the one-line reason it failed."""
+
+
+def _starting(pending: list[VideoJob], analyzer: Analyzer, analyse: AnalyseAll | None) -> str:
+    """What the first seconds of the analysis are spent on, before any video is done."""
+    if analyse is not None:  # a cluster's workers are already running
+        return ""
+    workers = min(analyzer.settings.worker_count, len(pending))
+    return f"starting {workers} workers…" if workers > 1 else ""
+
+
 AnalyseAll = Callable[[list[VideoJob], Analyzer], Iterator[Analysed]]
 """A backend: analyses the videos somewhere and yields each as it completes, in any order."""
 

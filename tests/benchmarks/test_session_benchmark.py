@@ -22,6 +22,7 @@ def fer_val():
     return folder
 
 
+@pytest.mark.slow
 def test_smoke_sessions_are_built_cached_and_scored(tmp_path, fer_val, capsys):
     bench = _benchmark()
     sessions = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val)
@@ -46,6 +47,7 @@ def test_smoke_sessions_are_built_cached_and_scored(tmp_path, fer_val, capsys):
     assert "face recall" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_another_seed_draws_other_sessions_and_is_recorded(tmp_path, fer_val):
     bench = _benchmark()
     default = bench.build_sessions(smoke=True, cache=tmp_path, fer_val=fer_val)[0]
@@ -86,6 +88,7 @@ def small_val(tmp_path_factory, fer_val):
     return folder
 
 
+@pytest.mark.slow
 def test_the_held_out_profile_never_measures_a_session_image(tmp_path, small_val):
     from screener.scanning.analysis import Analyzer
     from screener.settings import Settings

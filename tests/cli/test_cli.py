@@ -33,6 +33,7 @@ def sample_scan(tmp_path_factory):
     return root, db, result
 
 
+@pytest.mark.slow
 def test_scan_of_the_sample_videos_writes_reports_and_history(sample_scan):
     root, db, result = sample_scan
     assert result.exit_code == 0, result.output
@@ -43,6 +44,7 @@ def test_scan_of_the_sample_videos_writes_reports_and_history(sample_scan):
     assert len(list((root / "reports").glob("*.html"))) == 3  # index + two students
 
 
+@pytest.mark.slow
 def test_history_lists_sessions_in_date_order(sample_scan):
     _, db, _ = sample_scan
     result = run("history", "alex", "--db", db, "--format", "json")
@@ -58,6 +60,7 @@ def test_history_lists_sessions_in_date_order(sample_scan):
     assert len(csv_out.output.splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_second_scan_is_a_no_op_and_force_redoes_it(sample_scan):
     root, db, _ = sample_scan
     videos = len(list(SAMPLE_VIDEOS.rglob("*.mp4")))
@@ -71,6 +74,7 @@ def test_second_scan_is_a_no_op_and_force_redoes_it(sample_scan):
                ["sessions"]) == 3
 
 
+@pytest.mark.slow
 def test_report_re_renders_from_the_database(sample_scan, tmp_path):
     _, db, _ = sample_scan
     result = run("report", "--out", tmp_path / "again", "--db", db)
@@ -80,6 +84,7 @@ def test_report_re_renders_from_the_database(sample_scan, tmp_path):
     assert run("report", "nobody", "--out", tmp_path / "x", "--db", db).exit_code == 2
 
 
+@pytest.mark.slow
 def test_a_broken_video_is_reported_and_the_others_still_stored(tmp_path, db, astronaut,
                                                                make_video):
     folder = tmp_path / "videos"
@@ -165,6 +170,7 @@ def test_a_teacher_that_is_not_a_model_is_a_usage_error(tmp_path):
     assert not (tmp_path / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_unknown_student_is_a_clear_error(sample_scan):
     _, db, _ = sample_scan
     result = run("history", "nobody", "--db", db)
@@ -234,24 +240,28 @@ def analyze_json(path: Path) -> dict:
     return json.loads(result.output)
 
 
+@pytest.mark.slow
 def test_real_clip_finds_a_face_in_most_key_frames(shared_videos):
     doc = analyze_json(shared_videos / "WolfgangLanger_Pexels.mp4")
     assert doc["metrics"]["frames_analysed"] >= 15
     assert doc["metrics"]["face_coverage"] >= 0.8
 
 
+@pytest.mark.slow
 def test_clip_without_a_face_is_insufficient(shared_videos):
     doc = analyze_json(shared_videos / "no_face.mp4")
     assert doc["level"] == "insufficient"
     assert doc["metrics"]["faces_found"] == 0
 
 
+@pytest.mark.slow
 def test_face_leaving_lowers_coverage(shared_videos):
     leaving = analyze_json(shared_videos / "face_noface.mov")["metrics"]["face_coverage"]
     staying = analyze_json(shared_videos / "single_face.mp4")["metrics"]["face_coverage"]
     assert leaving < staying
 
 
+@pytest.mark.slow
 def test_scan_of_real_clips_stores_each_as_a_session(shared_videos, tmp_path, db):
     folder = tmp_path / "lee"
     folder.mkdir()
@@ -271,6 +281,7 @@ def _write_grey(path: Path, value: int) -> None:
     cv2.imwrite(str(path), np.full((48, 48), value, np.uint8))
 
 
+@pytest.mark.slow
 def test_every_page_states_the_accuracy_measured_at_the_flip_margin_scans_use(sample_scan):
     import re
 
@@ -364,6 +375,7 @@ def test_evaluate_rejects_folders_that_are_not_emotions(tmp_path):
     assert "smiling" in result.output
 
 
+@pytest.mark.slow
 def test_two_workers_store_the_same_sessions_as_one(tmp_path):
     single_db, parallel_db = f"sqlite:///{tmp_path}/single.db", f"sqlite:///{tmp_path}/parallel.db"
     for db, workers in ((single_db, "1"), (parallel_db, "2")):
@@ -408,6 +420,7 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str]:
     return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
     video = make_video("gil_2026-05-05.mp4", face_frames(astronaut, 30))
     code, output = _run_on_a_terminal("analyze", str(video))
@@ -419,6 +432,7 @@ def test_progress_bars_show_on_a_terminal(tmp_path, astronaut, make_video):
     assert "1/1" in output and "video" in output
 
 
+@pytest.mark.slow
 def test_odd_and_hostile_file_names_are_analysed_and_escaped(tmp_path, db, astronaut,
                                                              make_video):
     import os
@@ -485,6 +499,18 @@ def test_a_full_disk_while_writing_reports_is_a_clear_error(tmp_path, db, astron
     assert run("report", "--out", tmp_path / "r", "--db", db).exit_code == 0
 
 
+def test_report_says_where_the_index_is(tmp_path):
+    from screener.storage.store import Store
+    from tests.storage.test_store import make_result
+
+    db = f"sqlite:///{tmp_path}/s.db"
+    Store(db).save(make_result("alex", 2, "a" * 64, ["happy", "sad"]))
+    result = run("report", "--out", tmp_path / "r", "--db", db)
+    assert result.exit_code == 0, result.output
+    index = tmp_path / "r" / "index.html"
+    assert index.is_file() and result.output.strip().endswith(f"index: {index}")
+
+
 def test_evaluate_reports_ece_and_writes_each_images_probabilities(tmp_path):
     import csv
 
@@ -545,9 +571,26 @@ def test_calibrate_stores_a_temperature_that_evaluate_then_applies(tmp_path):
 
 
 def test_calibrate_refuses_missing_data_in_one_line(tmp_path):
-    result = run("calibrate", "--data", tmp_path / "nowhere")
+    from tests.conftest import brightness_model
+
+    model = brightness_model(tmp_path / "bright.onnx")
+    result = run("calibrate", "--data", tmp_path / "nowhere", "--model", model)
     assert result.exit_code == 2
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_calibrate_never_writes_into_the_shipped_model(tmp_path):
+    """Every scan reads the shipped model's .json: calibrate needs an explicit copy."""
+    from screener.settings import Settings
+
+    shipped = Settings().model_path.with_suffix(".json")
+    before = shipped.read_bytes()
+    for args in ((), ("--model", Settings().model_path)):
+        result = run("calibrate", "--data", tmp_path / "nowhere", *args)
+        assert result.exit_code == 2
+        [line] = result.output.strip().splitlines()
+        assert "will not write into the shipped model" in line and "--model" in line
+    assert shipped.read_bytes() == before
 
 
 def test_train_without_the_training_extra_says_how_to_install_it_before_loading_data(
@@ -570,6 +613,7 @@ def test_train_without_the_training_extra_says_how_to_install_it_before_loading_
         'pip install "screener[train]"']
 
 
+@pytest.mark.slow
 def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path, astronaut,
                                                                       make_video):
     from tests.video.test_decoding import with_packet_zeroed
@@ -733,3 +777,59 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
     conn = sqlite3.connect(foreign)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     conn.close()
+
+
+def test_scan_log_dates_every_run_and_each_failure(tmp_path, db, astronaut, make_video):
+    """`--log`: a quiet run that succeeds prints nothing, yet leaves a dated line; failures
+    are dated too, so a cron recipe can pick tonight's."""
+    import re
+    import stat
+    from datetime import date
+
+    make_video("v/ivy_2026-01-01.mp4", face_frames(astronaut, 12))
+    log = tmp_path / "state" / "screener" / "scan.log"
+    quiet = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--quiet",
+                "--log", log)
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    (tmp_path / "v" / "lee_2026-01-02.mp4").write_bytes(b"not a video")
+    failed = run("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--quiet",
+                 "--log", log)
+    assert failed.exit_code == 1
+    empty = run("scan", tmp_path / "r", "--db", db, "--quiet", "--log", log)
+    assert empty.exit_code == 1
+    lines = log.read_text().splitlines()
+    stamp = rf"{date.today().isoformat()}T\d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    assert all(re.match(stamp + " ", line) for line in lines), lines
+    texts = [line.split(" ", 1)[1] for line in lines]
+    assert texts[0] == "scan finished: 1 analysed, 0 skipped, 0 failed; exit code 0"
+    assert texts[1].startswith(f"FAILED {tmp_path / 'v' / 'lee_2026-01-02.mp4'}: ")
+    assert texts[2] == "scan ended: 0 analysed, 1 skipped, 1 failed; exit code 1"
+    assert texts[3].startswith("error: no video found under")
+    assert texts[4] == "scan ended: nothing analysed; exit code 1"
+    assert len(texts) == 5
+
+
+def test_scan_says_what_it_does_while_the_bar_cannot_move(tmp_path, db, monkeypatch):
+    """Workers take seconds to start, and pages to be written after the bar is full: a line
+    each on stderr, only where the progress bar is shown."""
+    import screener.cli.scan as scan_command
+    import screener.scanning.scan as scanning
+
+    def analyse_all(jobs, analyzer):
+        for job in jobs:
+            yield job, None, "not analysed in this test"
+
+    monkeypatch.setattr(scanning, "_analyse_all", analyse_all)
+    for name in ("a_2026-01-01.mp4", "b_2026-01-01.mp4", "c_2026-01-01.mp4"):
+        (tmp_path / "v").mkdir(exist_ok=True)
+        (tmp_path / "v" / name).write_bytes(name.encode())
+    args = ("scan", tmp_path / "v", "--out", tmp_path / "r", "--db", db, "--workers", "2")
+    monkeypatch.setattr(scan_command, "show_progress", lambda quiet: not quiet)
+    shown = run(*args)
+    assert shown.exit_code == 1
+    assert "starting 2 workers…" in shown.stderr and "writing reports…" in shown.stderr
+    assert shown.stderr.index("starting 2 workers…") < shown.stderr.index("writing reports…")
+    assert "starting" not in shown.stdout and "writing reports" not in shown.stdout
+    quiet = run(*args, "--quiet")
+    assert "starting" not in quiet.output and "writing reports" not in quiet.output

@@ -65,6 +65,7 @@ def assert_reports_match_the_database(out: Path, db_file: Path) -> None:
 # 1 and 2: no telemetry, nothing outside the database and reports, private modes
 
 
+@pytest.mark.slow
 def test_a_scan_from_a_fresh_home_writes_only_its_private_database(tmp_path, astronaut):
     home, work, out = tmp_path / "home", tmp_path / "work", tmp_path / "reports"
     home.mkdir(), work.mkdir()
@@ -193,6 +194,7 @@ def test_train_never_writes_the_shipped_model_unasked(fake_training, tmp_path, m
 # 3: reports are never lost
 
 
+@pytest.mark.slow
 def test_reports_follow_the_database_into_any_folder(tmp_path, astronaut):
     videos(tmp_path / "v", astronaut, ["kim_2026-01-01.mp4", "lee_2026-01-02.mp4"])
     db_file, out = tmp_path / "s.db", tmp_path / "reports"
@@ -221,6 +223,7 @@ def test_reports_follow_the_database_into_any_folder(tmp_path, astronaut):
         assert_reports_match_the_database(folder, db_file)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_scan_with_one_line_and_the_next_scan_finishes(tmp_path, astronaut):
     names = [f"{name}_2026-01-0{i + 1}.mp4" for i, name in enumerate(["ana", "bo", "cy", "di"])]
     videos(tmp_path / "v", astronaut, names, frames=300)
@@ -332,6 +335,7 @@ def test_a_pipe_given_directly_is_a_failure(tmp_path):
     assert f"FAILED {pipe}: not a regular file" in result.output
 
 
+@pytest.mark.slow
 def test_each_failure_is_printed_once_and_paths_are_stored_absolute(tmp_path, astronaut):
     videos(tmp_path / "v", astronaut, ["kim_2026-01-01.mp4"])
     (tmp_path / "v" / "lee_2026-01-02.mp4").write_text("not a video")

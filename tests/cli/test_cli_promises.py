@@ -100,6 +100,7 @@ def test_a_rules_file_and_every_reach_the_analysis(tmp_path, astronaut, model, r
     assert doc["rules_version"].startswith("school@")
 
 
+@pytest.mark.slow
 def test_rescanning_after_a_rules_or_model_change_replaces_the_session(tmp_path, astronaut,
                                                                       model, rules_file):
     """The README: a video stored with the same model and rules is skipped; a new model or
@@ -132,7 +133,7 @@ def test_rescanning_after_a_rules_or_model_change_replaces_the_session(tmp_path,
         assert conn.exec_driver_sql("SELECT count(*) FROM sessions").scalar() == 1
 
 
-# Exit codes and messages (README: "Command reference" and "From cron").
+# Exit codes and messages (README: "Commands" and "From cron"; docs/commands.md).
 
 def _tables(path: Path) -> object:
     """What a database holds, or the error reading it gives (a corrupt file)."""

@@ -86,8 +86,8 @@ def test_scan_path_never_imports_tensorflow():
     code = (
         "import sys; from screener.scanning.analysis import Analyzer; "
         "from screener.settings import Settings; Analyzer.from_settings(Settings()); "
-        "import screener.cli, screener.scanning.scan, "
-        "screener.storage.store, screener.reports.report; print('tensorflow' in sys.modules)"
+        "import screener.cli, screener.scanning.scan, screener.storage.store, "
+        "screener.reports.report; print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -111,6 +111,7 @@ def test_other_networks_are_refused_in_a_sentence(exported, tmp_path):
         onnx_weights.folded_layers(tmp_path / "junk.onnx")
 
 
+@pytest.mark.slow
 def test_a_training_run_starts_from_an_onnx_file(exported, tmp_path):
     """At a vanishing learning rate the run keeps the network it started from."""
     settings = TrainSettings(**{**vars(SMALL), "epochs": 1, "batch_size": 16,

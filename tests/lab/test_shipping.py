@@ -40,6 +40,7 @@ def test_export_zeroes_the_weights_decay_left_near_zero_and_keeps_the_prediction
     assert np.allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_where_onnx_export_is_missing_training_stops_after_fit_and_the_command_finishes_later(
     tmp_path: Path, monkeypatch
 ):

@@ -56,7 +56,9 @@ def test_window_level_is_announced_when_it_changes_and_forgets_old_frames():
         label = "sad" if t < 30 else "happy"
         alerts += level.on_key_frame(observation(float(t), label))
     assert [(a.t_s, a.level) for a in alerts] == [(9.0, "high"), (40.0, "low")]  # 9 of 20 sad
-    assert "last 20 s" in alerts[0].message
+    # 9 s in, the 20-s window holds 9 s: the message says what the level covers.
+    assert "over the last 9 s" in alerts[0].message
+    assert "over the last 20 s" in alerts[1].message
 
 
 class StubReader:

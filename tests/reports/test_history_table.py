@@ -94,8 +94,8 @@ def test_table_shows_levels_and_percentages_in_aligned_columns():
     lines = text.rstrip("\n").split("\n")
     assert len(lines) == 2 + len(SESSIONS)  # header, rule, one line per session
     header = lines[0]
-    assert header.split() == ["date", "session", "level", "negative", "(90%)", "raw", "faces",
-                              "frames", "rule"]
+    assert header.split() == ["date", "session", "level", "negative", "(90%)", "raw", "face",
+                              "seen", "frames", "rule"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     first, second = lines[2], lines[3]
     for token in ("2026-03-09 14:30:00", "high", "61%", "50%", "20", "sustained-negative"):
@@ -105,6 +105,12 @@ def test_table_shows_levels_and_percentages_in_aligned_columns():
     level_column = header.index("level")
     assert first[level_column:].startswith("high")
     assert second[level_column:].startswith("low")
+    # The share of key frames with a face, as JSON's face_coverage; not faces_found, a count.
+    seen_column = header.index("face seen")
+    assert first[seen_column:].startswith("50% ") and second[seen_column:].startswith("90% ")
+    coverage = [r["face_coverage"] for r in json.loads(format_history(SESSIONS, "json"))
+                ["sessions"]]
+    assert coverage == [0.5, 0.9]
     assert not any(line.endswith(" ") for line in lines)
 
 

@@ -148,6 +148,7 @@ def not_blank(image: np.ndarray | None, size: tuple[int, int]) -> None:
     assert (saturation > 80).mean() > 0.002
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_student_page_shows_level_estimate_and_interval(browser, reports, size, tmp_path):
     page = render(browser, maria(reports), size, tmp_path)
@@ -167,6 +168,7 @@ def test_student_page_shows_level_estimate_and_interval(browser, reports, size, 
     assert red.sum() > 300, "no level badge on the first screen"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_index_shows_every_student_with_level_and_interval(browser, reports, size, tmp_path):
     page = render(browser, reports / "index.html", size, tmp_path)
@@ -188,6 +190,7 @@ def test_pages_load_nothing_from_the_network(reports):
             page.name
 
 
+@pytest.mark.slow
 def test_the_policy_would_block_a_network_load(browser, reports, tmp_path):
     """The console check above can fail: a page that tries to load something is refused by its
     own policy, and Chromium logs the refusal."""
@@ -239,6 +242,7 @@ def measured(browser: str, page: Path, width: int, tmp: Path, printed: bool = Fa
     return found.group(1), int(found.group(2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "printed"), [(PHONE[0], False), (A4_PRINTABLE_PX, True)],
                          ids=["phone", "a4-print-styles"])
 def test_nothing_sticks_out_sideways(browser, reports, width, printed, tmp_path):
@@ -249,6 +253,7 @@ def test_nothing_sticks_out_sideways(browser, reports, width, printed, tmp_path)
         assert (overflow, scroll) == ("none", 0), f"{page.name}: {overflow}"
 
 
+@pytest.mark.slow
 def test_student_page_prints_to_a_clean_a4_pdf(browser, reports, tmp_path):
     pdf = tmp_path / "maria.pdf"
     result = subprocess.run(

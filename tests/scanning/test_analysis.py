@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from screener.domain import VideoJob
 from screener.faces import FaceTracker
@@ -176,6 +177,7 @@ def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3) -> Path
     raise AssertionError("no damage that threads conceal differently: the test shows nothing")
 
 
+@pytest.mark.slow
 def test_a_damaged_video_gives_the_same_session_whatever_the_threads(tmp_path, astronaut):
     """FFmpeg conceals damage differently with several decoding threads: such a file is
     decoded again with one, as worker processes do, and its damage is recorded."""

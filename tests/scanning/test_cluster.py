@@ -98,6 +98,7 @@ def _reports(folder: Path) -> dict[str, str]:
             for page in sorted(folder.glob("*.html"))}
 
 
+@pytest.mark.slow
 def test_local_process_pool_and_dask_cluster_scans_store_and_report_the_same(tmp_path,
                                                                             astronaut):
     from tests.cli.test_cli import _run_on_a_terminal
@@ -143,6 +144,7 @@ def test_local_process_pool_and_dask_cluster_scans_store_and_report_the_same(tmp
     assert _reports(tmp_path / "dask") == reports
 
 
+@pytest.mark.slow
 def test_a_broken_video_fails_on_its_worker_and_the_others_are_stored(cluster, tmp_path,
                                                                       astronaut, analyzer,
                                                                       monkeypatch):
@@ -211,6 +213,7 @@ def _attempts(tmp_path: Path, name: str) -> list[str]:
     return (tmp_path / "attempts" / name).read_text().split()
 
 
+@pytest.mark.slow
 def test_a_video_whose_worker_is_killed_is_retried_on_another_worker(cluster, tmp_path,
                                                                      astronaut, analyzer):
     folder = tmp_path / "videos"
@@ -225,6 +228,7 @@ def test_a_video_whose_worker_is_killed_is_retried_on_another_worker(cluster, tm
     assert len(store.sessions_of("pia")) == 2
 
 
+@pytest.mark.slow
 def test_a_video_that_keeps_killing_its_workers_is_reported_and_the_scan_ends(cluster,
                                                                              tmp_path,
                                                                              astronaut,
@@ -283,6 +287,7 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_a_clear_error_and_stores_nothing(tmp_path, astronaut):
     import dask
 
@@ -354,6 +359,7 @@ def stalling_analysis(settings: Settings, job) -> Analysed:
     return analyse_on_worker(settings, job)
 
 
+@pytest.mark.slow
 def test_a_scan_whose_workers_all_leave_reports_its_videos_instead_of_waiting(tmp_path,
                                                                              astronaut,
                                                                              analyzer):
@@ -378,6 +384,7 @@ def test_a_scan_whose_workers_all_leave_reports_its_videos_instead_of_waiting(tm
     assert all("no Dask worker left" in o.reason for o in summary.outcomes)
 
 
+@pytest.mark.slow
 def test_a_scan_that_loses_its_scheduler_reports_its_videos_and_exits(tmp_path, astronaut,
                                                                       analyzer):
     from distributed import LocalCluster

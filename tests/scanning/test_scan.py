@@ -46,6 +46,7 @@ def screener(*args: object, timeout: float = 300) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path, astronaut,
                                                                          db_url):
     folder = tmp_path / "videos"
@@ -91,6 +92,7 @@ def test_a_killed_scan_leaves_whole_sessions_and_the_next_scan_finishes(tmp_path
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_scan_killed_before_its_reports_leaves_them_to_the_next_scan(tmp_path, astronaut):
     """The kill lands after the last session is stored, before any page is written: the next
     scan has nothing to analyse and must still write every page."""
@@ -128,6 +130,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
 def test_worker_processes_do_not_outlive_a_killed_scan(tmp_path, astronaut):
     folder = tmp_path / "videos"
@@ -154,6 +157,7 @@ def test_worker_processes_do_not_outlive_a_killed_scan(tmp_path, astronaut):
     assert not alive, "worker processes outlived their scan"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
 def test_sigterm_stops_a_scan_as_ctrl_c_does_with_one_line_and_no_workers_left(tmp_path,
                                                                                astronaut):
@@ -183,6 +187,7 @@ def test_sigterm_stops_a_scan_as_ctrl_c_does_with_one_line_and_no_workers_left(t
     assert not alive, "worker processes outlived their scan"
 
 
+@pytest.mark.slow
 def test_scans_started_together_store_each_video_once(tmp_path, astronaut, db_url):
     """SQLite: the second scan waits for the first's lock. PostgreSQL: no lock, both may
     analyse a video, and the unique video hash keeps one session of it."""

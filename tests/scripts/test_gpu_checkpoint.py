@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import import_or_missing
 
@@ -33,6 +34,7 @@ def _checkpoint(folder: Path, state: dict) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_packed_checkpoint_comes_back_in_small_parts_with_the_same_weights(tmp_path):
     import keras
 
@@ -51,6 +53,7 @@ def test_a_packed_checkpoint_comes_back_in_small_parts_with_the_same_weights(tmp
     assert json.loads((tmp_path / "here" / "state.json").read_text()) == state
 
 
+@pytest.mark.slow
 def test_a_run_cut_short_is_marked_finished_where_it_stopped_and_says_so(tmp_path, capsys):
     state = {"best": 0.5, "best_epoch": 2, "epochs_run": 3}
     gpu_checkpoint.pack(_checkpoint(tmp_path / "there", state), tmp_path / "out")

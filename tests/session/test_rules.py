@@ -149,7 +149,7 @@ def test_seed_rules_follow_the_original_order():
 
 def test_a_minimal_rules_file_gets_the_documented_defaults(tmp_path):
     """Only rules given: negative emotions angry, sad, fear, episodes of 5, smoothing over 10
-    (README, "Metrics and rules"), the name from the file, no "None" for a missing explain."""
+    (docs/rules.md, "Rule sets"), the name from the file, no "None" for a missing explain."""
     rules = load_rules(str(write(tmp_path, FALLBACK, "mine.toml")))
     assert (rules.name, rules.negative, rules.min_run, rules.smoothing_window) == (
         "mine", ("angry", "sad", "fear"), 5, 10)
