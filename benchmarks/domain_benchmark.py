@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import estimator_benchmark as simulated  # noqa: E402
 from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from screener.emotions.joined import load_emotion_model  # noqa: E402
 from screener.faces import make_detector, model_crop, student_face, to_grey  # noqa: E402
@@ -41,6 +42,9 @@ from screener.faces.crop import aligned_crop  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
 from screener.lab.face_sources import ferplus_votes, load_wild  # noqa: E402
 from screener.lab.fer_data import load_split  # noqa: E402
+from screener.session.aggregate import session_metrics  # noqa: E402
+from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.rules import RuleSet, load_rules  # noqa: E402
 from screener.settings import FaceSettings, Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -48,6 +52,9 @@ CACHE = ROOT / "benchmarks" / ".cache" / "domain"
 NEGATIVE = [EMOTIONS.index(e) for e in sorted(NEGATIVE_EMOTIONS)]
 NEUTRAL = EMOTIONS.index("neutral")
 SMOKE_FACES = 40
+SESSION_SOURCES = ("fer_val", "wild_held_out")
+"""Sources with enough faces of every kind to build sessions from."""
+SESSION_SECONDS = 600
 
 
 @dataclass
@@ -160,8 +167,52 @@ def screener_shares(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
             "other_read_negative": share(other)}
 
 
-def measure(model_path: Path, sources: list[Source], flip_margin: float) -> dict:
+def simulated_sessions(probabilities: np.ndarray, labels: np.ndarray, rules: RuleSet,
+                       profile: ErrorProfile | None, count: int, calm: bool,
+                       seed: int = 2026) -> dict:
+    """Ten-minute sessions built from one source's faces (estimator_benchmark's students:
+    segments of 3-30 s of one emotion, 1-3 images a segment, one face a second), read by the
+    real metrics and rules. `calm`: students who show no negative affect but by chance, mostly
+    neutral (on web photographs: talking, stern, concentrating faces)."""
+    rng = np.random.default_rng(seed)
+    pools = [np.flatnonzero(labels == c) for c in range(len(EMOTIONS))]
+    for c, pool in enumerate(pools):  # a class a source lacks borrows its group's faces
+        group = NEGATIVE if c in NEGATIVE else [k for k in range(len(EMOTIONS))
+                                                  if k not in NEGATIVE]
+        if not len(pool):
+            pools[c] = np.flatnonzero(np.isin(labels, group)) if np.isin(labels, group).any() \
+                else np.arange(len(labels))
+    counts = {"sessions": 0, "levels_agree": 0, "high": 0, "high_caught": 0,
+              "low_called_high": 0, "not_high_called_high": 0, "called_high": 0,
+              "called_moderate_or_high": 0}
+    for _ in range(count):
+        if calm:
+            student = simulated.Student(0.0, np.ones(3) / 3, np.array([0.05, 0.25, 0.1, 0.6]))
+        else:
+            student = simulated.make_student(rng)
+        classes, images = simulated.simulate_session(rng, student, pools, False,
+                                                     seconds=SESSION_SECONDS)
+        truth = rules.assess(simulated.label_metrics(classes, rules)).level
+        observations = simulated.as_observations(probabilities[images], rules.smoothing_window)
+        metrics = session_metrics(observations, rules.negative, rules.min_run, 1.0,
+                                  error_profile=profile)
+        level = rules.assess(metrics).level
+        counts["sessions"] += 1
+        counts["levels_agree"] += level == truth
+        counts["high"] += truth == "high"
+        counts["high_caught"] += truth == level == "high"
+        counts["low_called_high"] += truth == "low" and level == "high"
+        counts["not_high_called_high"] += truth != "high" and level == "high"
+        counts["called_high"] += level == "high"
+        counts["called_moderate_or_high"] += level in ("moderate", "high")
+    return counts
+
+
+def measure(model_path: Path, sources: list[Source], flip_margin: float,
+            sessions: int = 0) -> dict:
     model = load_emotion_model(model_path, flip_margin=flip_margin)
+    rules = load_rules("default")
+    profile = ErrorProfile.for_model(model_path)
     rows = {}
     for source in sources:
         started = time.perf_counter()
@@ -175,6 +226,13 @@ def measure(model_path: Path, sources: list[Source], flip_margin: float) -> dict
             "faces_per_s": round(len(source.labels) / max(seconds, 1e-9), 1),
             "note": source.note,
         }
+        if sessions and source.name in SESSION_SOURCES:
+            rows[f"{source.name}_sessions"] = {
+                "mixed": simulated_sessions(probabilities, source.labels, rules, profile,
+                                            sessions, calm=False),
+                "calm": simulated_sessions(probabilities, source.labels, rules, profile,
+                                           sessions, calm=True),
+            }
     return {"model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT)
                          else model_path),
             "model_version": model.name, "flip_margin": flip_margin, "sources": rows}
@@ -185,6 +243,14 @@ def print_table(result: dict) -> None:
     print(f"{'source':18s} {'faces':>6s} {'acc':>6s} {'ECE':>6s} {'neg>neg':>8s} "
           f"{'neu>neg':>8s} {'oth>neg':>8s}")
     for name, row in result["sources"].items():
+        if name.endswith("_sessions"):
+            mixed, calm = row["mixed"], row["calm"]
+            print(f"  {name}: ten-minute sessions: levels {mixed['levels_agree']} of "
+                  f"{mixed['sessions']}, High caught {mixed['high_caught']} of {mixed['high']}, "
+                  f"other called High {mixed['not_high_called_high']}; calm students called "
+                  f"High {calm['called_high']} of {calm['sessions']}, Moderate or High "
+                  f"{calm['called_moderate_or_high']}")
+            continue
         cells = [row[k] for k in ("negative_read_negative", "neutral_read_negative",
                                   "other_read_negative")]
         shown = " ".join(f"{c:8.3f}" if c is not None else f"{'-':>8s}" for c in cells)
@@ -197,12 +263,15 @@ def main() -> None:
                         help="a model to measure (repeatable); default: the shipped one")
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_FACES} faces a source")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
+    parser.add_argument("--sessions", type=int, default=200,
+                        help="simulated ten-minute sessions per kind and source (0: none)")
     args = parser.parse_args()
     if not (SHARED / "datasets/wild/labels.csv").is_file():
         sys.exit(f"error: {SHARED}/datasets is missing: the domain benchmark reads ../shared")
     settings = Settings()
     sources = cached_sources(args.smoke)
-    results = [measure(path, sources, settings.emotions.flip_margin)
+    sessions = min(args.sessions, 10) if args.smoke else args.sessions
+    results = [measure(path, sources, settings.emotions.flip_margin, sessions)
                for path in (args.model or [settings.model_path])]
     for result in results:
         print_table(result)
