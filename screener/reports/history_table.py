@@ -14,7 +14,7 @@ from datetime import time
 from typing import Any
 
 from screener.privacy import mask_urls
-from screener.reports.wording import share_figures
+from screener.reports.wording import share_figures, share_text
 from screener.storage.store import StoredSession
 
 HISTORY_FORMATS = ("table", "json", "csv")
@@ -71,7 +71,7 @@ def format_history(sessions: Sequence[StoredSession], output_format: str) -> str
 def _table(rows: list[dict[str, Any]]) -> str:
     # "face seen": the share of key frames with a face (JSON's face_coverage), not a count
     # of faces (JSON's faces_found).
-    headers = ("date", "session", "level", "negative (90%)", "raw", "face seen", "frames",
+    headers = ("date", "session", "level", "negative share", "raw", "face seen", "frames",
                "rule")
     cells = [
         (
@@ -92,10 +92,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _estimate_cell(row: dict[str, Any]) -> str:
-    """'41% (30-55%)'; '-' for a session stored before estimates existed."""
+    """'41% (likely 30% to 55%)', as on the pages; '-' for a session stored before estimates
+    existed."""
     if row["negative_share_est"] is None:
         return "-"
-    cell = f"{row['negative_share_est']:.0%}"
-    if row["negative_share_low"] is not None and row["negative_share_high"] is not None:
-        cell += f" ({row['negative_share_low'] * 100:.0f}-{row['negative_share_high']:.0%})"
-    return cell
+    return share_text(row["negative_share_est"], row["negative_share_low"],
+                      row["negative_share_high"])

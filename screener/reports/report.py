@@ -32,14 +32,18 @@ from screener.reports.wording import (
     COVERAGE_WARNING,
     DISCLAIMER,
     DISCLAIMER_TITLE,
+    INTERVAL_MEANING,
     MODEL_CAVEAT,
     ShareFigures,
     calibration_sentence,
     format_metric,
+    interval_text,
     level_meaning,
+    metric_name,
     model_reliability,
     quality_warnings,
     share_figures,
+    too_short_hint,
     trend_summary,
     uncertainty_sentence,
 )
@@ -93,7 +97,16 @@ class StudentRow:
     trend: Trend
 
     @property
-    def concern(self) -> int:
+    def hint(self) -> str | None:
+        """Why the latest level is only a hint (too few distinct expressions), else None."""
+        return too_short_hint(self.latest)
+
+    @property
+    def concern(self) -> float:
+        """How the index ranks the student: by the latest level, except that a level that
+        is only a hint is not a finding: after every finding, before insufficient data."""
+        if self.hint is not None:
+            return 0.5
         return LEVELS.index(self.latest.level) if self.latest.level in LEVELS else -1
 
 
@@ -182,7 +195,9 @@ def render_reports(
         key=lambda r: (-r.concern, -r.estimate.best, r.student_id),
     )
     html = env.get_template("index.html.j2").render(
-        **common, rows=rows, level_counts=_level_counts(r.latest.level for r in rows),
+        **common, rows=rows,
+        level_counts=_level_counts(r.latest.level for r in rows if r.hint is None),
+        hints=sum(r.hint is not None for r in rows),
         session_count=sum(r.sessions for r in rows),
     )
     written.append(_write_atomic(out_dir / "index.html", html))
@@ -206,6 +221,7 @@ def _environment() -> Environment:
     env.filters.update(
         pct=_pct, pp=_pp, when=_when, clock=charts.clock, level_class=_level_class,
         metric=format_metric, basename=_basename, isolate=_isolate, interval=_interval,
+        metric_name=metric_name, hint=too_short_hint,
     )
     return env
 
@@ -240,6 +256,7 @@ def _common_context(model: ModelCard) -> dict[str, Any]:
         "disclaimer": DISCLAIMER,
         **_model_context(model),
         "coverage_warning": COVERAGE_WARNING,
+        "interval_meaning": INTERVAL_MEANING,
         "version": screener.__version__,
         "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
         "level_colours": charts.LEVEL_COLOURS,
@@ -270,6 +287,7 @@ def _student_context(
         "estimates": estimates,
         "level_meaning": level_meaning(latest.level),
         "uncertainty": uncertainty_sentence(estimates[latest.pk]),
+        "hint": too_short_hint(latest),
         "observation_count": len(observations),
         "timeline": timeline,
         "evidence_marks": charts.marks(timeline, [f.t_s for f in evidence]) if timeline else [],
@@ -308,13 +326,14 @@ def _level_counts(levels: Iterable[str]) -> list[tuple[str, int]]:
 
 
 def _pp(value: float | None) -> str:
-    """Change in percentage points, signed, with a true minus sign and no "-0"."""
+    """A change of a share in percentage points, in words: "12 points higher", "no change"."""
     if value is None:
         return "—"
     rounded = round(value)
     if rounded == 0:
-        return "±0 pp"
-    return f"+{rounded} pp" if rounded > 0 else f"\u2212{-rounded} pp"
+        return "no change"
+    unit = "point" if abs(rounded) == 1 else "points"
+    return f"{abs(rounded)} {unit} {'higher' if rounded > 0 else 'lower'}"
 
 
 def _pct(value: float | None, digits: int = 0) -> str:
@@ -322,10 +341,10 @@ def _pct(value: float | None, digits: int = 0) -> str:
 
 
 def _interval(estimate: ShareFigures) -> str:
-    """"38–61%": the 90% interval, or empty when there is none."""
+    """"likely 38% to 61%": the 90% range, or empty when there is none."""
     if not estimate.has_interval:
         return ""
-    return f"{(estimate.low or 0) * 100:.0f}\u2013{(estimate.high or 0) * 100:.0f}%"
+    return interval_text(estimate.low or 0.0, estimate.high or 0.0)
 
 
 def _when(value: datetime, with_time: bool = True) -> str:

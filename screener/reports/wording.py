@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from screener.emotions.model import ModelCard
+from screener.session.rules import metric_value, metric_words, too_short, too_short_sentence
 from screener.storage.store import StoredSession
 
 COVERAGE_WARNING = 0.5
@@ -37,6 +38,12 @@ LEVEL_MEANINGS = {
     "insufficient": "Insufficient data: too little of the face was visible to judge; this level"
                     " says nothing about the student's mood.",
 }
+INTERVAL_MEANING = (
+    "\u201cLikely\u201d gives a 90% range: it allows for how the model errs on faces unlike"
+    " the ones it learnt from (other cameras, light and people) and for how few distinct"
+    " expressions a short recording shows. In testing on simulated sessions of faces from"
+    " several sources, such ranges held the true share in at least 85 of 100."
+)
 RAW_SHARE_CAVEAT = (
     "This is the raw share of faces the model labelled negative. Because the model is often"
     " wrong, such a share is pulled towards the model's own average: very negative sessions read"
@@ -64,6 +71,18 @@ class ShareFigures:
         return self.low is not None and self.high is not None
 
 
+def interval_text(low: float, high: float) -> str:
+    """The one way an interval is written, on pages and in the terminal: 'likely 25% to 52%'."""
+    return f"likely {low:.0%} to {high:.0%}"
+
+
+def share_text(share: float, low: float | None, high: float | None) -> str:
+    """'38% (likely 25% to 52%)', or '38%' without an interval."""
+    if low is None or high is None:
+        return f"{share:.0%}"
+    return f"{share:.0%} ({interval_text(low, high)})"
+
+
 def share_figures(session: StoredSession) -> ShareFigures:
     m = session.metrics
 
@@ -88,7 +107,7 @@ def uncertainty_sentence(estimate: ShareFigures) -> str:
     low, high = estimate.low or 0.0, estimate.high or 0.0
     sentence = (
         f"Corrected for the model's known errors, negative expressions showed about "
-        f"{estimate.est:.0%} of the time the face was visible; the true share is likely (90%) "
+        f"{estimate.est:.0%} of the time the face was visible; the true share is likely "
         f"between {low:.0%} and {high:.0%}. The raw share of faces labelled negative was "
         f"{estimate.raw:.0%}."
     )
@@ -101,8 +120,9 @@ def uncertainty_sentence(estimate: ShareFigures) -> str:
 def calibration_sentence(model: ModelCard) -> str:
     if model.ece is None:
         return ""
-    return (f"Its stated confidence is calibrated: on validation faces it is off by "
-            f"{model.ece * 100:.1f} percentage points on average (expected calibration error "
+    return (f"How sure it says it is matches how often it is right: on validation faces, when"
+            f" it says it is 80% sure it is right close to 80% of the time, off by "
+            f"{model.ece * 100:.1f} points on average (its expected calibration error is "
             f"{model.ece:.3f}).")
 
 
@@ -151,10 +171,20 @@ def quality_warnings(session: StoredSession) -> list[str]:
 
 def format_metric(value: Any, name: str) -> str:
     """Evidence values in the unit a reader expects from the metric's name."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if "share" in name or "coverage" in name or "probability" in name or name.startswith("mean_p"):
-        return f"{value:.0%}"
-    if name.endswith("_s"):
-        return f"{value:.1f} s"
-    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
+    return metric_value(value, name)
+
+
+def metric_name(name: str) -> str:
+    """Evidence names in plain words ('longest negative stretch', not
+    'longest_negative_run_s')."""
+    words = metric_words(name)
+    return words[:1].upper() + words[1:]
+
+
+def too_short_hint(session: StoredSession) -> str | None:
+    """'Too short to judge reliably: 6 distinct expressions seen. ...' for a session whose
+    level is only a hint, else None."""
+    seen = too_short(session.metrics)
+    if seen is None or session.level == "insufficient":
+        return None
+    return too_short_sentence(seen)

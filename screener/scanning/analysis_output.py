@@ -82,5 +82,7 @@ def summary_text(result: SessionResult) -> str:
 def _estimate(m: dict[str, Any]) -> str:
     if m.get("negative_share_est") is None:
         return ""
-    return (f" (corrected for the model's errors: {m['negative_share_est']:.0%}, 90% interval "
-            f"{m['negative_share_low']:.0%}-{m['negative_share_high']:.0%})")
+    from screener.reports.wording import share_text
+
+    shown = share_text(m["negative_share_est"], m["negative_share_low"], m["negative_share_high"])
+    return f" (corrected for the model's errors: {shown})"

@@ -14,7 +14,12 @@ from dataclasses import replace
 import numpy as np
 
 from screener.domain import EMOTIONS, Observation
-from screener.session.estimate import BLOCK_SECONDS, ErrorProfile, estimate_negative_share
+from screener.session.estimate import (
+    BLOCK_SECONDS,
+    ErrorProfile,
+    distinct_expressions,
+    estimate_negative_share,
+)
 
 
 def smooth_labels(labels: Sequence[str], window: int) -> list[str]:
@@ -49,6 +54,7 @@ def metric_names(negative: Sequence[str] = ("angry", "sad", "fear")) -> set[str]
         "negative_share", "negative_probability", "positive_share", "valence",
         "negative_episodes", "longest_negative_run_s", "scenes", "undecodable_frames",
         "negative_share_est", "negative_share_low", "negative_share_high",
+        "distinct_expressions",
     } | BASELINE_METRICS
     names |= {f"share_{e}" for e in EMOTIONS} | {f"mean_p_{e}" for e in EMOTIONS}
     names |= {f"episodes_{e}" for e in EMOTIONS}
@@ -70,7 +76,8 @@ def session_metrics(
     `negative_share_est` (with its 90% interval `negative_share_low`/`_high`) corrects the
     raw `negative_share` for the model's known errors (`error_profile`;
     screener/session/estimate.py);
-    None when no face was analysed.
+    None when no face was analysed. `distinct_expressions` counts the faces that start a new
+    expression (a new top label, or probabilities that moved far): what a level rests on.
 
     A run is a stretch of consecutive analysed faces whose smoothed label is negative; an
     episode is a run of one negative emotion at least `min_run` faces long. Run lengths in
@@ -107,6 +114,7 @@ def session_metrics(
     metrics["negative_share_est"] = estimate.share if estimate else None
     metrics["negative_share_low"] = estimate.low if estimate else None
     metrics["negative_share_high"] = estimate.high if estimate else None
+    metrics["distinct_expressions"] = distinct_expressions(probabilities)
     # In a fixed order: a set's order changes with each process's hash seed, and so would the
     # float sum, making a video analysed in a worker differ from one analysed here.
     metrics["negative_probability"] = float(

@@ -15,10 +15,21 @@ faces (its `ErrorProfile`, measured on FER2013 `val`):
 
 `estimate_negative_share` is what scans use: the soft adjusted count, which
 benchmarks/estimator_benchmark.py found the most accurate and unbiased (EM under-reads
-negative sessions by 2-3 points; docs/benchmarks.md). Its interval is a bootstrap over blocks
-of consecutive faces: neighbouring key frames show the same expression and share the model's
-mistakes, so resampling faces one by one would claim far more certainty than the session
-holds.
+negative sessions by 2-3 points; docs/benchmarks.md). Its 90% interval has three parts:
+
+* a bootstrap over blocks of consecutive faces: neighbouring key frames show the same
+  expression and share the model's mistakes, so resampling faces one by one would claim far
+  more certainty than the session holds;
+* the model's errors on faces unlike the ones a profile was measured on: the model's .json
+  records a profile per face source (`error_profiles`: FER2013, the same faces blurred, dark,
+  compressed or small, web photographs of other people), and each bootstrap replicate reads
+  the session through one of them in turn, so the interval spans what they imply;
+* a floor from the number of distinct expressions seen (`distinct_expressions`): a face that
+  holds still is one observation however many key frames show it, so fifteen faces of one
+  expression cannot give "0-0%".
+
+benchmarks/source_coverage.py measures the interval's coverage on each face source with that
+source's profile left out.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +55,25 @@ MIN_BLOCKS = 8
 can only be resampled three ways, and its interval held the truth in 64% of simulated
 sessions; in 8 blocks, with the small-sample correction below, 80% (docs/benchmarks.md)."""
 MIN_BLOCK_FACES = 3
-ESTIMATOR_VERSION = 2
+ESTIMATOR_VERSION = 3
 """Part of a stored session's model version: a change to how the estimate or its interval is
-made re-estimates stored sessions. 2: at least `MIN_BLOCKS` blocks, small-sample correction."""
+made re-estimates stored sessions. 2: at least `MIN_BLOCKS` blocks, small-sample correction.
+3: the interval spans the error profiles of several face sources and has a floor from the
+number of distinct expressions."""
 BOOTSTRAP_REPLICATES = 400
 INTERVAL = 0.90
 SEED = 20_021
 """Fixed, so a session always gets the same interval."""
+EXPRESSION_CHANGE = 0.25
+"""A face starts a new distinct expression when its top label differs from the current
+expression's first face, or its probabilities moved this far from that face's (total variation
+distance, half the summed absolute differences)."""
+PROFILE_PRIOR_FACES = 20.0
+"""A source's profile row for a class it holds few faces of (web photographs hold two or three
+fearful faces) is pulled towards the pooled row as if it held this many more faces."""
+BETWEEN_SOURCES = 1.0
+"""How far each replicate's source moves the estimate, as a multiple of the difference between
+that source's estimate and the main profile's (1: as measured)."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +81,14 @@ class ErrorProfile:
     """What the model answers for faces of each true emotion, measured on labelled faces.
 
     `confusion[i, j]`: faces of true class i whose top label was j (counts). `mean_probabilities
-    [i]`: the mean probability vector faces of true class i received, when recorded."""
+    [i]`: the mean probability vector faces of true class i received, when recorded. `others`:
+    the same measured on other face sources, whose differences the interval spans (empty for
+    a model whose .json records one profile)."""
 
     confusion: np.ndarray
     mean_probabilities: np.ndarray | None = None
     source: str = ""
+    others: tuple[ErrorProfile, ...] = ()
 
     @property
     def priors(self) -> np.ndarray:
@@ -74,11 +100,12 @@ class ErrorProfile:
     def digest(self) -> str:
         """Short fingerprint of the numbers: stored sessions' estimates were made with one
         profile, and a new one (re-measured, or on other crops) means estimating them again."""
-        numbers = [self.confusion] + ([self.mean_probabilities]
-                                      if self.mean_probabilities is not None else [])
         hashed = hashlib.sha256()
-        for array in numbers:
-            hashed.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        for profile in (self, *self.others):
+            numbers = [profile.confusion] + ([profile.mean_probabilities]
+                                             if profile.mean_probabilities is not None else [])
+            for array in numbers:
+                hashed.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
         return hashed.hexdigest()[:8]
 
     @property
@@ -87,10 +114,18 @@ class ErrorProfile:
         counts = self.confusion.sum(axis=1, keepdims=True)
         return self.confusion / np.maximum(counts, _TINY)
 
+    @property
+    def rates(self) -> np.ndarray:
+        """What the estimators invert: the mean probabilities when recorded, else label rates."""
+        return self.mean_probabilities if self.mean_probabilities is not None \
+            else self.label_rates
+
     @classmethod
     def for_model(cls, model_path: Path) -> ErrorProfile | None:
         """The profile recorded in the model's .json by scripts/record_error_profile.py, else
-        the confusion matrix of its recorded `evaluation`, else None."""
+        the confusion matrix of its recorded `evaluation`, else None. Profiles of other face
+        sources (`error_profiles`, by source name) come with it as `others`; a .json written
+        before they were recorded gives a profile without."""
         meta_path = model_path.with_suffix(".json")
         if not meta_path.is_file():
             return None
@@ -99,12 +134,24 @@ class ErrorProfile:
         confusion = recorded.get("confusion") or meta.get("evaluation", {}).get("confusion")
         if confusion is None:
             return None
-        soft = recorded.get("mean_probabilities")
-        return cls(
-            confusion=np.asarray(confusion, dtype=np.float64),
-            mean_probabilities=np.asarray(soft, dtype=np.float64) if soft else None,
-            source=str(recorded.get("model", meta_path.name)),
+        others = tuple(
+            cls._recorded(fields, name)
+            for name, fields in sorted((meta.get("error_profiles") or {}).items())
+            if isinstance(fields, dict) and fields.get("confusion")
         )
+        if others:  # a class a source holds few faces of is read as the pool reads it
+            pool = cls.pooled(others)
+            others = tuple(profile.shrunk(pool) for profile in others)
+        main = cls._recorded({**recorded, "confusion": confusion},
+                             str(recorded.get("model", meta_path.name)))
+        return replace(main, others=others)
+
+    @classmethod
+    def _recorded(cls, fields: dict, source: str) -> ErrorProfile:
+        soft = fields.get("mean_probabilities")
+        return cls(confusion=np.asarray(fields["confusion"], dtype=np.float64),
+                   mean_probabilities=np.asarray(soft, dtype=np.float64) if soft else None,
+                   source=source)
 
     @classmethod
     def measure(
@@ -119,6 +166,33 @@ class ErrorProfile:
         np.add.at(sums, labels, probabilities)
         mean = sums / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
         return cls(confusion=confusion, mean_probabilities=mean, source=source)
+
+    @classmethod
+    def pooled(cls, profiles: Sequence[ErrorProfile], source: str = "pooled") -> ErrorProfile:
+        """One profile of all the faces the `profiles` were measured on."""
+        confusion = sum(p.confusion for p in profiles)
+        counts = [p.confusion.sum(axis=1, keepdims=True) for p in profiles]
+        soft = None
+        if all(p.mean_probabilities is not None for p in profiles):
+            soft = sum(c * p.mean_probabilities for c, p in zip(counts, profiles, strict=True))
+            soft = soft / np.maximum(sum(counts), 1)
+        return cls(confusion=np.asarray(confusion, np.float64), mean_probabilities=soft,
+                   source=source)
+
+    def shrunk(self, toward: ErrorProfile, faces: float = PROFILE_PRIOR_FACES) -> ErrorProfile:
+        """This profile with each class's row pulled towards `toward`'s as if `faces` more
+        faces of that class, read as `toward` reads them, had been measured: a row measured on
+        two faces says little."""
+        counts = self.confusion.sum(axis=1, keepdims=True)
+        weight = counts / (counts + faces)
+        confusion = weight * self.confusion + (1 - weight) * toward.label_rates * counts
+        soft = None
+        if self.mean_probabilities is not None and toward.mean_probabilities is not None:
+            soft = weight * self.mean_probabilities + (1 - weight) * toward.mean_probabilities
+        return ErrorProfile(confusion=confusion, mean_probabilities=soft, source=self.source)
+
+    def with_others(self, others: Sequence[ErrorProfile]) -> ErrorProfile:
+        return replace(self, others=tuple(others))
 
 
 # --- estimators: (n, 7) probabilities -> the session's mix over the 7 emotions ------------------
@@ -226,6 +300,8 @@ def estimate_negative_share(
     replicates: int = BOOTSTRAP_REPLICATES,
     interval: float = INTERVAL,
     seed: int = SEED,
+    between: float = BETWEEN_SOURCES,
+    floor: bool = True,
 ) -> ShareEstimate | None:
     """The corrected negative share of a session's faces, in time order; None without faces.
 
@@ -234,25 +310,116 @@ def estimate_negative_share(
     `block` is the longest block in faces (30 s at one face a second; shorter in a short
     session, `block_length`). Without a profile (a model with no
     recorded errors) nothing can be corrected: the raw label share is returned, still with its
-    interval."""
+    interval.
+
+    The interval (`source_spread`): from the lowest to the highest share the profiles
+    (`profile` and its `others`) imply, each end widened by the block bootstrap's tail, and
+    no narrower than the floor `distinct_expressions` sets (`floor`)."""
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, _K)
     if len(probabilities) == 0:
         return None
     columns = sorted(EMOTIONS.index(e) for e in negative)
+    spread = source_spread(probabilities, columns, profile, block, replicates, seed)
+    low, high = spread.interval(between, interval)
+    if floor:
+        least, most = wilson_interval(spread.share, distinct_expressions(probabilities),
+                                      interval)
+        low, high = min(low, least), max(high, most)
+    return ShareEstimate(
+        share=spread.share, low=float(min(low, spread.share)),
+        high=float(max(high, spread.share)), mix=tuple(float(x) for x in spread.mix),
+    )
+
+
+@dataclass(frozen=True)
+class SourceSpread:
+    """What the interval is made of: the session's share under the main profile (`share`,
+    `mix`), under each profile (`own`: the main one first), and each bootstrap replicate's
+    departure from the share under the profile that read it (`departures`)."""
+
+    share: float
+    mix: np.ndarray
+    own: np.ndarray
+    departures: np.ndarray
+
+    def interval(self, between: float = BETWEEN_SOURCES, interval: float = INTERVAL
+                 ) -> tuple[float, float]:
+        """From the lowest to the highest share the profiles imply (moved `between` times
+        their difference from the main one), each end widened by the bootstrap's tail."""
+        tail = (1.0 - interval) / 2.0
+        shifted = self.share + between * (self.own - self.share)
+        below, above = np.quantile(self.departures, [tail, 1.0 - tail])
+        low = min(self.share, float(shifted.min())) + min(0.0, float(below))
+        high = max(self.share, float(shifted.max())) + max(0.0, float(above))
+        return float(np.clip(low, 0.0, 1.0)), float(np.clip(high, 0.0, 1.0))
+
+
+def source_spread(
+    probabilities: np.ndarray, columns: Sequence[int], profile: ErrorProfile | None,
+    block: int = int(BLOCK_SECONDS), replicates: int = BOOTSTRAP_REPLICATES, seed: int = SEED,
+) -> SourceSpread:
+    """Replicate r resamples the session's blocks (`block_length`) and is read through
+    profile r mod S of the S profiles (`profile`, then its `others`)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, _K)
+    columns = list(columns)
     block = block_length(len(probabilities), block)
-    mixes = bootstrap_mixes(probabilities, profile, block, replicates, seed)
-    point = mixes[0]
-    share = float(point[columns].sum())
+    profiles = [profile, *profile.others] if profile is not None else [None]
+    means = bootstrap_means(probabilities, profile, block, replicates, seed)
+    which = np.arange(replicates) % len(profiles)
     # The bootstrap spread of a mean over B blocks is (B-1)/B of its variance: widen it back.
     blocks = -(-len(probabilities) // block)
     widen = np.sqrt(blocks / (blocks - 1)) if blocks > 1 else 1.0
-    shares = share + widen * (mixes[1:, columns].sum(axis=1) - share)
-    tail = (1.0 - interval) / 2.0
-    low, high = np.clip(np.quantile(shares, [tail, 1.0 - tail]), 0.0, 1.0)
-    return ShareEstimate(
-        share=share, low=float(min(low, share)), high=float(max(high, share)),
-        mix=tuple(float(x) for x in point),
-    )
+    own, departures, mix = np.zeros(len(profiles)), np.zeros(replicates), np.zeros(_K)
+    for number, other in enumerate(profiles):
+        rows = np.flatnonzero(which == number)
+        mixes = solve(np.vstack([means[:1], means[1:][rows]]), other)
+        own[number] = mixes[0, columns].sum()
+        departures[rows] = widen * (mixes[1:, columns].sum(axis=1) - own[number])
+        if number == 0:
+            mix = mixes[0]
+    return SourceSpread(float(own[0]), mix, own, departures)
+
+
+def distinct_expressions(probabilities: np.ndarray, change: float = EXPRESSION_CHANGE) -> int:
+    """How many distinct expressions a session's faces (in time order) show: a face starts a
+    new one when its top label differs from the current expression's first face, or when its
+    probabilities moved more than `change` (total variation distance) from that face's. Faces
+    that hold still are one observation of the model, however many key frames show them."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, _K)
+    count, anchor = 0, None
+    for p in probabilities:
+        if (anchor is None or p.argmax() != anchor.argmax()
+                or 0.5 * np.abs(p - anchor).sum() > change):
+            count, anchor = count + 1, p
+    return count
+
+
+def wilson_interval(share: float, observations: int, interval: float = INTERVAL
+                    ) -> tuple[float, float]:
+    """The Wilson score interval of a share seen in `observations` independent observations:
+    how far `observations` distinct expressions can pin a share down, even if the model
+    read each one right. Never narrower at 0% or 100% than a few observations allow."""
+    if observations <= 0:
+        return 0.0, 1.0
+    z = float(_normal_quantile(0.5 + interval / 2.0))
+    n, p = float(observations), min(max(share, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile, by bisection on erf (no SciPy at run time)."""
+    from math import erf, sqrt
+
+    low, high = -10.0, 10.0
+    for _ in range(80):
+        middle = (low + high) / 2
+        if 0.5 * (1 + erf(middle / sqrt(2))) < q:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def block_length(faces: int, longest: int) -> int:
@@ -261,11 +428,12 @@ def block_length(faces: int, longest: int) -> int:
     return max(1, min(longest, max(MIN_BLOCK_FACES, faces // MIN_BLOCKS)))
 
 
-def bootstrap_mixes(
+def bootstrap_means(
     probabilities: np.ndarray, profile: ErrorProfile | None, block: int, replicates: int,
     seed: int,
 ) -> np.ndarray:
-    """Row 0: the mix estimated from the session; then one per block-bootstrap replicate.
+    """Row 0: the session's mean probability vector (mean one-hot top label when the profile
+    records no mean probabilities); then one per block-bootstrap replicate.
 
     Blocks are consecutive runs of `block` faces (the last may be shorter); a replicate draws
     as many blocks as the session has, with replacement. The corrected estimators are linear
@@ -281,9 +449,21 @@ def bootstrap_mixes(
     draws = rng.integers(0, len(starts), size=(replicates, len(starts)))
     counts = np.zeros((replicates, len(starts)))
     np.add.at(counts, (np.repeat(np.arange(replicates), len(starts)), draws.ravel()), 1)
-    means = np.vstack([per_face.mean(axis=0, keepdims=True),
-                       (counts @ sums) / (counts @ sizes)[:, None]])
+    return np.vstack([per_face.mean(axis=0, keepdims=True),
+                      (counts @ sums) / (counts @ sizes)[:, None]])
+
+
+def solve(means: np.ndarray, profile: ErrorProfile | None) -> np.ndarray:
+    """The mix behind each row of mean vectors, read through `profile` (as is without one)."""
     if profile is None:
         return means
-    rates = profile.mean_probabilities if soft else profile.label_rates
-    return simplex_least_squares(rates, means)
+    return simplex_least_squares(profile.rates, means)
+
+
+def bootstrap_mixes(
+    probabilities: np.ndarray, profile: ErrorProfile | None, block: int, replicates: int,
+    seed: int,
+) -> np.ndarray:
+    """Row 0: the mix estimated from the session; then one per block-bootstrap replicate,
+    all read through `profile` alone."""
+    return solve(bootstrap_means(probabilities, profile, block, replicates, seed), profile)

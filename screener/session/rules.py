@@ -34,6 +34,73 @@ ESTIMATE = "negative_share_est"
 ESTIMATE_BOUNDS = ("negative_share_low", "negative_share_high")
 BASELINE = "negative_share_vs_baseline"
 """Percentage points above the student's baseline estimate: it moves with the estimate."""
+EXPRESSIONS = "distinct_expressions"
+MIN_DISTINCT_EXPRESSIONS = 30
+"""Below this many distinct expressions a level is a hint, not a finding: in simulated
+sessions of eight face sources (benchmarks/results/source_levels.json), sessions with fewer
+got the right level in 65-76% (apart from those too short for any level), 30-39 in 80%."""
+
+METRIC_WORDS = {
+    "negative_share_est": "estimated share of negative expressions",
+    "negative_share_low": "low end of the likely range of negative expressions",
+    "negative_share_high": "high end of the likely range of negative expressions",
+    "negative_share": "share of faces labelled negative",
+    "negative_probability": "mean chance the model gave to angry, sad or fear",
+    "positive_share": "share of faces labelled happy",
+    "valence": "happy share minus negative share",
+    "longest_negative_run_s": "longest negative stretch",
+    "negative_episodes": "number of negative episodes",
+    "negative_share_vs_baseline": "change from the student's usual negative share",
+    "face_frames": "frames with a face",
+    "faces_found": "faces found",
+    "frames_analysed": "frames looked at",
+    "face_coverage": "share of frames with a face",
+    "duration_s": "length of the recording",
+    "distinct_expressions": "distinct expressions seen",
+    "scenes": "scenes",
+    "undecodable_frames": "unreadable frames",
+}
+_OPERATOR_WORDS = {"<": "under", "<=": "at most", ">": "over", ">=": "at least",
+                   "==": "exactly", "!=": "not"}
+
+
+def metric_words(name: str) -> str:
+    """A metric's name in plain words, for pages and explanations."""
+    if name in METRIC_WORDS:
+        return METRIC_WORDS[name]
+    for prefix, words in (("share_", "share of faces labelled "),
+                          ("mean_p_", "mean chance the model gave to "),
+                          ("episodes_", "episodes of ")):
+        if name.startswith(prefix):
+            return words + name[len(prefix):]
+    return name.replace("_", " ")
+
+
+def metric_value(value: Any, name: str) -> str:
+    """A metric's value in the unit a reader expects from its name."""
+    if not _is_number(value):
+        return str(value)
+    if name == BASELINE:
+        return f"{value:+.0f} percentage points"
+    if "share" in name or "coverage" in name or "probability" in name or name.startswith("mean_p"):
+        return f"{value:.0%}"
+    if name.endswith("_s"):
+        return f"{value:.1f} s" if value < 60 else f"{value / 60:.1f} min"
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def too_short(metrics: Mapping[str, Any]) -> int | None:
+    """The number of distinct expressions when a session holds too few to judge reliably
+    (fewer than `MIN_DISTINCT_EXPRESSIONS`), else None (or when it was not counted)."""
+    seen = metrics.get(EXPRESSIONS)
+    if _is_number(seen) and 0 < seen < MIN_DISTINCT_EXPRESSIONS:
+        return int(seen)
+    return None
+
+
+def too_short_sentence(seen: int) -> str:
+    return (f"Too short to judge reliably: {seen} distinct expression"
+            f"{'' if seen == 1 else 's'} seen. Treat this level as a hint, not a finding.")
 
 
 def _is_number(value: object) -> bool:
@@ -56,6 +123,11 @@ class Condition:
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
+
+    def in_words(self, actual: float) -> str:
+        """'the longest negative stretch is 14.0 s (at least 10.0 s)'."""
+        return (f"the {metric_words(self.metric)} is {metric_value(actual, self.metric)} "
+                f"({_OPERATOR_WORDS[self.op]} {metric_value(self.value, self.metric)})")
 
 
 @dataclass(frozen=True)
@@ -85,15 +157,20 @@ class RuleSet:
     def assess(self, metrics: Mapping[str, Any]) -> Assessment:
         """The first rule that holds gives the level. When the level could differ anywhere in
         the estimate's 90% interval, the explanation says which other levels it could be:
-        the number a threshold was compared with is itself uncertain."""
+        the number a threshold was compared with is itself uncertain. A session with too few
+        distinct expressions (`too_short`) says its level is a hint."""
         assessment = self._first_holding(metrics)
         others = [lv for lv in self.levels_within_interval(metrics) if lv != assessment.level]
-        if not others:
-            return assessment
-        low, high = (float(metrics[k]) for k in ESTIMATE_BOUNDS)
-        return replace(assessment, explanation=(
-            f"{assessment.explanation} Within the estimate's 90% interval ({low:.0%} to "
-            f"{high:.0%}) the level could also be {' or '.join(others)}."))
+        if others:
+            low, high = (float(metrics[k]) for k in ESTIMATE_BOUNDS)
+            assessment = replace(assessment, explanation=(
+                f"{assessment.explanation} Within the likely range of the estimate ({low:.0%} "
+                f"to {high:.0%}) the level could also be {' or '.join(others)}."))
+        seen = too_short(metrics)
+        if seen is not None and assessment.level != "insufficient":
+            assessment = replace(assessment, explanation=(
+                f"{assessment.explanation} {too_short_sentence(seen)}"))
+        return assessment
 
     def levels_within_interval(self, metrics: Mapping[str, Any]) -> list[str]:
         """The levels the rules give as `negative_share_est` moves through its interval (and
@@ -127,10 +204,9 @@ class RuleSet:
                 evidence = {
                     c.metric: float(metrics[c.metric]) for c in rule.conditions
                 }
-                because = " and ".join(
-                    f"{c.metric} = {evidence[c.metric]:.3g} ({c})" for c in rule.conditions
-                )
-                explanation = rule.explain + (f" Fired because {because}." if because else "")
+                because = " and ".join(c.in_words(evidence[c.metric]) for c in rule.conditions)
+                explanation = rule.explain + (f" This level because {because}."
+                                              if because else "")
                 return Assessment(rule.level, rule.name, explanation, evidence, self.tag)
         raise AssertionError("validated rule sets end with an unconditional rule")
 

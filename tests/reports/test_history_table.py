@@ -94,7 +94,7 @@ def test_table_shows_levels_and_percentages_in_aligned_columns():
     lines = text.rstrip("\n").split("\n")
     assert len(lines) == 2 + len(SESSIONS)  # header, rule, one line per session
     header = lines[0]
-    assert header.split() == ["date", "session", "level", "negative", "(90%)", "raw", "face",
+    assert header.split() == ["date", "session", "level", "negative", "share", "raw", "face",
                               "seen", "frames", "rule"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     first, second = lines[2], lines[3]
@@ -121,9 +121,9 @@ ESTIMATED = replace(SESSIONS[0], metrics={
 
 def test_the_corrected_estimate_and_its_interval_lead_in_every_format():
     table = format_history([ESTIMATED, SESSIONS[1]], "table").splitlines()
-    estimate_column = table[0].index("negative (90%)")
+    estimate_column = table[0].index("negative share")
     raw_column = table[0].index("raw")
-    assert table[2][estimate_column:].startswith("71% (55-80%)")
+    assert table[2][estimate_column:].startswith("71% (likely 55% to 80%)")
     assert table[2][raw_column:].startswith("61%")
     assert table[3][estimate_column:].startswith("-")  # stored before estimates existed
     [row] = json.loads(format_history([ESTIMATED], "json"))["sessions"]

@@ -165,7 +165,7 @@ def test_index_orders_by_concern(store: Store, tmp_path: Path) -> None:
     html = read(tmp_path / "index.html")
     order = re.findall(r'<a href="[a-z0-9-]+\.html"><bdi>([^<]+)</bdi></a>', html)
     assert order == ["c-high", "d-moderate", "a-low", "e-was-high", "b-insufficient"]
-    assert "−100 pp" in html  # e-was-high fell from 100% to 0%
+    assert "100 points lower" in html  # e-was-high fell from 100% to 0%
 
 
 def test_within_one_level_the_highest_negative_share_comes_first(store: Store,
@@ -368,13 +368,13 @@ def test_a_session_with_an_estimate_shows_it_its_interval_and_the_raw_share(
     render_reports(store, tmp_path, MODEL)
     card = latest_card(read(tmp_path / f"{student_slug('ana')}.html"))
     assert "<strong class=\"estimate\">62%</strong> negative" in card
-    assert "(90% interval 48\u201374%)" in card
+    assert "(likely 48% to 74%)" in card
     assert "Negative share, raw</dt><dd>45%" in card
-    assert "+12 pp" in card and "usual" in card
+    assert "12 points higher" in card and "usual" in card
     assert "High: the model saw negative expressions" in card
-    assert "likely (90%) between 48% and 74%" in card and "level is uncertain" not in card
+    assert "likely between 48% and 74%" in card and "level is uncertain" not in card
     index = read(tmp_path / "index.html")
-    assert "62%" in index and "(48\u201374%)" in index and "raw 45%" in index
+    assert "62%" in index and "(likely 48% to 74%)" in index and "raw 45%" in index
     assert "vs usual" in index
 
 
@@ -423,8 +423,8 @@ def test_calibration_error_is_stated_when_the_model_card_has_one(
     store.save(make_result("ana", 1, ["sad"] * 10))
     render_reports(store, tmp_path, ModelCard(name="m", val_accuracy=0.66, ece=0.0159))
     for page in (f"{student_slug('ana')}.html", "index.html"):
-        assert "off by 1.6 percentage points on average" in read(tmp_path / page)
-        assert "calibration error 0.016" in read(tmp_path / page)
+        assert "off by 1.6 points on average" in read(tmp_path / page)
+        assert "calibration error is 0.016" in read(tmp_path / page)
     render_reports(store, tmp_path, MODEL)
     assert "calibration" not in read(tmp_path / "index.html")
 
@@ -458,3 +458,20 @@ def test_evidence_frames_are_shown_inline_only_when_stored(store: Store, tmp_pat
     bo = read(tmp_path / f"{student_slug('bo')}.html")
     assert "<img" not in bo and 'id="evidence-frames"' not in bo
     assert "<img" not in read(tmp_path / "index.html")
+
+
+def test_a_level_from_too_few_expressions_is_a_hint_listed_after_every_finding(
+        store: Store, tmp_path: Path) -> None:
+    varied = ["sad", "happy", "neutral", "angry", "surprise", "fear"] * 6  # 36 expressions
+    store.save(make_result("a-low", 1, ["happy", "neutral"] * 20, level="low"))  # 40
+    store.save(make_result("b-high-short", 1, ["sad"] * 20, level="high"))
+    store.save(make_result("c-low-varied", 1, varied, level="low"))
+    render_reports(store, tmp_path, MODEL)
+    html = read(tmp_path / "index.html")
+    order = re.findall(r'<a href="[a-z0-9-]+\.html"><bdi>([^<]+)</bdi></a>', html)
+    assert order == ["c-low-varied", "a-low", "b-high-short"]  # findings by share first
+    assert "1 too short to judge" in html and "2 low" in html
+    page = read(tmp_path / f"{student_slug('b-high-short')}.html")
+    assert "high (hint)" in page
+    assert "Too short to judge reliably: 1 distinct expression seen." in page
+    assert "(hint)" not in read(tmp_path / f"{student_slug('c-low-varied')}.html")

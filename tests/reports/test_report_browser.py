@@ -156,7 +156,7 @@ def test_student_page_shows_level_estimate_and_interval(browser, reports, size, 
     not_blank(page.screenshot, size)
     text = visible_text(page.dom)
     assert re.search(r'class="badge big level-high" id="level">high<', page.dom)
-    assert "68% negative (90% interval 55\u201380%)" in text
+    assert "68% negative (likely 55% to 80%)" in text
     assert "Negative share, raw 50%" in text
     assert "Against this student's usual: +38 pp" in text
     assert "Trend: rising Negative affect is rising" in text

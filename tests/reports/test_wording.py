@@ -49,7 +49,7 @@ def test_without_an_estimate_the_sentence_says_why_the_raw_share_is_biased():
 
 def test_calibration_is_said_only_when_measured():
     assert calibration_sentence(ModelCard("m", 0.66)) == ""
-    assert "1.6 percentage points" in calibration_sentence(ModelCard("m", 0.66, ece=0.0159))
+    assert "off by 1.6 points on average" in calibration_sentence(ModelCard("m", 0.66, ece=0.0159))
 
 
 def test_every_level_has_a_meaning_and_a_custom_one_is_named():

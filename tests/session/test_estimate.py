@@ -11,6 +11,7 @@ from screener.session.estimate import (
     adjusted_count,
     block_length,
     bootstrap_mixes,
+    distinct_expressions,
     em_priors,
     estimate_negative_share,
     label_shares,
@@ -18,6 +19,7 @@ from screener.session.estimate import (
     project_to_simplex,
     reweighted,
     simplex_least_squares,
+    wilson_interval,
 )
 from screener.settings import Settings
 
@@ -143,14 +145,14 @@ def test_blocks_keep_correlated_faces_together():
     """Ten-second stretches of one emotion: resampling faces one by one would give a narrower,
     overconfident interval than resampling blocks of consecutive faces."""
     faces = one_hot(([SAD] * 10 + [HAPPY] * 10) * 12)
-    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
-    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20, floor=False)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1, floor=False)
     assert by_block.share == by_face.share == 0.5
     # Blocks of 20 each hold one whole stretch of each: no block-to-block variation at all.
     assert by_block.high - by_block.low == pytest.approx(0.0)
     faces = one_hot([SAD] * 30 + [HAPPY] * 90)
-    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20)
-    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1)
+    by_block = estimate_negative_share(faces, NEGATIVE, None, block=20, floor=False)
+    by_face = estimate_negative_share(faces, NEGATIVE, None, block=1, floor=False)
     assert by_block.high - by_block.low > 1.5 * (by_face.high - by_face.low)
 
 
@@ -167,7 +169,7 @@ def test_the_interval_is_widened_for_the_few_blocks_it_resamples():
     the missing part back, so with 8 blocks it is sqrt(8/7) as wide about the estimate."""
     sad = (0, 5, 10, 15, 20, 5, 10, 15)  # 80 of 240 faces: 8 blocks of 30
     faces = one_hot([label for n in sad for label in [SAD] * n + [HAPPY] * (30 - n)])
-    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    estimate = estimate_negative_share(faces, NEGATIVE, None, floor=False)
     raw = bootstrap_mixes(faces, None, 30, 400, SEED)[1:, SAD]
     low, high = np.quantile(1 / 3 + np.sqrt(8 / 7) * (raw - 1 / 3), [0.05, 0.95])
     assert (estimate.low, estimate.high) == pytest.approx((low, high))
@@ -218,13 +220,13 @@ def _raw_interval(faces: np.ndarray, block: int) -> tuple[float, float]:
 
 
 def test_a_one_block_session_has_a_point_interval():
-    estimate = estimate_negative_share(one_hot([SAD, HAPPY]), NEGATIVE, None)
+    estimate = estimate_negative_share(one_hot([SAD, HAPPY]), NEGATIVE, None, floor=False)
     assert (estimate.low, estimate.share, estimate.high) == (0.5, 0.5, 0.5)
 
 
 def test_two_blocks_are_widened_by_the_square_root_of_two():
     faces = one_hot([SAD, SAD, HAPPY, SAD, HAPPY, HAPPY])  # blocks of 3: 2/3 and 1/3 sad
-    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    estimate = estimate_negative_share(faces, NEGATIVE, None, floor=False)
     assert (estimate.low, estimate.high) == pytest.approx((0.5 - np.sqrt(2) / 6,
                                                            0.5 + np.sqrt(2) / 6))
 
@@ -233,22 +235,23 @@ def test_a_lopsided_session_keeps_its_skew_and_stays_within_zero_and_one():
     """Seven sad blocks and one happy one: the spread is all on the low side, and widening it
     must neither mirror it nor push the interval past 100%."""
     faces = one_hot([SAD] * 21 + [HAPPY] * 3)  # 8 blocks of 3
-    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    estimate = estimate_negative_share(faces, NEGATIVE, None, floor=False)
     assert estimate.share == 0.875 and estimate.high == 1.0
     assert estimate.low == pytest.approx(_raw_interval(faces, 3)[0]) and estimate.low < 0.7
-    mirrored = estimate_negative_share(one_hot([HAPPY] * 21 + [SAD] * 3), NEGATIVE, None)
+    mirrored = estimate_negative_share(one_hot([HAPPY] * 21 + [SAD] * 3), NEGATIVE, None,
+                                       floor=False)
     assert mirrored.low == 0.0 and mirrored.high == pytest.approx(1 - estimate.low)
 
 
 def test_every_block_can_be_drawn_the_first_too():
     faces = one_hot([SAD] * 3 + [HAPPY] * 21)  # only the first of 8 blocks is sad
-    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    estimate = estimate_negative_share(faces, NEGATIVE, None, floor=False)
     assert estimate.share == 0.125 and estimate.high > 0.2
 
 
 def test_without_a_profile_the_top_labels_are_counted_not_the_probabilities():
     unsure = np.tile(np.eye(K)[SAD] * 0.4 + np.eye(K)[HAPPY] * 0.6, (40, 1))
-    estimate = estimate_negative_share(unsure, NEGATIVE, None)
+    estimate = estimate_negative_share(unsure, NEGATIVE, None, floor=False)
     assert (estimate.low, estimate.share, estimate.high) == (0.0, 0.0, 0.0)
 
 
@@ -287,7 +290,7 @@ def test_an_uneven_last_block_counts_as_a_block_in_the_widening():
     """25 faces in blocks of 3: nine blocks, the last of one face."""
     faces = one_hot([SAD if i % 7 < 3 else HAPPY for i in range(25)])
     assert block_length(25, 30) == 3
-    estimate = estimate_negative_share(faces, NEGATIVE, None)
+    estimate = estimate_negative_share(faces, NEGATIVE, None, floor=False)
     assert (estimate.low, estimate.high) == pytest.approx(_raw_interval(faces, 3), rel=1e-9)
 
 
@@ -343,3 +346,84 @@ def test_reweighting_moves_each_posterior_by_the_ratio_of_new_to_training_priors
     moved = reweighted(faces, mix, training)
     assert moved[0] == pytest.approx(weighted / weighted.sum())
     assert moved[1] == pytest.approx(one_hot([HAPPY])[0])  # each face normalised on its own
+
+
+# --- the interval across face sources, and its floor --------------------------------------------
+
+
+def _profile(rates: np.ndarray, faces: int = 300) -> ErrorProfile:
+    return ErrorProfile(confusion=rates * faces, mean_probabilities=rates)
+
+
+def test_held_still_faces_count_as_one_expression_and_a_new_label_or_a_big_move_as_another():
+    calm = np.eye(K)[NEUTRAL] * 0.7 + 0.3 / K
+    nudged = calm + 0.05 * (np.eye(K)[SAD] - np.eye(K)[NEUTRAL])
+    moved = calm + 0.3 * (np.eye(K)[SAD] - np.eye(K)[NEUTRAL])  # still neutral on top
+    assert distinct_expressions(np.array([calm] * 15)) == 1
+    assert distinct_expressions(np.array([calm, nudged] * 7)) == 1
+    assert distinct_expressions(np.array([calm, moved, moved, calm])) == 3
+    assert distinct_expressions(one_hot([SAD, SAD, HAPPY, SAD])) == 3
+    assert distinct_expressions(np.zeros((0, K))) == 0
+
+
+def test_fifteen_faces_of_one_expression_do_not_give_a_zero_width_interval():
+    """The 20-second sample video: one calm face held still. Its share is 0%, but one
+    expression cannot pin it to 0-0%."""
+    calm = np.tile(np.eye(K)[NEUTRAL] * 0.8 + 0.2 / K, (15, 1))
+    estimate = estimate_negative_share(calm, NEGATIVE, _profile(two_in_three_rates()))
+    assert estimate.low == 0.0 and estimate.high > 0.5
+    many = np.repeat(one_hot([NEUTRAL, HAPPY] * 30) * 0.8 + 0.2 / K, 10, axis=0)
+    wide = estimate_negative_share(many, NEGATIVE, _profile(two_in_three_rates()))
+    assert 0.0 < wide.high < estimate.high
+
+
+def test_the_wilson_floor_is_the_textbook_interval():
+    low, high = wilson_interval(0.0, 3)
+    assert low == 0.0 and high == pytest.approx(1.645 ** 2 / (3 + 1.645 ** 2), abs=1e-3)
+    low, high = wilson_interval(0.5, 100)
+    assert (low, high) == pytest.approx((0.5 - 0.0805, 0.5 + 0.0805), abs=2e-3)
+    assert wilson_interval(0.3, 0) == (0.0, 1.0)
+
+
+def test_the_interval_spans_the_shares_every_source_profile_implies():
+    """A second source whose model reads a sad face as neutral half the time implies a larger
+    true sad share for the same answers: the interval reaches it."""
+    rates = two_in_three_rates()
+    darker = rates.copy()
+    darker[SAD] = 0.0
+    darker[SAD, [SAD, NEUTRAL]] = 0.5
+    faces = np.repeat(one_hot([SAD, NEUTRAL, HAPPY, NEUTRAL] * 15) * 0.9 + 0.1 / K, 10, axis=0)
+    main = _profile(rates)
+    alone = estimate_negative_share(faces, NEGATIVE, main)
+    both = estimate_negative_share(faces, NEGATIVE, main.with_others([_profile(darker)]))
+    assert both.share == alone.share
+    under_darker = estimate_negative_share(faces, NEGATIVE, _profile(darker)).share
+    assert under_darker > alone.high
+    assert both.low <= alone.low and both.high >= under_darker
+
+
+def test_a_model_json_with_source_profiles_gives_them_as_others_and_old_ones_still_load(tmp_path):
+    import json
+
+    rates = two_in_three_rates()
+    main = {"confusion": (rates * 100).tolist(), "mean_probabilities": rates.tolist()}
+    model = tmp_path / "m.onnx"
+    model.with_suffix(".json").write_text(json.dumps({"error_profile": main}))
+    old = ErrorProfile.for_model(model)
+    assert old.others == () and old.mean_probabilities.tolist() == rates.tolist()
+    few = np.eye(K) * 2  # a source with two faces of each class, all read right
+    model.with_suffix(".json").write_text(json.dumps({"error_profile": main, "error_profiles": {
+        "b": main, "a": {"confusion": few.tolist(), "mean_probabilities": np.eye(K).tolist()},
+        "broken": "not a profile"}}))
+    new = ErrorProfile.for_model(model)
+    assert [o.source for o in new.others] == ["a", "b"]
+    assert new.digest != old.digest
+    # Two faces a class say little: the rows are pulled towards the pooled ones.
+    assert 0.1 < new.others[0].mean_probabilities[SAD, SAD] < 0.95
+    assert new.others[0].confusion.sum(axis=1) == pytest.approx([2.0] * K)
+
+
+def test_the_shipped_model_records_profiles_of_several_face_sources():
+    profile = shipped_profile()
+    assert len(profile.others) >= 5
+    assert "wild_held_out" not in {o.source for o in profile.others}

@@ -121,15 +121,16 @@ def test_explanation_mentions_the_numbers_that_fired():
         metrics(face_frames=30, negative_share_est=0.6, longest_negative_run_s=12)
     )
     assert a.explanation.startswith("Negative expressions")
-    assert "negative_share_est = 0.6 (negative_share_est >= 0.5)" in a.explanation
-    assert "longest_negative_run_s = 12 (longest_negative_run_s >= 10)" in a.explanation
+    assert ("the estimated share of negative expressions is 60% (at least 50%)"
+            in a.explanation)
+    assert "the longest negative stretch is 12.0 s (at least 10.0 s)" in a.explanation
 
 
 def test_fallback_rule_has_no_evidence_and_no_because():
     a = load_rules("default").assess(metrics(face_frames=30, negative_share_est=0.1))
     assert a.level == "low"
     assert a.evidence == {}
-    assert "Fired because" not in a.explanation
+    assert "This level because" not in a.explanation
 
 
 def test_seed_rules_follow_the_original_order():
@@ -407,7 +408,7 @@ def test_a_level_that_could_differ_within_the_interval_says_so():
     assessment = rules.assess(near)
     assert assessment.level == "high"
     assert assessment.explanation.endswith(
-        "Within the estimate's 90% interval (42% to 70%) the level could also be low.")
+        "Within the likely range of the estimate (42% to 70%) the level could also be low.")
 
     clear = {**near, "negative_share_est": 0.8, "negative_share_low": 0.7,
              "negative_share_high": 0.9}
@@ -479,12 +480,32 @@ def test_every_other_level_in_the_interval_is_named():
     rules = load_rules("default")
     assert rules.levels_within_interval(wide) == ["low", "moderate", "high"]
     assert rules.assess(wide).explanation.endswith(
-        "Within the estimate's 90% interval (25% to 70%) the level could also be low or "
+        "Within the likely range of the estimate (25% to 70%) the level could also be low or "
         "moderate.")
 
 
 def test_the_explanation_joins_every_condition_that_fired():
     fired = load_rules("default").assess(
         metrics(face_frames=60, negative_share_est=0.8, longest_negative_run_s=20))
-    assert "Fired because negative_share_est = 0.8 (negative_share_est >= 0.5) and " \
-           "longest_negative_run_s = 20 (longest_negative_run_s >= 10)." in fired.explanation
+    assert "This level because the estimated share of negative expressions is 80% (at least " \
+           "50%) and the longest negative stretch is 20.0 s (at least 10.0 s)." \
+           in fired.explanation
+
+
+def test_a_level_from_too_few_distinct_expressions_is_a_hint_at_the_line_and_not_above():
+    from screener.session.rules import MIN_DISTINCT_EXPRESSIONS, too_short
+
+    rules = load_rules("default")
+    line = MIN_DISTINCT_EXPRESSIONS
+    below = rules.assess(metrics(face_frames=30, negative_share_est=0.1,
+                                 distinct_expressions=line - 1))
+    at = rules.assess(metrics(face_frames=30, negative_share_est=0.1, distinct_expressions=line))
+    assert too_short({"distinct_expressions": line - 1}) == line - 1
+    assert too_short({"distinct_expressions": line}) is None and too_short({}) is None
+    assert below.level == at.level == "low"
+    assert below.explanation.endswith(
+        f"Too short to judge reliably: {line - 1} distinct expressions seen. Treat this level "
+        "as a hint, not a finding.")
+    assert "Too short" not in at.explanation
+    few_faces = rules.assess(metrics(face_frames=5, distinct_expressions=1))
+    assert few_faces.level == "insufficient" and "Too short" not in few_faces.explanation
