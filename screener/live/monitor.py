@@ -29,8 +29,8 @@ import numpy as np
 
 from screener.domain import (
     EMOTIONS,
-    Box,
     Detection,
+    Face,
     Frame,
     Observation,
     SessionResult,
@@ -77,7 +77,7 @@ class FaceWatcher:
         self._tracker = FaceTracker(analyzer.detector, analyzer.settings.faces)
         self._cond = threading.Condition()
         self._pending: Frame | None = None
-        self._boxes: list[Box] = []
+        self._faces: list[Face] = []
         self._searched = -1
         self._stopped = False
         self.searches = 0
@@ -87,17 +87,17 @@ class FaceWatcher:
                                             daemon=True)
             self._thread.start()
 
-    def boxes(self, frame: Frame) -> tuple[list[Box], int]:
-        """The boxes to use on `frame`, and the index of the frame they were found in."""
+    def faces(self, frame: Frame) -> tuple[list[Face], int]:
+        """The faces to use on `frame`, and the index of the frame they were found in."""
         if self._thread is None:
             self.searches += 1
-            return [f.box for f in self._tracker.faces(frame)], frame.index
+            return self._tracker.faces(frame), frame.index
         with self._cond:
             self._pending = frame
             self._cond.notify_all()
             if self._searched < 0:  # the first frame waits for its own faces
                 self._cond.wait_for(lambda: self._searched >= 0 or self._stopped)
-            return list(self._boxes), self._searched
+            return list(self._faces), self._searched
 
     def stop(self) -> None:
         with self._cond:
@@ -114,12 +114,12 @@ class FaceWatcher:
                     return
                 frame, self._pending = self._pending, None
             try:
-                boxes = [f.box for f in self._tracker.faces(frame)]  # type: ignore[arg-type]
+                faces = self._tracker.faces(frame)  # type: ignore[arg-type]
             except Exception:  # a failed search finds nothing; the next frame tries again
                 log.debug("face search failed", exc_info=True)
-                boxes = []
+                faces = []
             with self._cond:
-                self._boxes, self._searched = boxes, frame.index  # type: ignore[union-attr]
+                self._faces, self._searched = faces, frame.index  # type: ignore[union-attr]
                 self.searches += 1
                 self._cond.notify_all()
 
@@ -148,14 +148,16 @@ class LiveAnalyzer:
     def analyse(self, frame: LiveFrame) -> AnalysedFrame:
         t_s = round(frame.t_s, 3)
         self.frame_size = (frame.image.shape[1], frame.image.shape[0])
-        boxes, found_in = self.faces.boxes(Frame(t_s, frame.index, frame.image, 0, 0.0))
+        faces, found_in = self.faces.faces(Frame(t_s, frame.index, frame.image, 0, 0.0))
+        boxes = [face.box for face in faces]
         observations: list[Observation] = []
         if boxes:
             grey = to_grey(frame.image)
             # Framed as scans frame faces; the boxes may come from a slightly older frame, so
-            # its landmarks are not reused to level the eyes.
+            # its landmarks are not reused to level the eyes. The aligned colour crops (for a
+            # joined model) are the search's own, from that frame at most a few frames old.
             crops = [model_crop(grey, Detection(box), self._face_settings) for box in boxes]
-            probabilities = self.analyzer.model.predict(crops)
+            probabilities = self.analyzer.model.predict(crops, [f.aligned for f in faces])
             for box, probs in zip(boxes, probabilities, strict=True):
                 observations.append(Observation(
                     t_s, frame.index, box, tuple(round(float(p), 5) for p in probs),
