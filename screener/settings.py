@@ -171,8 +171,9 @@ class LiveSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     retention_days: int = 0
-    """`screener forget` with no student erases the sessions recorded longer ago than this many
-    days (a school's retention period); 0 keeps them until erased by name."""
+    """A school's retention period: sessions recorded longer ago than this many days are erased
+    at the end of every `screener scan` (and by `screener forget` with no student), and such
+    videos are not stored; 0 keeps them until erased by name."""
 
     def __post_init__(self) -> None:
         if self.retention_days < 0:

@@ -101,13 +101,14 @@ def scan(
     Student and session come from the path: <student>/<file>.mp4 or
     <student>_<YYYY-MM-DD>[...].mp4 (see --pattern). Videos already analysed with the same
     model and rules are skipped unless --force; the same recording at two paths is stored
-    once. Exit code 0 when every video was analysed (or was already), 1 when some failed (each
-    is listed with its reason) or none was found, 2 for usage errors, 130 when interrupted
-    (Ctrl-C), 143 when terminated (SIGTERM).
+    once. With [storage] retention_days in --config, videos recorded before the retention
+    period are not stored, and stored sessions recorded before it are erased, as by
+    `screener forget --older-than`. Exit code 0 when every video was analysed (or was already,
+    or has expired), 1 when some failed (each is listed with its reason) or none was found, 2
+    for usage errors, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
     """
     configure_logging(debug, quiet)
     with scan_log(log) as run_log:
-        from screener.cli.reports import write_reports
         from screener.scanning.scan import (
             DatabaseLost,
             ScanInterrupted,
@@ -148,7 +149,7 @@ def scan(
                                            analyse)
                         if progress:  # the bar is full; the pages can take a few seconds more
                             say("writing reports…", err=True)
-                        write_reports(store, out, settings, refresh=True)
+                        _write_reports(store, out, settings, summary)
                     except DatabaseLost as exc:
                         summary, lost = exc.summary, store.problem(exc.__cause__ or exc)
                     except DATABASE_LOST as exc:  # while writing the reports
@@ -185,11 +186,20 @@ def scan(
                        f"{', '.join(sorted(VIDEO_SUFFIXES))})", EXIT_FAILURES)
         if not quiet:
             for outcome in summary.outcomes:
-                if outcome.status in ("duplicate", "moved", "skipped"):
+                if outcome.status in ("duplicate", "moved", "skipped", "expired"):
                     say(f"{outcome.job.path}: {outcome.reason}")
+        erased = summary.erased
+        if erased is not None and erased.sessions:
+            message = (f"erased {erased.sessions} session(s) of {_students(erased.students)} "
+                       f"recorded before {summary.retained_since:%Y-%m-%d} (the retention "
+                       "period)")
+            run_log.line(message)
+            if not quiet:
+                say(message)
         if not quiet or summary.failed or lost:
             others = "".join(f"{summary.count(status)} {status}, " for status in
-                             ("moved", "duplicate", "skipped") if summary.count(status))
+                             ("moved", "duplicate", "skipped", "expired")
+                             if summary.count(status))
             say(
                 f"{summary.count('analysed')} analysed, {summary.count('unchanged')} unchanged, "
                 f"{others}{len(summary.failed)} failed; reports: "
@@ -197,6 +207,23 @@ def scan(
                 f"{store.safe_url}"
             )
         raise _exit(EXIT_FAILURES if summary.failed or lost else EXIT_OK, summary)
+
+
+def _write_reports(store, out: Path, settings, summary) -> None:  # noqa: ANN001
+    """Bring the reports up to date; the pages of students erased for the retention period
+    go, and the index is written without them whatever the manifest said."""
+    from screener.cli.reports import write_reports
+    from screener.reports.report import student_slug
+
+    gone = summary.erased.gone if summary.erased is not None else []
+    for student in gone:
+        (out / f"{student_slug(student)}.html").unlink(missing_ok=True)
+    if not write_reports(store, out, settings, refresh=True) and gone:
+        write_reports(store, out, settings, [])  # the index alone
+
+
+def _students(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 5 else f"{len(names)} students"
 
 
 def _exit(code: int, summary) -> typer.Exit:  # noqa: ANN001
@@ -234,7 +261,7 @@ class ScanLog:
     def finish(self, summary, code: int) -> None:  # noqa: ANN001
         if summary is not None:
             skipped = sum(summary.count(s) for s in ("unchanged", "moved", "duplicate",
-                                                     "skipped"))
+                                                     "skipped", "expired"))
             counts = (f"{summary.count('analysed')} analysed, {skipped} skipped, "
                       f"{len(summary.failed)} failed")
         else:

@@ -1,7 +1,9 @@
 """The `scan` job: discover videos, analyse the new ones, store each, re-render the reports.
 
 A broken video is reported with its reason and skipped; every other video is still analysed and
-stored. Analysis may run in worker processes; this process is the only database writer.
+stored. Analysis may run in worker processes; this process is the only database writer. With a
+retention period (`[storage] retention_days`), videos recorded before it are left alone and the
+sessions recorded before it are erased at the end, as `screener forget --older-than` does.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from screener.domain import SessionResult, VideoJob
 from screener.errors import first_line
 from screener.scanning.analysis import Analyzer
 from screener.storage.database import is_disk_full
+from screener.storage.erase import Erased, erase
 from screener.storage.store import DATABASE_LOST, Store, StoredCopy, stored_path
 from screener.terminal import log_to_stderr
-from screener.trends.baseline import save_with_baseline
+from screener.trends.baseline import refresh_baselines, save_with_baseline
 from screener.video.discover import (
     PathPattern,
     find_videos,
@@ -45,7 +48,8 @@ class VideoOutcome:
     """`analysed`; `unchanged` (already stored with this model and rules); `moved` (stored,
     found at a new path, and filed under it now); `duplicate` (the same recording as another
     path, which keeps the session: see `reason`); `skipped` (may still be written: left for
-    the next scan); or `failed` (a video, or a folder that could not be entered)."""
+    the next scan); `expired` (recorded before the retention period: neither analysed nor
+    stored); or `failed` (a video, or a folder that could not be entered)."""
     level: str | None = None
     reason: str = ""
 
@@ -54,6 +58,10 @@ class VideoOutcome:
 class ScanSummary:
     outcomes: list[VideoOutcome] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
+    retained_since: datetime | None = None
+    """The retention period's cut-off: what was recorded before it is not kept."""
+    erased: Erased | None = None
+    """The sessions recorded before `retained_since`, erased at the end of the scan."""
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -138,11 +146,18 @@ def _scan(
     progress: ProgressFactory | None,
     analyse: AnalyseAll | None,
 ) -> ScanSummary:
+    days = analyzer.settings.storage.retention_days
+    cutoff = summary.retained_since = datetime.now() - timedelta(days=days) if days else None
     found = find_videos(paths, pattern)
     for folder, reason in found.unreadable:  # its videos would otherwise go unmentioned
         summary.outcomes.append(_failed(VideoJob(folder, "", "", datetime.min), reason))
     hashed: list[VideoJob] = []
     for job in found.jobs:
+        if cutoff is not None and job.recorded_at < cutoff:  # the end of the scan erases it
+            summary.outcomes.append(VideoOutcome(
+                job, "expired", reason=f"recorded {job.recorded_at:%Y-%m-%d}, before the "
+                f"retention period of {days} days: not stored"))
+            continue
         reason = unreadable_reason(job.path)
         if reason is None:
             try:
@@ -207,7 +222,23 @@ def _scan(
         bar.close()
         if hasattr(results, "close"):  # stops the workers now, whatever ended the loop
             results.close()
+    if cutoff is not None:
+        try:
+            summary.erased = _erase_expired(store, analyzer, cutoff)
+        except KeyboardInterrupt as exc:
+            raise ScanInterrupted(summary, isinstance(exc, Terminated)) from None
     return summary
+
+
+def _erase_expired(store: Store, analyzer: Analyzer, cutoff: datetime) -> Erased:
+    """Erase every session recorded before `cutoff`, as `screener forget --older-than` does
+    (on SQLite: overwritten, then the file rebuilt); the baselines of the students who keep
+    sessions are brought up to date with the ones left. The reports come next."""
+    with ctrl_c_deferred():  # Ctrl-C waits until the baselines rest on what is left
+        erased = erase(store, recorded_before=cutoff)
+        for student in sorted(set(erased.students) - set(erased.gone)):
+            refresh_baselines(store, student, analyzer.rules)
+    return erased
 
 
 @contextmanager

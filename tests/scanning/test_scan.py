@@ -360,3 +360,48 @@ def test_a_video_whose_observations_cannot_be_stored_leaves_nothing_and_is_retri
     assert retried.status == "analysed"
     [session] = store.sessions_of("kim")
     assert len(store.observations_of(session.pk)) == 3
+
+
+def test_with_a_retention_period_old_videos_are_not_stored_and_old_sessions_are_erased(
+        tmp_path):
+    """`[storage] retention_days`: a video recorded before the period is neither analysed nor
+    stored (`expired`), and the sessions stored before it are erased at the end of the scan."""
+    from dataclasses import replace
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from screener.scanning.analysis import Analyzer
+    from screener.scanning.scan import scan
+    from screener.settings import Settings, StorageSettings
+    from screener.storage.store import Store
+    from tests.storage.test_erase import stored
+    from tests.trends.test_baseline import RULES, result
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    today = datetime.now().replace(microsecond=0)
+    old, recent = f"ana_{today - timedelta(days=400):%Y-%m-%d}.mp4", f"ana_{today:%Y-%m-%d}.mp4"
+    for name in (old, recent):
+        (folder / name).write_bytes(name.encode())
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    stored(store, "ana", 1, "1" * 64, today - timedelta(days=500))  # stored before the period
+    stored(store, "bo", 1, "2" * 64, today - timedelta(days=366))   # was set
+    analysed: list[str] = []
+
+    def analyse(jobs, _analyzer):
+        for job in jobs:
+            analysed.append(job.path.name)
+            yield job, replace(result(1, 0.2, sha=job.sha256), job=job), ""
+
+    settings = Settings(storage=StorageSettings(retention_days=365))
+    analyzer = Analyzer(settings, None, SimpleNamespace(name="m@1"), RULES)  # type: ignore[arg-type]
+    summary = scan([folder], analyzer, store, analyse=analyse)
+    assert analysed == [recent]
+    statuses = {o.job.path.name: o.status for o in summary.outcomes}
+    assert statuses == {old: "expired", recent: "analysed"}
+    [expired] = [o for o in summary.outcomes if o.status == "expired"]
+    assert "retention period of 365 days" in expired.reason
+    assert summary.erased is not None and summary.erased.sessions == 2
+    assert summary.erased.gone == ["bo"]
+    assert store.student_ids() == ["ana"]
+    assert [s.video_path for s in store.sessions_of("ana")] == [str(folder / recent)]
