@@ -192,7 +192,9 @@ def simulated_sessions(probabilities: np.ndarray, labels: np.ndarray, rules: Rul
             student = simulated.make_student(rng)
         classes, images = simulated.simulate_session(rng, student, pools, False,
                                                      seconds=SESSION_SECONDS)
-        truth = rules.assess(simulated.label_metrics(classes, rules)).level
+        true = simulated.label_metrics(classes, rules)
+        truth = simulated.level_of(rules, true["negative_share"], true["longest_negative_run_s"],
+                                   int(true["negative_episodes"]))
         observations = simulated.as_observations(probabilities[images], rules.smoothing_window)
         metrics = session_metrics(observations, rules.negative, rules.min_run, 1.0,
                                   error_profile=profile)
@@ -238,6 +240,25 @@ def measure(model_path: Path, sources: list[Source], flip_margin: float,
             "model_version": model.name, "flip_margin": flip_margin, "sources": rows}
 
 
+def speed(model_path: Path, sources: list[Source], flip_margin: float,
+          faces: int = 512, repeats: int = 3) -> dict:
+    """Faces a second as scans run the model (batches of 64, a model's own threads), best of
+    `repeats` on web faces, which have both crops: wall time, and per second of CPU time (all
+    threads: steadier on a busy machine)."""
+    model = load_emotion_model(model_path, 64, flip_margin=flip_margin)
+    source = next(s for s in sources if s.name == "wild_fit")
+    grey, aligned = source.grey[:faces], source.aligned[:faces]
+    model.predict(grey[:64], aligned[:64])
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        model.predict(grey, aligned)
+        wall = min(wall, time.perf_counter() - started)
+        cpu = min(cpu, time.process_time() - cpu_started)
+    return {"faces": len(grey), "faces_per_s": round(len(grey) / wall, 1),
+            "faces_per_cpu_s": round(len(grey) / cpu, 1)}
+
+
 def print_table(result: dict) -> None:
     print(f"\n{result['model']} ({result['model_version']})")
     print(f"{'source':18s} {'faces':>6s} {'acc':>6s} {'ECE':>6s} {'neg>neg':>8s} "
@@ -263,6 +284,8 @@ def main() -> None:
                         help="a model to measure (repeatable); default: the shipped one")
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_FACES} faces a source")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
+    parser.add_argument("--speed", action="store_true",
+                        help="measure faces a second only (give the machine to it alone)")
     parser.add_argument("--sessions", type=int, default=200,
                         help="simulated ten-minute sessions per kind and source (0: none)")
     args = parser.parse_args()
@@ -270,6 +293,15 @@ def main() -> None:
         sys.exit(f"error: {SHARED}/datasets is missing: the domain benchmark reads ../shared")
     settings = Settings()
     sources = cached_sources(args.smoke)
+    if args.speed:
+        rows = {str(path): speed(path, sources, settings.emotions.flip_margin)
+                for path in (args.model or [settings.model_path])}
+        for path, row in rows.items():
+            print(f"{path}: {row['faces_per_s']} faces/s, {row['faces_per_cpu_s']} per CPU s")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"speed": rows}, indent=2) + "\n")
+        return
     sessions = min(args.sessions, 10) if args.smoke else args.sessions
     results = [measure(path, sources, settings.emotions.flip_margin, sessions)
                for path in (args.model or [settings.model_path])]

@@ -231,7 +231,9 @@ def session_rows(
         row = {
             "faces": len(classes),
             "true_share": truth["negative_share"],
-            "true_level": rules.assess(truth).level,
+            "true_level": level_of(rules, truth["negative_share"],
+                                   truth["longest_negative_run_s"],
+                                   int(truth["negative_episodes"])),
             "raw_run": seen["longest_negative_run_s"],
             "raw_episodes": seen["negative_episodes"],
             "low": estimate.low,
