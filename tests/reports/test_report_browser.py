@@ -44,7 +44,7 @@ def browser() -> str:
 
 def with_estimate(result, est: float, low: float, high: float, vs_baseline: float | None):
     metrics = {**result.metrics, "negative_share_est": est, "negative_share_low": low,
-               "negative_share_high": high}
+               "negative_share_high": high, "distinct_expressions": 45}  # long enough to judge
     if vs_baseline is not None:
         metrics["negative_share_vs_baseline"] = vs_baseline
     result.metrics = metrics
@@ -158,9 +158,9 @@ def test_student_page_shows_level_estimate_and_interval(browser, reports, size, 
     assert re.search(r'class="badge big level-high" id="level">high<', page.dom)
     assert "68% negative (likely 55% to 80%)" in text
     assert "Negative share, raw 50%" in text
-    assert "Against this student's usual: +38 pp" in text
+    assert "Against this student's usual: 38 points higher" in text
     assert "Trend: rising Negative affect is rising" in text
-    assert "off by 1.6 percentage points" in text and "labels 66%" in text
+    assert "off by 1.6 points" in text and "labels 66%" in text
     assert len(re.findall(r'<img src="data:image/jpeg;base64,', page.dom)) == 5
     # The badge is on the first screen, where a reader looks first: a red area.
     top = page.screenshot
@@ -177,9 +177,11 @@ def test_index_shows_every_student_with_level_and_interval(browser, reports, siz
     text = visible_text(page.dom)
     for name in ("maria", "alex", "Zoë Ångström-Papadopoulou"):
         assert name in text
-    assert "68% (55\u201380%)" in text and "raw 50%" in text
-    assert "+38 pp vs usual" in text and "rising" in text
-    assert len(re.findall(r'class="badge level-(?:high|low|insufficient)"', page.dom)) == 3
+    assert "68% (likely 55% to 80%)" in text and "raw 50%" in text
+    assert "38 points higher vs usual" in text and "rising" in text
+    assert len(re.findall(r'class="badge level-(?:high|low|insufficient)(?: hint)?"',
+                          page.dom)) == 3
+    assert "Too short to judge reliably" in text  # alex's sessions are short: a hint
 
 
 def test_pages_load_nothing_from_the_network(reports):
