@@ -39,6 +39,7 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
     import keras
 
     from benchmarks.model_benchmark import faces_per_second, single_face_latency_ms
+    from screener.emotions.joined import load_emotion_model
     from screener.emotions.model import OnnxEmotionModel, preprocess
     from screener.lab.augmentation import augment_batch
     from screener.lab.networks import build_model
@@ -62,7 +63,7 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
     scanning = OnnxEmotionModel(onnx_path, flip_margin=margin)
     crops = rng.integers(0, 256, (2048, 48, 48), dtype=np.uint8)
     faces_per_s = faces_per_second(OnnxEmotionModel(onnx_path), crops)
-    shipped = faces_per_second(OnnxEmotionModel(Settings().model_path), crops)
+    shipped = faces_per_second(load_emotion_model(Settings().model_path), crops)
     return {
         "parameters": int(model.count_params()),
         "train_step_s": round(step_s, 3),
@@ -72,7 +73,7 @@ def measure(settings: TrainSettings, steps: int, folder: Path) -> dict[str, obje
         "speed_against_shipped": round(faces_per_s / shipped, 3),
         "single_face_ms": single_face_latency_ms(scanning, crops),
         "shipped_model_single_face_ms_same_run": single_face_latency_ms(
-            OnnxEmotionModel(Settings().model_path, flip_margin=margin), crops
+            load_emotion_model(Settings().model_path, flip_margin=margin), crops
         ),
     }
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from screener.domain import EMOTIONS
-from screener.emotions.model import OnnxEmotionModel
+from screener.emotions.joined import load_emotion_model
 from screener.faces import make_detector
 from screener.faces.crop import face_crop, to_grey
 from screener.settings import FaceSettings, Settings
@@ -32,7 +32,7 @@ def main() -> None:
     from skimage import data
 
     settings = Settings()
-    model = OnnxEmotionModel(settings.model_path, flip_margin=settings.emotions.flip_margin)
+    model = load_emotion_model(settings.model_path, flip_margin=settings.emotions.flip_margin)
     detector = make_detector(FaceSettings())
     sources = {"astronaut": [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)]}
     for clip in ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov"):

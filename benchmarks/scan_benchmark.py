@@ -32,6 +32,7 @@ import numpy as np
 from model_benchmark import faces_per_second  # beside this script
 
 from screener.domain import SessionResult, VideoJob
+from screener.emotions.joined import load_emotion_model
 from screener.emotions.model import OnnxEmotionModel
 from screener.reports.report import render_reports
 from screener.scanning.analysis import Analyzer
@@ -276,8 +277,8 @@ def run(args: argparse.Namespace) -> str:
     minutes = 0.25 if args.smoke else args.minutes
     video = args.video or looped(unit, minutes * 60, work / f"clip_{minutes:g}min.mp4")
     settings = Settings()
-    model = OnnxEmotionModel(settings.model_path)
-    as_scanned = OnnxEmotionModel(settings.model_path, flip_margin=settings.emotions.flip_margin)
+    model = load_emotion_model(settings.model_path)
+    as_scanned = load_emotion_model(settings.model_path, flip_margin=settings.emotions.flip_margin)
     lines = [f"Machine: {machine()}.", "",
              f"Video: `{video.name}`, {datetime.now():%Y-%m-%d %H:%M}.", ""]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 
-from screener.emotions.model import OnnxEmotionModel
+from screener.emotions.joined import load_emotion_model
 from screener.faces import FaceTracker, make_detector
 from screener.scanning.analysis import BatchedClassifier, StageClock
 from screener.settings import KeyframeSettings, Settings
@@ -61,7 +61,7 @@ def profile(video: Path) -> dict[str, float]:
 
     reader = KeyframeReader(video, keyframes)
     tracker = FaceTracker(make_detector(settings.faces), settings.faces)
-    model = OnnxEmotionModel(settings.model_path, settings.emotions.batch_size, threads=1)
+    model = load_emotion_model(settings.model_path, settings.emotions.batch_size, threads=1)
     classifier = BatchedClassifier(model, settings.emotions.batch_size, StageClock())
     key_frames = 0
     started = time.process_time()

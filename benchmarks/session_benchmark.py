@@ -284,9 +284,9 @@ def clean_accuracy(sessions: Sequence[SessionTruth], settings: Settings) -> floa
     48x48 originals: what the pipeline would score with a perfect detector and crop, on this
     benchmark's mix of emotions (its `val` accuracy is on another mix)."""
     from screener.domain import EMOTIONS
-    from screener.emotions.model import OnnxEmotionModel
+    from screener.emotions.joined import load_emotion_model
 
-    model = OnnxEmotionModel(settings.model_path, flip_margin=settings.emotions.flip_margin)
+    model = load_emotion_model(settings.model_path, flip_margin=settings.emotions.flip_margin)
     segments = [g for s in sessions for g in s.segments if g.image]
     images = np.stack([cv2.imread(g.image, cv2.IMREAD_GRAYSCALE) for g in segments])
     labels = [EMOTIONS[i] for i in model.predict(images).argmax(axis=1)]

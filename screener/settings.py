@@ -241,7 +241,7 @@ class Settings:
         return not (self.db_url or os.environ.get("SCREENER_DB"))
 
 
-DEFAULT_MODEL_FILE = "emotion_vgg.onnx"
+DEFAULT_MODEL_FILE = "emotion_joined.json"
 MAX_EVIDENCE_FRAMES = 24
 """A page of thumbnails a person can look through; more would be watching the video."""
 

@@ -31,7 +31,7 @@ from screener.lab.training import one_hot, train  # noqa: E402
 from screener.settings import TrainSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-ZOO = ROOT / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
+ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
 
 
 def main() -> None:

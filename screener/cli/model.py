@@ -213,7 +213,8 @@ def evaluate(
     """Accuracy, calibration error (ECE), per-class precision/recall/F1 and the confusion
     matrix on labelled images, with the probabilities scans would give."""
     from screener.domain import EMOTIONS
-    from screener.emotions.model import ModelError, OnnxEmotionModel
+    from screener.emotions.joined import load_emotion_model
+    from screener.emotions.model import ModelError
     from screener.faces import DetectorError
     from screener.lab.evaluation import draw_confusion, evaluate_probabilities, write_probabilities
     from screener.lab.fer_data import DatasetError, load_split
@@ -226,7 +227,7 @@ def evaluate(
         raise fail(f"cannot write {confusion_png}: no folder {confusion_png.parent}")
     try:
         margin = settings.emotions.flip_margin if flip_margin is None else flip_margin
-        classifier = OnnxEmotionModel(model or settings.model_path, flip_margin=margin)
+        classifier = load_emotion_model(model or settings.model_path, flip_margin=margin)
         cropper = None
         if detect_faces:
             from screener.faces import largest_face_crop, make_detector
@@ -278,7 +279,8 @@ def calibrate(
 ) -> None:
     """Fit the model's temperature on held-out images, as scans run it, and store it in the
     model's .json: every later scan and evaluation then gives calibrated probabilities."""
-    from screener.emotions.model import ModelError, OnnxEmotionModel
+    from screener.emotions.joined import load_emotion_model
+    from screener.emotions.model import ModelError
     from screener.emotions.temperature import apply_temperature
     from screener.lab.calibration import fit_calibration, store_calibration
     from screener.lab.evaluation import draw_reliability
@@ -295,7 +297,7 @@ def calibrate(
                    "with its .json and pass the copy as --model")
     margin = settings.emotions.flip_margin
     try:
-        raw = OnnxEmotionModel(path, flip_margin=margin, temperature=1.0)
+        raw = load_emotion_model(path, flip_margin=margin, temperature=1.0)
         data_set = load_split(data, split)
     except (ModelError, DatasetError) as exc:
         raise fail(str(exc)) from None

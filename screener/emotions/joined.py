@@ -1,20 +1,21 @@
-"""Two emotion models that err differently, read together.
+"""Emotion models that err differently, read together.
 
-screener's own network reads FER2013-style faces well and is confidently wrong on faces unlike
-them (talking and stern faces read as anger); OpenCV Zoo's network, trained on real-world
-photographs, reads those well and FER2013's poorly. Each is calibrated on its own, and their
-log-probabilities are pooled with weights chosen on held-out faces of several sources
-(`benchmarks/domain_benchmark.py`), then one temperature calibrates the pooled answer. A face
-without landmarks (the Haar detector) has no aligned crop and is read by the grey-crop member
-alone.
+screener's network trained on FER2013 reads FER2013-style faces well and is confidently wrong on
+faces unlike them (talking and stern faces read as anger); a network trained on real-world
+faces (OpenCV Zoo's, or screener's own distilled from it) reads those better and FER2013's
+worse. Each member is calibrated on its own, their log-probabilities are pooled with the
+weights the joined model's file gives (a weighted geometric mean), and one temperature
+calibrates the pooled answer. A member that reads aligned colour faces sits out a face that has
+none (no landmarks: the Haar detector).
 
 The joined model is described by a small JSON file naming its members, relative to it:
 
     {"name": "emotion_joined", "joined": [
         {"model": "emotion_vgg.onnx", "weight": 0.5},
-        {"model": "fer_mobilefacenet/fer_mobilefacenet.onnx", "input": "aligned112",
-         "weight": 0.5}],
-     "calibration": {"temperature": 1.1}, ...the model card's fields...}
+        {"model": "emotion_vgg_xd.onnx", "weight": 0.5}],
+     "calibration": {"temperature": 1.0}, ...the model card's fields...}
+
+A member reads "grey48" (the default) or "aligned112" (`"input": "aligned112"`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from screener.emotions.aligned import AlignedOnnxModel
 from screener.emotions.model import ModelCard, ModelError, OnnxEmotionModel
 from screener.emotions.temperature import TINY, apply_temperature
 
+GREY, ALIGNED = "grey48", "aligned112"
+"""What a member reads: the 48x48 grey crop, or the 112x112 colour face aligned on landmarks."""
+
 
 def is_joined(path: Path) -> bool:
     return path.suffix.lower() == ".json"
@@ -40,50 +44,59 @@ class JoinedEmotionModel:
                  flip_margin: float = 0.0, temperature: float | None = None) -> None:
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
-            members = meta["joined"]
-            grey = next(m for m in members if m.get("input", "grey48") == "grey48")
-            aligned = next(m for m in members if m.get("input") == "aligned112")
+            members = [(m["model"], m.get("input", GREY), float(m.get("weight", 1.0)))
+                       for m in meta["joined"]]
+            if len(members) < 2 or any(kind not in (GREY, ALIGNED) for _, kind, _ in members):
+                raise ValueError
+            if all(kind == ALIGNED for _, kind, _ in members):
+                raise ValueError
         except FileNotFoundError:
             raise ModelError(f"emotion model not found: {path}") from None
-        except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
-            raise ModelError(f"{path}: not a joined emotion model (a \"joined\" list of one "
-                             "grey48 and one aligned112 member)") from None
-        self.grey = OnnxEmotionModel(path.parent / grey["model"], batch_size, threads,
-                                     flip_margin)
-        self.aligned = AlignedOnnxModel(path.parent / aligned["model"], batch_size, threads)
-        self.weights = (float(grey.get("weight", 0.5)), float(aligned.get("weight", 0.5)))
-        if min(self.weights) < 0 or sum(self.weights) <= 0:
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ModelError(f"{path}: not a joined emotion model (a \"joined\" list of two or "
+                             f"more members, at least one reading {GREY})") from None
+        if any(weight < 0 for _, _, weight in members) or sum(w for *_, w in members) <= 0:
             raise ModelError(f"{path}: member weights must be positive")
+        self.members: list[tuple[OnnxEmotionModel | AlignedOnnxModel, str, float]] = [
+            (OnnxEmotionModel(path.parent / file, batch_size, threads, flip_margin)
+             if kind == GREY else AlignedOnnxModel(path.parent / file, batch_size, threads),
+             kind, weight)
+            for file, kind, weight in members
+        ]
+        self.weights = tuple(weight for *_, weight in members)
         self.card = ModelCard.for_model(path, flip_margin)
         self.temperature = self.card.temperature if temperature is None else temperature
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        self.name = (f"{self.card.name}@{digest}[{self.grey.name}|{self.aligned.name}"
-                     f"|w{self.weights[0]:g}:{self.weights[1]:g}]")
+        parts = "|".join(model.name for model, _, _ in self.members)
+        self.name = (f"{self.card.name}@{digest}[{parts}"
+                     f"|w{':'.join(f'{w:g}' for w in self.weights)}]")
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray,
                 aligned: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
         """Probabilities over `EMOTIONS` for each face: `crops` are the 48x48 grey crops,
-        `aligned` the 112x112 colour ones (None for a face without)."""
-        grey = self.grey.predict(crops)
-        if len(grey) == 0:
-            return grey
-        have = [i for i, face in enumerate(aligned or ()) if face is not None]
-        if not have:
-            return grey
-        colour = self.aligned.predict(np.stack([aligned[i] for i in have]))
-        w_grey, w_colour = self.weights
-        pooled = (w_grey * np.log(np.maximum(grey[have], TINY))
-                  + w_colour * np.log(np.maximum(colour, TINY))) / (w_grey + w_colour)
+        `aligned` the 112x112 colour ones (None for a face without: the members that read
+        them then sit that face out)."""
+        count = len(crops)
+        if count == 0:
+            return np.zeros((0, 7), np.float32)
+        has_aligned = np.array([face is not None for face in (aligned or [None] * count)])
+        logs = np.zeros((count, 7))
+        weights = np.zeros((count, 1))
+        for model, kind, weight in self.members:
+            if kind == GREY:
+                rows = np.arange(count)
+                probabilities = model.predict(crops)
+            else:
+                rows = np.flatnonzero(has_aligned)
+                if not len(rows):
+                    continue
+                probabilities = model.predict(np.stack([aligned[i] for i in rows]))
+            logs[rows] += weight * np.log(np.maximum(probabilities, TINY))
+            weights[rows] += weight
+        pooled = logs / np.maximum(weights, TINY)
         pooled = np.exp(pooled - pooled.max(axis=1, keepdims=True))
         pooled /= pooled.sum(axis=1, keepdims=True)
-        result = grey.copy()
-        result[have] = apply_temperature(pooled.astype(np.float32), self.temperature)
-        return result
-
-    def members(self, crops: Sequence[np.ndarray] | np.ndarray,
-                aligned: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Each member's calibrated probabilities, for fitting the weights."""
-        return self.grey.predict(crops), self.aligned.predict(np.asarray(aligned))
+        return apply_temperature(pooled.astype(np.float32), self.temperature)
 
 
 def load_emotion_model(path: Path, batch_size: int = 64, threads: int | None = None,

@@ -15,7 +15,7 @@ from screener.faces import FaceTracker, make_detector
 from screener.settings import FaceSettings
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-ZOO = MODELS / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
+ZOO = MODELS.parent / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
 VGG = MODELS / "emotion_vgg.onnx"
 
 
@@ -95,3 +95,21 @@ def test_a_broken_joined_model_file_is_a_model_error(tmp_path):
         load_emotion_model(broken)
     with pytest.raises(ModelError, match="not found"):
         load_emotion_model(tmp_path / "missing.json")
+
+
+def test_two_networks_that_read_grey_crops_are_averaged_in_log_space(tmp_path, astronaut_face):
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"name": "two", "joined": [{"model": str(VGG)},
+                                                         {"model": str(VGG)}]}))
+    joined = JoinedEmotionModel(path).predict([astronaut_face.crop])
+    assert np.allclose(joined, OnnxEmotionModel(VGG).predict([astronaut_face.crop]), atol=1e-4)
+
+
+def test_the_shipped_model_is_a_joined_model_that_reads_faces_in_one_call(astronaut_face):
+    from screener.settings import Settings
+
+    settings = Settings()
+    shipped = load_emotion_model(settings.model_path, flip_margin=settings.emotions.flip_margin)
+    probabilities = shipped.predict([astronaut_face.crop], [astronaut_face.aligned])
+    assert EMOTIONS[int(probabilities[0].argmax())] == "happy"
+    assert shipped.card.val_accuracy is not None and shipped.card.val_accuracy >= 0.69

@@ -10,16 +10,19 @@ from screener.emotions.model import ModelCard, ModelError, OnnxEmotionModel, pre
 from screener.faces import HaarFaceDetector, largest_face_crop
 from screener.settings import FaceSettings, Settings
 
+VGG = Path(__file__).resolve().parents[2] / "models" / "emotion_vgg.onnx"
+"""The shipped network that reads grey crops (a member of the shipped joined model)."""
+
 
 @pytest.fixture(scope="module")
 def shipped_model() -> OnnxEmotionModel:
-    return OnnxEmotionModel(Settings().model_path)
+    return OnnxEmotionModel(VGG)
 
 
 @pytest.fixture(scope="module")
 def raw_model() -> OnnxEmotionModel:
     """The shipped network without its calibration, for checking flip averaging alone."""
-    return OnnxEmotionModel(Settings().model_path, temperature=1.0)
+    return OnnxEmotionModel(VGG, temperature=1.0)
 
 
 def test_preprocess_scales_to_minus_one_one_nhwc():
@@ -42,7 +45,7 @@ def test_shipped_model_gives_probabilities_for_any_batch(shipped_model):
 def test_batching_does_not_change_predictions(shipped_model):
     rng = np.random.default_rng(1)
     crops = rng.integers(0, 255, (10, 48, 48), dtype=np.uint8)
-    small_batches = OnnxEmotionModel(Settings().model_path, batch_size=4)
+    small_batches = OnnxEmotionModel(VGG, batch_size=4)
     assert np.allclose(shipped_model.predict(crops), small_batches.predict(crops), atol=1e-5)
 
 
@@ -56,7 +59,7 @@ def test_shipped_model_labels_the_smiling_astronaut_happy(shipped_model, astrona
 def test_shipped_model_has_a_measured_accuracy_at_the_default_flip_margin():
     import json
 
-    path = Settings().model_path
+    path = VGG
     margin = Settings().emotions.flip_margin
     recorded = json.loads(path.with_suffix(".json").read_text())["val_accuracy_by_flip_margin"]
     card = ModelCard.for_model(path, margin)
@@ -67,7 +70,7 @@ def test_shipped_model_has_a_measured_accuracy_at_the_default_flip_margin():
 def test_version_is_the_card_name_and_a_hash_of_the_file(shipped_model):
     import hashlib
 
-    path = Settings().model_path
+    path = VGG
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     calibrated = f"+T{shipped_model.card.temperature:.4g}"
     assert shipped_model.name == f"{shipped_model.card.name}@{digest}{calibrated}"
@@ -96,7 +99,7 @@ def test_scan_path_never_imports_tensorflow():
 def test_flip_margin_one_averages_every_face_with_its_mirror(raw_model):
     rng = np.random.default_rng(2)
     crops = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
-    every_face = OnnxEmotionModel(Settings().model_path, flip_margin=1.0, temperature=1.0)
+    every_face = OnnxEmotionModel(VGG, flip_margin=1.0, temperature=1.0)
     averaged = every_face.predict(crops)
     expected = (raw_model.predict(crops) + raw_model.predict(crops[:, :, ::-1])) / 2
     assert np.allclose(averaged, expected, atol=1e-6)
@@ -119,7 +122,7 @@ def test_flip_margin_mirrors_only_the_faces_whose_two_likeliest_emotions_are_clo
     margin = float(np.median(gap))
     unsure = gap < margin
     assert 0 < unsure.sum() < len(crops)
-    model = OnnxEmotionModel(Settings().model_path, flip_margin=margin, temperature=1.0)
+    model = OnnxEmotionModel(VGG, flip_margin=margin, temperature=1.0)
     expected = np.where(unsure[:, None], (plain + mirror) / 2, plain)
     assert np.allclose(model.predict(crops), expected, atol=1e-6)
     # decided face by face: a face alone gets the answer it gets in a batch
@@ -128,7 +131,7 @@ def test_flip_margin_mirrors_only_the_faces_whose_two_likeliest_emotions_are_clo
 
 
 def test_flip_margin_is_part_of_the_version_and_must_be_a_share(tmp_path):
-    path = Settings().model_path
+    path = VGG
     assert "+flip0.2" in OnnxEmotionModel(path, flip_margin=0.2).name
     assert "+flip" not in OnnxEmotionModel(path, flip_margin=0.0).name
     for bad in (-0.1, 1.5):
@@ -167,7 +170,7 @@ def test_a_temperature_of_one_gives_the_networks_own_probabilities(tmp_path):
     rng = np.random.default_rng(3)
     crops = rng.integers(0, 255, (20, 48, 48), dtype=np.uint8)
     bare = tmp_path / "bare.onnx"
-    shutil.copy(Settings().model_path, bare)  # no .json: no calibration
+    shutil.copy(VGG, bare)  # no .json: no calibration
     raw = OnnxEmotionModel(bare, flip_margin=0.2).predict(crops)
     unscaled = OnnxEmotionModel(bare, flip_margin=0.2, temperature=1.0)
     assert np.array_equal(unscaled.predict(crops), raw)
@@ -183,7 +186,7 @@ def test_the_stored_temperature_rescales_the_flip_averaged_output(tmp_path):
     rng = np.random.default_rng(4)
     crops = rng.integers(0, 255, (40, 48, 48), dtype=np.uint8)
     model = tmp_path / "m.onnx"
-    shutil.copy(Settings().model_path, model)
+    shutil.copy(VGG, model)
     model.with_suffix(".json").write_text(json.dumps({"calibration": {"temperature": 2.0}}))
     raw = OnnxEmotionModel(model, flip_margin=0.2, temperature=1.0).predict(crops)
     calibrated = OnnxEmotionModel(model, flip_margin=0.2)

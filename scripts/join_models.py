@@ -1,0 +1,87 @@
+"""Write a joined emotion model's file: its members and weights, the temperature that
+calibrates their pooled answer, and the error profile the session estimates correct for.
+
+    python scripts/join_models.py --member models/emotion_vgg.onnx:0.5 \\
+        --member models/emotion_vgg_xd.onnx:0.5 --out models/emotion_joined.json
+    python scripts/record_error_profile.py --model models/emotion_joined.json --sources \\
+        --leave-out wild_fit --leave-out wild_held_out
+
+A member is `PATH[:WEIGHT][:aligned112]`. The temperature and the profile are measured on
+FER2013 `val` (the domain benchmark's cached `fer_val`), as for a single network; the per-source
+profiles of the likely range come from `record_error_profile.py --sources`, leaving out the
+web photographs any member was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.domain_benchmark import cached_sources  # noqa: E402
+from screener.emotions.joined import ALIGNED, GREY, JoinedEmotionModel  # noqa: E402
+from screener.emotions.temperature import apply_temperature  # noqa: E402
+from screener.lab.calibration import fit_temperature  # noqa: E402
+from screener.lab.evaluation import expected_calibration_error  # noqa: E402
+from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.settings import Settings  # noqa: E402
+
+
+def member(text: str, folder: Path) -> dict:
+    path, *rest = text.split(":")
+    weight = float(rest[0]) if rest else 1.0
+    kind = rest[1] if len(rest) > 1 else GREY
+    if kind not in (GREY, ALIGNED):
+        raise SystemExit(f"error: a member reads {GREY} or {ALIGNED}, not {kind}")
+    relative = Path(path).resolve().relative_to(folder.resolve())
+    return {"model": str(relative), "input": kind, "weight": weight}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--member", action="append", required=True,
+                        help="PATH[:WEIGHT][:aligned112], repeated")
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "emotion_joined.json")
+    parser.add_argument("--description", default="")
+    args = parser.parse_args()
+    members = [member(text, args.out.parent) for text in args.member]
+    margin = Settings().emotions.flip_margin
+    args.out.write_text(json.dumps({"name": args.out.stem, "joined": members,
+                                    "calibration": {"temperature": 1.0}}))
+    model = JoinedEmotionModel(args.out, flip_margin=margin, temperature=1.0)
+    fer = next(s for s in cached_sources(smoke=False) if s.name == "fer_val")
+    raw = model.predict(fer.grey, fer.aligned)
+    temperature = fit_temperature(raw, fer.labels)
+    calibrated = apply_temperature(raw, temperature)
+    accuracy = float((calibrated.argmax(axis=1) == fer.labels).mean())
+    profile = ErrorProfile.measure(calibrated, fer.labels)
+    meta = {
+        "name": args.out.stem,
+        "description": args.description,
+        "joined": members,
+        "val_accuracy": round(accuracy, 4),
+        "flip_margin": margin,
+        "val_images": int(len(fer.labels)),
+        "calibration": {
+            "method": "temperature", "temperature": round(temperature, 4), "flip_margin": margin,
+            "images": int(len(fer.labels)), "fitted_on": "FER2013 val",
+            "ece_before": round(expected_calibration_error(raw, fer.labels), 4),
+            "ece_after": round(expected_calibration_error(calibrated, fer.labels), 4),
+        },
+        "error_profile": {
+            "model": args.out.stem, "measured_on": "FER2013 val (the 48x48 images)",
+            "confusion": profile.confusion.astype(int).tolist(),
+            "mean_probabilities": [[round(float(v), 5) for v in row]
+                                   for row in profile.mean_probabilities],
+        },
+    }
+    args.out.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}: {accuracy:.2%} of FER2013 val, temperature {temperature:.3f}")
+
+
+if __name__ == "__main__":
+    main()
