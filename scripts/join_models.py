@@ -72,12 +72,7 @@ def main() -> None:
             "ece_before": round(expected_calibration_error(raw, fer.labels), 4),
             "ece_after": round(expected_calibration_error(calibrated, fer.labels), 4),
         },
-        "error_profile": {
-            "model": args.out.stem, "measured_on": "FER2013 val (the 48x48 images)",
-            "confusion": profile.confusion.astype(int).tolist(),
-            "mean_probabilities": [[round(float(v), 5) for v in row]
-                                   for row in profile.mean_probabilities],
-        },
+        "error_profile": profile.record(args.out.stem, "FER2013 val (the 48x48 images)"),
     }
     args.out.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}: {accuracy:.2%} of FER2013 val, temperature {temperature:.3f}")

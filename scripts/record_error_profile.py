@@ -79,16 +79,11 @@ def main() -> None:
     profile = ErrorProfile.measure(probabilities, labels)
     meta_path = args.model.with_suffix(".json")
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    meta["error_profile"] = {
-        "model": model.name,
-        "faces": faces_version(settings.faces) if args.crops == "pipeline" else "clean",
-        "measured_on": measured_on,
-        "flip_margin": margin,
-        "accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 4),
-        "confusion": profile.confusion.astype(int).tolist(),
-        "mean_probabilities": [[round(float(x), 5) for x in row]
-                               for row in profile.mean_probabilities],  # type: ignore[union-attr]
-    }
+    meta["error_profile"] = profile.record(
+        model.name, measured_on,
+        faces=faces_version(settings.faces) if args.crops == "pipeline" else "clean",
+        flip_margin=margin,
+        accuracy=round(float((probabilities.argmax(axis=1) == labels).mean()), 4))
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     print(f"{meta_path}: error profile of {model.name} on {measured_on}")
 
@@ -104,14 +99,9 @@ def record_sources(model_path: Path, leave_out: list[str]) -> None:
             continue
         probabilities = model.predict(source.grey, source.aligned)
         profile = ErrorProfile.measure(probabilities, source.labels, source.name)
-        profiles[source.name] = {
-            "model": model.name,
-            "measured_on": f"{source.note}, {len(source.labels)} faces",
-            "accuracy": round(float((probabilities.argmax(axis=1) == source.labels).mean()), 4),
-            "confusion": profile.confusion.astype(int).tolist(),
-            "mean_probabilities": [[round(float(x), 5) for x in row]
-                                   for row in profile.mean_probabilities],  # type: ignore
-        }
+        profiles[source.name] = profile.record(
+            model.name, f"{source.note}, {len(source.labels)} faces",
+            accuracy=round(float((probabilities.argmax(axis=1) == source.labels).mean()), 4))
         print(f"{source.name}: {len(source.labels)} faces")
     meta_path = model_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}

@@ -141,12 +141,7 @@ def main() -> None:
                         "ece_after": round(expected_calibration_error(final, labels), 4)},
         "tuning": {"sources": list(TUNING), "zoo_temperature": round(zoo_temperature, 4),
                    "table": table},
-        "error_profile": {
-            "model": "emotion_joined", "measured_on": " + ".join(TUNING),
-            "confusion": profile.confusion.astype(int).tolist(),
-            "mean_probabilities": [[round(float(v), 5) for v in row]
-                                   for row in profile.mean_probabilities],
-        },
+        "error_profile": profile.record("emotion_joined", " + ".join(TUNING)),
     }
     args.out.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

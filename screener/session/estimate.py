@@ -167,6 +167,14 @@ class ErrorProfile:
         mean = sums / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
         return cls(confusion=confusion, mean_probabilities=mean, source=source)
 
+    def record(self, model: str, measured_on: str, **more: object) -> dict:
+        """As a model's .json stores it (`error_profile`, or one of `error_profiles`)."""
+        soft = self.mean_probabilities
+        return {"model": model, "measured_on": measured_on, **more,
+                "confusion": self.confusion.astype(int).tolist(),
+                "mean_probabilities": None if soft is None else
+                [[round(float(x), 5) for x in row] for row in soft]}
+
     @classmethod
     def pooled(cls, profiles: Sequence[ErrorProfile], source: str = "pooled") -> ErrorProfile:
         """One profile of all the faces the `profiles` were measured on."""
