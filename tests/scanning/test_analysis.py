@@ -65,9 +65,9 @@ class RecordingModel:
         self.model, self.calls = model, []
         self.name, self.card = model.name, model.card
 
-    def predict(self, crops):
+    def predict(self, crops, aligned=None):
         self.calls.append(len(crops))
-        return self.model.predict(crops)
+        return self.model.predict(crops, aligned)
 
 
 def test_faces_are_classified_a_batch_at_a_time_as_they_are_found(make_video, astronaut):

@@ -75,7 +75,8 @@ def test_a_first_session_has_no_baseline_and_the_next_is_compared_with_it(store)
     assert sessions[2].metrics["negative_share_vs_baseline"] == pytest.approx(30.0)
     assert (sessions[1].level, sessions[2].level) == ("low", "moderate")
     assert sessions[2].fired_rule == "above-usual"
-    assert "negative_share_vs_baseline = 30" in sessions[2].explanation
+    assert ("the change from the student's usual negative share is +30 percentage points"
+            in sessions[2].explanation)
 
 
 def test_the_baseline_is_the_median_of_up_to_the_last_five_usable_sessions(store):
