@@ -90,6 +90,9 @@ class FaceSettings:
     face, never pixels, so the crop does not depend on the video's resolution."""
     align_eyes: bool = True
     """Rotate the crop so the eyes (YuNet's landmarks) are level."""
+    aligned_crop: bool = False
+    """Also cut each face as a 112x112 colour face aligned on its landmarks: set by the
+    analysis when the emotion model has a member that reads one, so no other scan pays for it."""
     upright: bool = True
     """Turn a face that lies sideways or upside down (a video without rotation metadata)
     upright before the model reads it (faces/upright.py)."""

@@ -64,6 +64,7 @@ class JoinedEmotionModel:
             for file, kind, weight in members
         ]
         self.weights = tuple(weight for *_, weight in members)
+        self.reads_aligned = any(kind == ALIGNED for _, kind, _ in members)
         self.card = ModelCard.for_model(path, flip_margin)
         self.temperature = self.card.temperature if temperature is None else temperature
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]

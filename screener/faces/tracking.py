@@ -52,7 +52,7 @@ def cut_face(frame: Frame, detection: Detection, detector: FaceDetector,
     if settings.upright and detection.landmarks is not None:
         image, upright, turns = upright_face(frame.image, detection, detector, turns)
     aligned = None
-    if upright.landmarks is not None:
+    if settings.aligned_crop and upright.landmarks is not None:
         try:
             aligned = aligned_crop(image, upright.landmarks)
         except ValueError:

@@ -67,13 +67,14 @@ class Analyzer:
     def from_settings(cls, settings: Settings, threads: int | None = None) -> Analyzer:
         """`threads` caps the model's threads when several worker processes share the CPU. Raises
         ModelError, DetectorError or RulesError when a file cannot be loaded."""
+        model = load_emotion_model(settings.model_path, settings.emotions.batch_size, threads,
+                                   settings.emotions.flip_margin)
+        if getattr(model, "reads_aligned", False):
+            settings = settings.replace(faces=replace(settings.faces, aligned_crop=True))
         return cls(
             settings=settings,
             detector=make_detector(settings.faces),
-            model=load_emotion_model(
-                settings.model_path, settings.emotions.batch_size, threads,
-                settings.emotions.flip_margin,
-            ),
+            model=model,
             rules=load_rules(settings.rules),
             error_profile=ErrorProfile.for_model(settings.model_path),
         )

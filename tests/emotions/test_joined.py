@@ -34,7 +34,7 @@ def joined_file(tmp_path: Path, weights=(0.5, 0.5), temperature=1.0) -> Path:
 def astronaut_face(astronaut):
     from screener.domain import Frame
 
-    settings = FaceSettings()
+    settings = FaceSettings(aligned_crop=True)
     frame = Frame(0.0, 0, astronaut, 0, 1.0)
     return FaceTracker(make_detector(settings), settings).faces(frame)[0]
 
@@ -113,3 +113,15 @@ def test_the_shipped_model_is_a_joined_model_that_reads_faces_in_one_call(astron
     probabilities = shipped.predict([astronaut_face.crop], [astronaut_face.aligned])
     assert EMOTIONS[int(probabilities[0].argmax())] == "happy"
     assert shipped.card.val_accuracy is not None and shipped.card.val_accuracy >= 0.69
+
+
+def test_only_a_model_that_reads_aligned_faces_makes_the_scan_cut_them(tmp_path):
+    from dataclasses import replace
+
+    from screener.scanning.analysis import Analyzer
+    from screener.settings import Settings
+
+    settings = Settings()
+    assert not Analyzer.from_settings(settings).settings.faces.aligned_crop
+    with_zoo = replace(settings.emotions, model_path=joined_file(tmp_path))
+    assert Analyzer.from_settings(settings.replace(emotions=with_zoo)).settings.faces.aligned_crop

@@ -19,7 +19,7 @@ def _frame(image: np.ndarray, index: int = 0) -> Frame:
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_a_turned_face_is_found_to_need_turning_back(astronaut, turns):
-    settings = FaceSettings()
+    settings = FaceSettings(aligned_crop=True)
     detector = make_detector(settings)
     image = cv2.rotate(astronaut, TURNED[turns])
     face = max(detector.detect(image), key=lambda d: d.score)
@@ -30,7 +30,7 @@ def test_a_turned_face_is_found_to_need_turning_back(astronaut, turns):
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_a_turned_face_gives_the_crops_of_the_upright_face(astronaut, turns):
-    settings = FaceSettings()
+    settings = FaceSettings(aligned_crop=True)
     detector = make_detector(settings)
     upright = FaceTracker(detector, settings).faces(_frame(astronaut))[0]
     tracker = FaceTracker(detector, settings)
@@ -43,9 +43,9 @@ def test_a_turned_face_gives_the_crops_of_the_upright_face(astronaut, turns):
 
 def test_without_turning_an_upside_down_face_reads_otherwise(astronaut):
     """The switch does what it says: the crop of the face as it lies is another picture."""
-    detector = make_detector(FaceSettings())
+    detector = make_detector(FaceSettings(aligned_crop=True))
     image = cv2.rotate(astronaut, cv2.ROTATE_180)
-    turned = FaceTracker(detector, FaceSettings()).faces(_frame(image))[0]
+    turned = FaceTracker(detector, FaceSettings(aligned_crop=True)).faces(_frame(image))[0]
     as_it_lies = FaceTracker(detector, FaceSettings(upright=False)).faces(_frame(image))[0]
     assert np.corrcoef(turned.crop.ravel(), as_it_lies.crop.ravel())[0, 1] < 0.5
 
