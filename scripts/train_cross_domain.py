@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--wild-repeats", type=int, default=4,
                         help="times each web photo is seen per epoch")
     parser.add_argument("--init-from", default=str(ROOT / "models/emotion_vgg.onnx"))
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=2032)
     args = parser.parse_args()
 
@@ -76,7 +77,7 @@ def main() -> None:
 
     settings = replace(
         TrainSettings(), arch="vgg", blocks=(64, 128, 256, 512), dropout=0.1, dense=512,
-        l2=1e-4, schedule="cosine", learning_rate=3e-4, epochs=args.epochs,
+        l2=1e-4, schedule="cosine", learning_rate=args.learning_rate, epochs=args.epochs,
         patience=args.epochs, crop_jitter=True, precision="bfloat16", seed=args.seed,
         init_from=args.init_from, teachers=(), distill=0.0,
     )
