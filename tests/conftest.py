@@ -80,6 +80,7 @@ def shared_videos() -> Path:
 
 
 _postgres_missing: list[str] = []
+POSTGRES_SKIP = "PostgreSQL unavailable: "
 
 
 @pytest.fixture(scope="session")
@@ -89,15 +90,21 @@ def postgres_server() -> Iterator[PostgresServer]:
     except Unavailable as exc:
         _postgres_missing.append(str(exc))
     if _postgres_missing:
-        missing("postgres", f"PostgreSQL unavailable: {_postgres_missing[0]}")
+        missing("postgres", f"{POSTGRES_SKIP}{_postgres_missing[0]}")
     yield server
     server.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say once, even without -rs, why the PostgreSQL cases were skipped or failed."""
-    if _postgres_missing:
-        terminalreporter.write_line(f"PostgreSQL tests did not run: {_postgres_missing[0]}")
+    """Say once, even without -rs, why the PostgreSQL cases were skipped. Read from the skip
+    reports, which reach this process from every pytest-xdist worker."""
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(POSTGRES_SKIP):
+            detail = reason.removeprefix(POSTGRES_SKIP)
+            terminalreporter.write_line(f"PostgreSQL tests did not run: {detail}")
+            return
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
