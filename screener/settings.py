@@ -416,6 +416,10 @@ class TrainSettings:
     crop_jitter: bool = False
     """Augment as the scan's crops vary: wider framing jitter (scale, shift, turn) and the
     blur, low resolution, lighting and contrast of video faces; needs augment."""
+    equalise: bool = False
+    """Every face histogram-equalised after augmentation, as most FER2013 images are; the
+    model's card says so and scans then equalise the crops they give it (lab/models/README.md
+    measures what it does on dark and web faces)."""
     arch: str = "minixception"
     """"minixception" (Arriaga et al. 2017) or "vgg": stages of two 3x3 convolutions with
     batch norm, max pooling and dropout (Khaireddin & Chen 2021), wider and slower."""

@@ -48,6 +48,8 @@ def main() -> None:
                         help="times each web photo is seen per epoch")
     parser.add_argument("--init-from", default=str(ROOT / "models/emotion_vgg.onnx"))
     parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--equalise", action="store_true",
+                        help="train on histogram-equalised faces (scans then equalise too)")
     parser.add_argument("--seed", type=int, default=2032)
     args = parser.parse_args()
 
@@ -79,11 +81,12 @@ def main() -> None:
         TrainSettings(), arch="vgg", blocks=(64, 128, 256, 512), dropout=0.1, dense=512,
         l2=1e-4, schedule="cosine", learning_rate=args.learning_rate, epochs=args.epochs,
         patience=args.epochs, crop_jitter=True, precision="bfloat16", seed=args.seed,
-        init_from=args.init_from, teachers=(), distill=0.0,
+        init_from=args.init_from, teachers=(), distill=0.0, equalise=args.equalise,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     (args.out.parent / "recipe.json").write_text(json.dumps({
-        "votes": args.votes, "teacher": args.teacher, "teacher_temperature": temperature,
+        "votes": args.votes, "teacher": args.teacher, "equalise": args.equalise,
+        "teacher_temperature": temperature,
         "wild_repeats": repeats, "wild_fit_faces": int(len(wild.labels)),
         "fer_images_with_votes": int(voted.sum()), "classes": list(EMOTIONS),
     }, indent=2))

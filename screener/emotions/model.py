@@ -34,6 +34,15 @@ def preprocess(crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     return batch / 127.5 - 1.0
 
 
+def equalise(crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Each grey crop histogram-equalised, as most FER2013 training images are: a face from
+    a dark or washed-out video then reaches the network with the contrast it learnt from."""
+    import cv2
+
+    batch = np.asarray(crops, dtype=np.uint8)
+    return np.stack([cv2.equalizeHist(np.ascontiguousarray(face)) for face in batch])
+
+
 def zoom_faces(batch: np.ndarray, zoom: float) -> np.ndarray:
     """Each (N, 48, 48, 1) face scaled about its centre, edges repeated where it shrinks: the
     framing a slightly tighter or looser crop would have given."""
@@ -73,6 +82,8 @@ class ModelCard:
     """Calibration temperature fitted on held-out faces (1: uncalibrated)."""
     ece: float | None = None
     """Expected calibration error of its probabilities, when the card records one."""
+    equalise: bool = False
+    """The network was trained on histogram-equalised crops (`equalise`), so it reads them."""
     unsure_zooms: tuple[float, ...] = ()
     """Zooms at which the faces run mirrored are also run, each straight and mirrored: a
     property of the model, chosen with its accuracy, so every use of it runs it alike."""
@@ -97,6 +108,7 @@ class ModelCard:
             description=meta.get("description", ""),
             temperature=float(meta.get("calibration", {}).get("temperature", 1.0)),
             ece=recorded_ece(meta),
+            equalise=bool(meta.get("equalise", False)),
             unsure_zooms=tuple(float(z) for z in meta.get("unsure_zooms", ())),
         )
 
@@ -176,14 +188,16 @@ class OnnxEmotionModel:
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
         zoomed = "+zoom" + ",".join(f"{z:g}" for z in self.zooms) if self.zooms else ""
         calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""
-        self.name = f"{self.card.name}@{file_digest(path)}{mirrored}{zoomed}{calibrated}"
+        equalised = "+eq" if self.card.equalise else ""
+        self.name = (f"{self.card.name}@{file_digest(path)}{equalised}{mirrored}{zoomed}"
+                     f"{calibrated}")
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray,
                 aligned: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
         """`aligned` is not read: this network reads the grey crops alone."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        batch = preprocess(crops)
+        batch = preprocess(equalise(crops) if self.card.equalise else crops)
         probabilities = self._run(batch)
         unsure = self.unsure(probabilities)
         if unsure.size:

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from screener.domain import EMOTIONS
-from screener.emotions.model import EmotionModel, ModelError, OnnxEmotionModel, preprocess
+from screener.emotions.model import (
+    EmotionModel,
+    ModelError,
+    OnnxEmotionModel,
+    equalise,
+    preprocess,
+)
 from screener.lab import onnx_weights, shipping
 from screener.lab.augmentation import augment_batch, mixup
 from screener.lab.fer_data import LabelledImages
@@ -91,6 +97,8 @@ def _batches_class(keras: Any) -> type:
                 images = augment_batch(
                     images, rng, self.settings.cutout, self.settings.crop_jitter
                 )
+            if self.settings.equalise:
+                images = equalise(images)
             labels = self.data.labels[rows]
             targets = one_hot(labels) if self.teachers else self.targets[rows]
             weights = self.weights[labels]
@@ -266,7 +274,7 @@ def train(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
         metrics=["accuracy"],
     )
-    val_x = preprocess(val_data.images)
+    val_x = preprocess(equalise(val_data.images) if settings.equalise else val_data.images)
     val_y = np.eye(len(EMOTIONS), dtype=np.float32)[val_data.labels]
 
     class KeepBest(keras.callbacks.Callback):

@@ -272,3 +272,27 @@ def test_a_model_card_can_run_its_unsure_faces_at_other_zooms_too(tmp_path):
     zoomed.with_suffix(".json").write_text(json.dumps({"unsure_zooms": [3.0]}))
     with pytest.raises(ModelError, match="unsure_zooms"):
         OnnxEmotionModel(zoomed, flip_margin=0.2)
+
+
+def test_a_model_trained_on_equalised_faces_reads_a_dark_face_as_its_equalised_self(tmp_path):
+    import json
+    import shutil
+
+    import cv2
+
+    rng = np.random.default_rng(5)
+    faces = rng.integers(0, 255, (12, 48, 48), dtype=np.uint8)
+    equalised = np.stack([cv2.equalizeHist(f) for f in faces])
+    dark = (faces * 0.25).astype(np.uint8)  # the same faces in a dim room
+    model = tmp_path / "eq.onnx"
+    shutil.copy(VGG, model)
+    plain = OnnxEmotionModel(model, temperature=1.0)
+    assert not plain.card.equalise
+    assert not np.allclose(plain.predict(dark), plain.predict(equalised), atol=1e-3)
+
+    model.with_suffix(".json").write_text(json.dumps({"equalise": True}))
+    reads_equalised = OnnxEmotionModel(model, temperature=1.0)
+    assert reads_equalised.card.equalise and "+eq" in reads_equalised.name
+    assert np.allclose(reads_equalised.predict(faces), plain.predict(equalised), atol=1e-6)
+    # A dark face keeps its shape: equalised, it is nearly the well-lit face equalised.
+    assert np.abs(reads_equalised.predict(dark) - plain.predict(equalised)).max() < 0.2

@@ -105,15 +105,37 @@ def test_vgg_is_larger_and_outputs_the_seven_emotions():
 @pytest.mark.slow
 def test_vgg_trains_with_crop_jitter_and_exports(tmp_path: Path):
     settings = TrainSettings(arch="vgg", blocks=(8, 16), dense=16, epochs=3, batch_size=16,
-                             learning_rate=3e-3, l2=0.0, dropout=0.1, crop_jitter=True)
+                             learning_rate=3e-3, l2=0.0, dropout=0.1, crop_jitter=True,
+                             equalise=True)
     out = tmp_path / "vgg.keras"
     result = train(stripes(100, 1), stripes(40, 2), out, settings, tmp_path / "ckpt",
                    log=lambda _: None)
     assert result.epochs_run == 3
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["architecture"].startswith("VGG") and meta["settings"]["crop_jitter"] is True
-    assert OnnxEmotionModel(out.with_suffix(".onnx")).predict(stripes(4, 3).images).shape == (
-        4, len(EMOTIONS))
+    # Trained on equalised faces, so scans equalise the faces they give it.
+    assert meta["equalise"] is True
+    model = OnnxEmotionModel(out.with_suffix(".onnx"))
+    assert model.card.equalise
+    assert model.predict(stripes(4, 3).images).shape == (4, len(EMOTIONS))
+
+
+def test_equalised_training_batches_are_equalised_after_augmentation():
+    import cv2
+    import keras
+
+    data = stripes(32, 1)
+
+    def first_batch(equalise: bool) -> np.ndarray:
+        settings = TrainSettings(batch_size=16, crop_jitter=True, equalise=equalise)
+        batches = _batches_class(keras)(data, settings, np.ones(len(EMOTIONS)),
+                                        one_hot(data.labels))
+        return np.round((batches[0][0][..., 0] + 1.0) * 127.5).astype(np.uint8)
+
+    augmented = first_batch(equalise=False)
+    expected = np.stack([cv2.equalizeHist(face) for face in augmented])
+    assert np.array_equal(first_batch(equalise=True), expected)
+    assert not np.array_equal(expected, augmented)
 
 
 @pytest.mark.slow
