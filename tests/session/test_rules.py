@@ -66,8 +66,10 @@ def test_default_rules_on_hand_made_metrics():
          "mostly-negative"),
         (metrics(face_frames=20, negative_share_est=0.35, negative_episodes=2), "moderate",
          "recurring-negative"),
-        (metrics(face_frames=20, negative_share_est=0.35, negative_episodes=1), "low", "otherwise"),
-        (metrics(face_frames=20, negative_share_est=0.1, negative_episodes=9), "low", "otherwise"),
+        (metrics(face_frames=20, negative_share_est=0.35, negative_episodes=1), "low",
+         "no-negative-pattern"),
+        (metrics(face_frames=20, negative_share_est=0.1, negative_episodes=9), "low",
+         "no-negative-pattern"),
     ]
     for values, level, rule in cases:
         assessment = rules.assess(values)
@@ -81,13 +83,13 @@ def test_default_rules_on_hand_made_metrics():
         (10, 0.9, 60, 5, "high", "sustained-negative"),
         (0, 0.0, 0, 0, "insufficient", "too-few-faces"),
         (10, 0.50, 10, 0, "high", "sustained-negative"),
-        (10, 0.49, 10, 0, "low", "otherwise"),
+        (10, 0.49, 10, 0, "low", "no-negative-pattern"),
         (10, 0.50, 9.99, 0, "moderate", "mostly-negative"),
         (10, 0.49, 9.99, 2, "moderate", "recurring-negative"),
         (10, 0.30, 0, 2, "moderate", "recurring-negative"),
-        (10, 0.29, 0, 2, "low", "otherwise"),
-        (10, 0.30, 0, 1, "low", "otherwise"),
-        (10, 0.0, 0, 0, "low", "otherwise"),
+        (10, 0.29, 0, 2, "low", "no-negative-pattern"),
+        (10, 0.30, 0, 1, "low", "no-negative-pattern"),
+        (10, 0.0, 0, 0, "low", "no-negative-pattern"),
     ],
 )
 def test_default_rules_at_each_documented_boundary(face_frames, share, longest_s, episodes,
@@ -138,7 +140,7 @@ def test_seed_rules_follow_the_original_order():
     assert rules.assess(metrics(faces_found=0, episodes_angry=9)).level == "insufficient"
     assert rules.assess(metrics(faces_found=10, episodes_angry=4)).rule == "angry-repeated"
     assert rules.assess(metrics(faces_found=10, episodes_angry=4)).level == "high"
-    assert rules.assess(metrics(faces_found=10, episodes_angry=3)).rule == "otherwise"
+    assert rules.assess(metrics(faces_found=10, episodes_angry=3)).rule == "no-negative-pattern"
     # angry and fear both repeated: angry comes first.
     both = rules.assess(metrics(faces_found=10, episodes_angry=4, episodes_fear=4))
     assert both.level == "high"
