@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from screener.emotions.model import preprocess
+from screener.emotions.model import equalise, preprocess
 from screener.lab.calibration import store_calibration
 from screener.lab.evaluation import Evaluation
 from screener.lab.fer_data import LabelledImages
@@ -62,12 +62,15 @@ def quantization_record(faces: int) -> dict[str, Any]:
     return {"quantization": {"scheme": SCHEME, "calibration": f"{faces} FER2013 train faces"}}
 
 
-def calibration_faces(images: np.ndarray, count: int = CALIBRATION_FACES) -> np.ndarray:
-    """A fixed sample of training faces, preprocessed as scans preprocess, whose activations
-    set each layer's int8 range; the same data and seed give the same model."""
+def calibration_faces(images: np.ndarray, count: int = CALIBRATION_FACES,
+                      equalised: bool = False) -> np.ndarray:
+    """A fixed sample of training faces, preprocessed as scans preprocess (`equalised` for a
+    model that reads equalised faces), whose activations set each layer's int8 range; the
+    same data and seed give the same model."""
     rng = np.random.default_rng(CALIBRATION_SEED)
-    chosen = rng.choice(len(images), size=min(count, len(images)), replace=False)
-    return preprocess(images[np.sort(chosen)])
+    chosen = images[np.sort(rng.choice(len(images), size=min(count, len(images)),
+                                       replace=False))]
+    return preprocess(equalise(chosen) if equalised else chosen)
 
 
 def quantize_int8(model_path: Path, faces: np.ndarray, batch: int = 64) -> None:
@@ -150,11 +153,12 @@ def quantize_model(
     The calibration is fitted again: quantization nudges every probability, and the session
     estimates read the probabilities, not only the top label."""
     source = float_model_card(model_path, out_path)
-    faces = calibration_faces(train_images)
+    faces = calibration_faces(train_images, equalised=bool(source.get("equalise")))
     shutil.copyfile(model_path, out_path)
     quantize_int8(out_path, faces)
     out_path.with_suffix(".json").write_text(
-        json.dumps({"unsure_zooms": source.get("unsure_zooms", [])}) + "\n"
+        json.dumps({"unsure_zooms": source.get("unsure_zooms", []),
+                    "equalise": bool(source.get("equalise", False))}) + "\n"
     )
     measured = measure_on_val(out_path, val_data)
     evaluation = measured.evaluation

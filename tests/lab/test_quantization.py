@@ -59,6 +59,11 @@ def test_calibration_faces_are_a_fixed_preprocessed_sample():
     assert first.shape == (50, 48, 48, 1) and np.array_equal(first, again)
     assert first.min() >= -1.0 and first.max() <= 1.0
     assert len(calibration_faces(images[:20], 50)) == 20  # a small data set gives all it has
+    # A model that reads equalised faces has its int8 ranges set on equalised faces.
+    equalised = calibration_faces(images, 50, equalised=True)
+    sample = np.round((first[..., 0] + 1.0) * 127.5).astype(np.uint8)
+    expected = np.stack([cv2.equalizeHist(face) for face in sample])
+    assert np.allclose(equalised[..., 0], expected / 127.5 - 1.0, atol=1e-6)
     with pytest.raises(ValueError, match="at least one face"):
         quantize_int8(Path("unused.onnx"), np.zeros((0, 48, 48, 1), np.float32))
 
@@ -97,6 +102,7 @@ def test_the_quantize_command_keeps_the_training_record_and_measures_the_int8_mo
     record = {"name": "trained", "architecture": "a test network", "parameters": 1234,
               "settings": {"epochs": 3}, "val_accuracy": 0.99, "flip_margin": 0.2,
               "calibration": {"temperature": 9.0}, "error_profile": {"model": "trained"},
+              "equalise": True,
               "description": "a test network trained by screener; accuracy 99.0% on val"}
     trained.with_suffix(".json").write_text(json.dumps(record))
     data = _faces_folder(tmp_path / "fer")
@@ -113,6 +119,7 @@ def test_the_quantize_command_keeps_the_training_record_and_measures_the_int8_mo
         "a test network", 1234, {"epochs": 3})
     assert card["quantization"]["calibration"] == "60 FER2013 train faces"
     assert card["quantized_from"] == {"model": "trained.onnx", "val_accuracy": 0.99}
+    assert card["equalise"] is True  # the int8 model reads faces as its float model did
     # What described the float model's answers is measured again on the int8 one.
     assert card["val_accuracy"] == round(card["evaluation"]["accuracy"], 4) != 0.99
     assert card["calibration"]["temperature"] != 9.0 and "error_profile" not in card
