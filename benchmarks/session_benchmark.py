@@ -119,19 +119,22 @@ SMOKE = (Profile("smoke", 0.5, 1, (480, 270)),)
 
 def build_sessions(
     smoke: bool = False, cache: Path = CACHE, fer_val: Path = FER_VAL, seed: int = DEFAULT_SEED,
-    segments: int = 15,
+    segments: int = 15, negative_weights: Sequence[float] = (1.0, 1.0, 1.0), reuse: int = 1,
 ) -> list[SessionTruth]:
     """The benchmark's sessions, encoded (H.264) or taken from the cache, with their truth.
-    `smoke` gives one session of three short segments."""
+    `smoke` gives one session of three short segments. `fer_val`: any folder of
+    `<emotion>/*.jpg` square faces; `negative_weights` draws angry, sad and fear (a source
+    with almost no fearful faces draws few); `reuse` lets each image be shown that many times
+    (a small source)."""
     if not fer_val.is_dir():
         raise FileNotFoundError(f"FER2013 val not found at {fer_val}")
     rng = np.random.default_rng(seed)
-    pool = _image_pool(fer_val, rng)
+    pool = _image_pool(fer_val, rng, reuse)
     rules = load_rules("default")
     profiles, count = (SMOKE, 3) if smoke else (PROFILES, segments)
     sessions = []
     for profile in profiles:
-        plan = _plan(profile, count, rng, pool)
+        plan = _plan(profile, count, rng, pool, negative_weights)
         key = hashlib.sha256(json.dumps([VERSION, profile.size, [asdict(s) for s in plan]])
                              .encode()).hexdigest()[:12]
         path = cache / f"{profile.name}-{key}.mp4"
@@ -166,16 +169,19 @@ def truth_level(plan: Sequence[Segment], rules: RuleSet) -> tuple[dict[str, Any]
 _TRUE_BOX = Box(0, 0, 1, 1)
 
 
-def _image_pool(fer_val: Path, rng: np.random.Generator) -> dict[str, list[Path]]:
+def _image_pool(fer_val: Path, rng: np.random.Generator, reuse: int = 1
+                ) -> dict[str, list[Path]]:
     pool = {}
     for folder in sorted(p for p in fer_val.iterdir() if p.is_dir()):
         files = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
-        pool[folder.name] = [files[i] for i in rng.permutation(len(files))]
+        pool[folder.name] = [files[i] for _ in range(reuse)
+                             for i in rng.permutation(len(files))]
     return pool
 
 
 def _plan(profile: Profile, count: int, rng: np.random.Generator,
-          pool: dict[str, list[Path]]) -> list[Segment]:
+          pool: dict[str, list[Path]], negative_weights: Sequence[float] = (1.0, 1.0, 1.0)
+          ) -> list[Segment]:
     kinds: list[str] = []
     while len(kinds) < count:
         if rng.random() < 0.15 and kinds and kinds[-1] != "none":
@@ -191,7 +197,8 @@ def _plan(profile: Profile, count: int, rng: np.random.Generator,
         label = None
         if kind != "none":
             choices = NEGATIVE if kind == "negative" else OTHER
-            weights = np.array([0.4, 0.4, 0.2, 0.02] if kind == "other" else [1, 1, 1], float)
+            weights = np.array([0.4, 0.4, 0.2, 0.02] if kind == "other" else negative_weights,
+                               float)
             label = str(rng.choice(choices, p=weights[: len(choices)] / weights.sum()))
         image = str(pool[label].pop()) if label else None
         plan.append(Segment(i * SEGMENT_S, (i + 1) * SEGMENT_S, label, image))
