@@ -169,18 +169,26 @@ def truth_level(plan: Sequence[Segment], rules: RuleSet) -> tuple[dict[str, Any]
 _TRUE_BOX = Box(0, 0, 1, 1)
 
 
-def _image_pool(fer_val: Path, rng: np.random.Generator, reuse: int = 1
-                ) -> dict[str, list[Path]]:
-    pool = {}
+class ImagePool(dict):
+    """Image files by label, each list drawn from its end; `lent` keeps every list whole, to
+    start again from when a source has fewer faces of a label than its sessions show."""
+
+    def __init__(self, files: dict[str, list[Path]]) -> None:
+        super().__init__({label: list(paths) for label, paths in files.items()})
+        self.lent = files
+
+
+def _image_pool(fer_val: Path, rng: np.random.Generator, reuse: int = 1) -> ImagePool:
+    files = {}
     for folder in sorted(p for p in fer_val.iterdir() if p.is_dir()):
-        files = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
-        pool[folder.name] = [files[i] for _ in range(reuse)
-                             for i in rng.permutation(len(files))]
-    return pool
+        found = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
+        files[folder.name] = [found[i] for _ in range(reuse)
+                              for i in rng.permutation(len(found))]
+    return ImagePool(files)
 
 
 def _plan(profile: Profile, count: int, rng: np.random.Generator,
-          pool: dict[str, list[Path]], negative_weights: Sequence[float] = (1.0, 1.0, 1.0)
+          pool: ImagePool, negative_weights: Sequence[float] = (1.0, 1.0, 1.0)
           ) -> list[Segment]:
     kinds: list[str] = []
     while len(kinds) < count:
@@ -200,6 +208,8 @@ def _plan(profile: Profile, count: int, rng: np.random.Generator,
             weights = np.array([0.4, 0.4, 0.2, 0.02] if kind == "other" else negative_weights,
                                float)
             label = str(rng.choice(choices, p=weights[: len(choices)] / weights.sum()))
+        if label and not pool[label]:  # a small source lends its faces again, in turn
+            pool[label].extend(pool.lent[label])
         image = str(pool[label].pop()) if label else None
         plan.append(Segment(i * SEGMENT_S, (i + 1) * SEGMENT_S, label, image))
     return plan

@@ -47,3 +47,13 @@ def test_a_small_source_lends_each_photograph_several_times(tmp_path):
     plan = _plan(gloomy, 40, np.random.default_rng(1), lent, negative_weights=(1.0, 1.0, 0.0))
     shown = {segment.label for segment in plan} - {None}
     assert shown == {"angry", "sad"}  # no fearful face where the source has almost none
+
+
+def test_a_source_with_too_few_faces_of_a_kind_shows_them_again(tmp_path):
+    for label in ("angry", "sad", "fear", "happy", "neutral", "surprise", "disgust"):
+        (tmp_path / label).mkdir()
+        cv2.imwrite(str(tmp_path / label / "a.jpg"), np.full((48, 48), 100, np.uint8))
+    gloomy = Profile("gloomy", negative=1.0, run=1)
+    plan = _plan(gloomy, 30, np.random.default_rng(1),
+                 _image_pool(tmp_path, np.random.default_rng(0)))
+    assert sum(segment.image is not None for segment in plan) > 7  # one face of each kind
