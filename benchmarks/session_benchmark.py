@@ -408,8 +408,9 @@ def summary(totals: dict[str, Any]) -> str:
         f"false faces: {t['no_face_segments_with_faces']} of {t['no_face_segments']} no-face "
         f"segments ({t['false_face_keyframes']} key frames)",
         f"label accuracy: {t['segment_label_accuracy']:.1%} of segments found "
-        f"({t['keyframe_label_accuracy']:.1%} of faces); the model on the same images' clean "
-        f"crops: {t['clean_crop_accuracy']:.1%}",
+        f"({t['keyframe_label_accuracy']:.1%} of faces)"
+        + (f"; the model on the same images' clean crops: {t['clean_crop_accuracy']:.1%}"
+           if "clean_crop_accuracy" in t else ""),
         f"negative share error: {t['negative_share_mae']:.3f} mean absolute"
         + (f" (negative_share_est {t['negative_share_est_mae']:.3f})"
            if "negative_share_est_mae" in t else ""),
