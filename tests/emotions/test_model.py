@@ -73,7 +73,8 @@ def test_version_is_the_card_name_and_a_hash_of_the_file(shipped_model):
     path = VGG
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     calibrated = f"+T{shipped_model.card.temperature:.4g}"
-    assert shipped_model.name == f"{shipped_model.card.name}@{digest}{calibrated}"
+    # +dark64: how underexposed faces are read is part of what a session's numbers depend on
+    assert shipped_model.name == f"{shipped_model.card.name}@{digest}+dark64{calibrated}"
 
 
 def test_missing_or_broken_model_is_a_model_error(tmp_path):
@@ -283,7 +284,7 @@ def test_a_model_trained_on_equalised_faces_reads_a_dark_face_as_its_equalised_s
     rng = np.random.default_rng(5)
     faces = rng.integers(0, 255, (12, 48, 48), dtype=np.uint8)
     equalised = np.stack([cv2.equalizeHist(f) for f in faces])
-    dark = (faces * 0.25).astype(np.uint8)  # the same faces in a dim room
+    dark = (faces * 0.6).astype(np.uint8)  # the same faces in a dim room, not underexposed
     model = tmp_path / "eq.onnx"
     shutil.copy(VGG, model)
     plain = OnnxEmotionModel(model, temperature=1.0)
@@ -294,5 +295,22 @@ def test_a_model_trained_on_equalised_faces_reads_a_dark_face_as_its_equalised_s
     reads_equalised = OnnxEmotionModel(model, temperature=1.0)
     assert reads_equalised.card.equalise and "+eq" in reads_equalised.name
     assert np.allclose(reads_equalised.predict(faces), plain.predict(equalised), atol=1e-6)
-    # A dark face keeps its shape: equalised, it is nearly the well-lit face equalised.
+    # A dim face keeps its shape: equalised, it is nearly the well-lit face equalised.
     assert np.abs(reads_equalised.predict(dark) - plain.predict(equalised)).max() < 0.2
+
+
+def test_an_underexposed_face_is_equalised_before_the_network_reads_it(shipped_model):
+    import cv2
+
+    from screener.emotions.model import DARK_FACE, lift_dark
+
+    rng = np.random.default_rng(6)
+    lit = rng.integers(60, 250, (4, 48, 48), dtype=np.uint8)
+    dark = (lit * 0.2).astype(np.uint8)
+    assert dark.reshape(4, -1).mean(axis=1).max() < DARK_FACE <= lit.reshape(4, -1).mean(
+        axis=1).min()
+    lifted = lift_dark(np.concatenate([lit, dark]))
+    assert np.array_equal(lifted[:4], lit)  # well-lit faces are read as they are
+    assert np.array_equal(lifted[4:], np.stack([cv2.equalizeHist(f) for f in dark]))
+    raw = OnnxEmotionModel(VGG, temperature=1.0)
+    assert np.allclose(raw.predict(dark), raw.predict(lifted[4:]), atol=1e-6)
