@@ -25,9 +25,9 @@ DISCLAIMER = (
 )
 MODEL_CAVEAT = (
     "Faces in classroom recordings (lighting, angle, glasses, partly hidden faces) are harder"
-    " than the validation faces, so the model is likely wrong more often here. In dark or"
-    " grainy video it misses most negative expressions, and the corrected share then reads"
-    " too low as well (models/README.md)."
+    " than the validation faces, so the model is likely wrong more often here. In blurred,"
+    " small or heavily compressed faces it misses more negative expressions than in clear ones"
+    " (models/README.md)."
 )
 WIDE_INTERVAL = 0.30
 """An interval wider than this (in share) makes the page say the level is uncertain."""
