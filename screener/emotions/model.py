@@ -104,6 +104,9 @@ class ModelCard:
     """Expected calibration error of its probabilities, when the card records one."""
     equalise: bool = False
     """The network was trained on histogram-equalised crops (`equalise`), so it reads them."""
+    equalise_dark: bool = True
+    """Underexposed crops are equalised before it reads them (`lift_dark`); a card sets
+    `"equalise_dark": false` for a network that must read brightness as it is."""
     unsure_zooms: tuple[float, ...] = ()
     """Zooms at which the faces run mirrored are also run, each straight and mirrored: a
     property of the model, chosen with its accuracy, so every use of it runs it alike."""
@@ -129,6 +132,7 @@ class ModelCard:
             temperature=float(meta.get("calibration", {}).get("temperature", 1.0)),
             ece=recorded_ece(meta),
             equalise=bool(meta.get("equalise", False)),
+            equalise_dark=bool(meta.get("equalise_dark", True)),
             unsure_zooms=tuple(float(z) for z in meta.get("unsure_zooms", ())),
         )
 
@@ -208,7 +212,8 @@ class OnnxEmotionModel:
         mirrored = f"+flip{flip_margin:g}" if flip_margin else ""
         zoomed = "+zoom" + ",".join(f"{z:g}" for z in self.zooms) if self.zooms else ""
         calibrated = f"+T{self.temperature:.4g}" if self.temperature != 1.0 else ""
-        equalised = "+eq" if self.card.equalise else f"+dark{DARK_FACE}"
+        equalised = ("+eq" if self.card.equalise
+                     else f"+dark{DARK_FACE}" if self.card.equalise_dark else "")
         self.name = (f"{self.card.name}@{file_digest(path)}{equalised}{mirrored}{zoomed}"
                      f"{calibrated}")
 
@@ -217,7 +222,11 @@ class OnnxEmotionModel:
         """`aligned` is not read: this network reads the grey crops alone."""
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        batch = preprocess(equalise(crops) if self.card.equalise else lift_dark(crops))
+        if self.card.equalise:
+            crops = equalise(crops)
+        elif self.card.equalise_dark:
+            crops = lift_dark(crops)
+        batch = preprocess(crops)
         probabilities = self._run(batch)
         unsure = self.unsure(probabilities)
         if unsure.size:

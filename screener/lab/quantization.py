@@ -158,7 +158,8 @@ def quantize_model(
     quantize_int8(out_path, faces)
     out_path.with_suffix(".json").write_text(
         json.dumps({"unsure_zooms": source.get("unsure_zooms", []),
-                    "equalise": bool(source.get("equalise", False))}) + "\n"
+                    "equalise": bool(source.get("equalise", False)),
+                    "equalise_dark": bool(source.get("equalise_dark", True))}) + "\n"
     )
     measured = measure_on_val(out_path, val_data)
     evaluation = measured.evaluation

@@ -542,7 +542,8 @@ def test_calibrate_stores_a_temperature_that_evaluate_then_applies(tmp_path):
     from tests.conftest import brightness_model
 
     model = brightness_model(tmp_path / "bright.onnx")
-    model.with_suffix(".json").write_text(json.dumps({"name": "bright", "val_accuracy": 0.5}))
+    model.with_suffix(".json").write_text(json.dumps({"name": "bright", "val_accuracy": 0.5,
+                                                      "equalise_dark": False}))
     # Bright faces are happy to the model, near-certainly; half of these are sad.
     for i in range(4):
         _write_grey(tmp_path / "faces" / "happy" / f"{i}.png", 220)

@@ -228,7 +228,10 @@ def test_ctrl_c_stops_cleanly_with_a_summary(moods):
 
 
 def _free_display() -> int:
-    for number in range(99, 140):
+    """A display number no other test worker (pytest-xdist) can pick at the same moment."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 99 + 10 * (int(worker) if worker.isdigit() else 0)
+    for number in range(first, first + 10):
         if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(
                 f"/tmp/.X{number}-lock").exists():
             return number

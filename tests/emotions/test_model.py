@@ -314,3 +314,22 @@ def test_an_underexposed_face_is_equalised_before_the_network_reads_it(shipped_m
     assert np.array_equal(lifted[4:], np.stack([cv2.equalizeHist(f) for f in dark]))
     raw = OnnxEmotionModel(VGG, temperature=1.0)
     assert np.allclose(raw.predict(dark), raw.predict(lifted[4:]), atol=1e-6)
+
+
+def test_a_card_can_ask_for_dark_faces_as_they_are(tmp_path):
+    import json
+    import shutil
+
+    from screener.emotions.model import preprocess
+
+    dark = (np.random.default_rng(7).integers(60, 250, (3, 48, 48)) * 0.2).astype(np.uint8)
+    model = tmp_path / "as_is.onnx"
+    shutil.copy(VGG, model)
+    model.with_suffix(".json").write_text(json.dumps({"equalise_dark": False}))
+    as_is = OnnxEmotionModel(model, temperature=1.0)
+    assert "+dark" not in as_is.name
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(VGG), providers=["CPUExecutionProvider"])
+    direct = session.run(None, {session.get_inputs()[0].name: preprocess(dark)})[0]
+    assert np.allclose(as_is.predict(dark), direct, atol=1e-5)
