@@ -62,6 +62,13 @@ def train(
             "resolution, lighting and contrast."
         ),
     ] = False,
+    equalise: Annotated[
+        bool,
+        typer.Option(
+            help="Train on histogram-equalised faces, as most FER2013 images are; the model's "
+            "card says so, and scans then equalise the faces they give it."
+        ),
+    ] = False,
     cutout: Annotated[
         float, typer.Option(help="Share of images that lose a random square (0 to 1).")
     ] = 0.0,
@@ -135,7 +142,8 @@ def train(
         width=width, blocks=block_filters, l2=l2, schedule=schedule,
         label_smoothing=label_smoothing, class_weights=class_weights, augment=augment,
         cutout=cutout, teachers=tuple(str(t) for t in teacher or ()), distill=distill,
-        consistent=consistent, mixup=mixup, crop_jitter=crop_jitter, arch=arch,
+        consistent=consistent, mixup=mixup, crop_jitter=crop_jitter, equalise=equalise,
+        arch=arch,
         dropout=dropout, dense=dense, precision=precision, seed=seed,
         init_from=str(init_from) if init_from else None,
     )
