@@ -18,7 +18,6 @@ none may read High.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -42,9 +41,9 @@ from benchmarks.session_benchmark import (  # noqa: E402
     score,
     summary,
 )
-from screener.faces import make_detector, student_face  # noqa: E402
-from screener.lab.face_sources import wild_half  # noqa: E402
-from screener.settings import FaceSettings, load_settings  # noqa: E402
+from screener.domain import EMOTIONS  # noqa: E402
+from screener.lab.face_sources import load_wild  # noqa: E402
+from screener.settings import load_settings  # noqa: E402
 
 WILD = SHARED / "datasets" / "wild"
 FACES = CACHE.parent / "wild_held_out_faces"
@@ -59,17 +58,12 @@ def held_out_faces(root: Path = WILD, out: Path = FACES) -> Path:
     done = out / ".complete"
     if done.is_file():
         return out
-    detector = make_detector(FaceSettings())
-    with (root / "labels.csv").open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if wild_half(r["person"]) == "held_out"]
-    for row in rows:
-        image = cv2.imread(str(root / row["path"]))
-        face = student_face(detector.detect(image)) if image is not None else None
-        if face is None:
-            continue
+    wild = load_wild(root, half="held_out")  # the photographs in which a face is found
+    for path, label in zip(wild.paths, wild.labels, strict=True):
+        image = cv2.imread(str(root / path))
         crop = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (SIDE, SIDE),
                           interpolation=cv2.INTER_AREA)
-        target = out / row["label"] / Path(row["path"]).name
+        target = out / EMOTIONS[label] / Path(path).name
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), crop)
     done.write_text("")

@@ -83,6 +83,7 @@ class EmotionModel(Protocol):
 
     name: str
     card: ModelCard
+    reads_aligned: bool
 
     def predict(self, crops: Sequence[np.ndarray] | np.ndarray,
                 aligned: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
@@ -156,6 +157,9 @@ def file_digest(path: Path) -> str:
 class OnnxEmotionModel:
     """An exported emotion network (or ensemble, one graph) run by ONNX Runtime on the CPU, in
     batches."""
+
+    reads_aligned = False
+    """It reads the grey crops alone: scans need not cut aligned colour faces for it."""
 
     def __init__(
         self,

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from screener.domain import EMOTIONS, INPUT_SIZE
-from screener.emotions.model import OnnxEmotionModel, equalise
+from screener.emotions.model import OnnxEmotionModel
 from screener.emotions.temperature import apply_temperature
 from screener.lab.calibration import Calibration, fit_calibration, store_calibration
 from screener.lab.evaluation import (
@@ -107,8 +107,9 @@ def ship_checkpoint(
     best.save(out_path)
     onnx_path = out_path.with_suffix(".onnx")
     export_onnx(best, onnx_path)
-    if settings.equalise:  # as scans will read it: the card below tells them to equalise
-        val_data = replace(val_data, images=equalise(val_data.images))
+    # Measured as scans will read it: the card says now how its faces are prepared (written
+    # whole below), so no card left from an earlier export can say otherwise.
+    onnx_path.with_suffix(".json").write_text(json.dumps({"equalise": settings.equalise}) + "\n")
     measured = measure_on_val(onnx_path, val_data)
     parameters = int(best.count_params())
     write_model_card_json(out_path, settings, measured.evaluations, measured.flip_margin, state,

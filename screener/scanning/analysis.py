@@ -69,7 +69,7 @@ class Analyzer:
         ModelError, DetectorError or RulesError when a file cannot be loaded."""
         model = load_emotion_model(settings.model_path, settings.emotions.batch_size, threads,
                                    settings.emotions.flip_margin)
-        if getattr(model, "reads_aligned", False):
+        if model.reads_aligned:
             settings = settings.replace(faces=replace(settings.faces, aligned_crop=True))
         return cls(
             settings=settings,
