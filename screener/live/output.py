@@ -170,7 +170,7 @@ class Window:
 
         self.cv2, self.title = cv2, title
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
-        self._shown = False
+        self._shown = self._seen = False
 
     def show(self, analysed: AnalysedFrame) -> bool:
         assert analysed.image is not None
@@ -182,9 +182,13 @@ class Window:
         key = self.cv2.waitKey(1)
         if key != -1 and key & 0xFF in QUIT_KEYS:
             return False
-        closed = self._shown and self.cv2.getWindowProperty(
-            self.title, self.cv2.WND_PROP_VISIBLE) < 1
-        return not closed
+        if not self._shown:
+            return True
+        # A window is mapped some time after its first imshow (long on a busy machine): only
+        # one that has been seen on screen and is gone was closed by the user.
+        visible = self.cv2.getWindowProperty(self.title, self.cv2.WND_PROP_VISIBLE) >= 1
+        self._seen |= visible
+        return visible or not self._seen
 
     def close(self) -> None:
         self.cv2.destroyWindow(self.title)
