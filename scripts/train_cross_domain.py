@@ -31,6 +31,7 @@ from screener.lab.training import one_hot, train  # noqa: E402
 from screener.settings import TrainSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
+NEGATIVE_OR_DISGUST = ("angry", "disgust", "fear", "sad")
 ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
 
 
@@ -46,6 +47,10 @@ def main() -> None:
                         help="share of a web photo's target taken from the zoo model")
     parser.add_argument("--wild-repeats", type=int, default=4,
                         help="times each web photo is seen per epoch")
+    parser.add_argument("--negative-repeats", type=int, default=1,
+                        help="times more often a web photo labelled angry, disgust, fear or "
+                             "sad is seen, taught by its crowd label alone (the teacher misses "
+                             "most of them)")
     parser.add_argument("--init-from", default=str(ROOT / "models/emotion_vgg.onnx"))
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--equalise", action="store_true",
@@ -70,11 +75,16 @@ def main() -> None:
     print(f"wild fit half: {len(wild.labels)} faces ({wild.missed} photos without one); "
           f"teacher temperature {temperature:.3f}")
 
-    repeats = args.wild_repeats
+    repeats = np.full(len(wild.labels), args.wild_repeats)
+    if args.negative_repeats > 1:
+        negative = np.isin(wild.labels, [EMOTIONS.index(e) for e in NEGATIVE_OR_DISGUST])
+        repeats[negative] *= args.negative_repeats
+        wild_targets[negative] = one_hot(wild.labels[negative])
     images = np.concatenate([fer_train.images, np.repeat(wild.grey, repeats, axis=0)])
     labels = np.concatenate([fer_train.labels, np.repeat(wild.labels, repeats)])
     targets = np.concatenate([fer_targets, np.repeat(wild_targets, repeats, axis=0)])
-    paths = fer_train.paths + [p for p in wild.paths for _ in range(repeats)]
+    paths = fer_train.paths + [p for p, n in zip(wild.paths, repeats, strict=True)
+                               for _ in range(n)]
     data = LabelledImages(images, labels, paths)
 
     settings = replace(
@@ -87,7 +97,8 @@ def main() -> None:
     (args.out.parent / "recipe.json").write_text(json.dumps({
         "votes": args.votes, "teacher": args.teacher, "equalise": args.equalise,
         "teacher_temperature": temperature,
-        "wild_repeats": repeats, "wild_fit_faces": int(len(wild.labels)),
+        "wild_repeats": args.wild_repeats, "negative_repeats": args.negative_repeats,
+        "wild_fit_faces": int(len(wild.labels)),
         "fer_images_with_votes": int(voted.sum()), "classes": list(EMOTIONS),
     }, indent=2))
     train(data, fer_val, args.out, settings, targets=targets.astype(np.float32))
