@@ -65,12 +65,15 @@ from screener.settings import Settings  # noqa: E402
 FIT_SOURCES = ("fer_val", "wild_fit")
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def pool(members: list[np.ndarray], weights: tuple[float, ...], temperature: np.ndarray | float
          ) -> np.ndarray:
     logs = sum(w * np.log(np.maximum(p, TINY)) for p, w in zip(members, weights, strict=True))
-    z = logs / sum(weights) / np.reshape(temperature, (-1, 1))
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(logs / sum(weights) / np.reshape(temperature, (-1, 1)))
 
 
 def disagreement(members: list[np.ndarray]) -> np.ndarray:
@@ -148,9 +151,7 @@ def fit_stacked(features: list[np.ndarray], labels: list[np.ndarray], balance: f
     params = [np.zeros((x.shape[1], 7)), np.zeros(7)]
     moments = [[np.zeros_like(p), np.zeros_like(p)] for p in params]
     for step in range(1, steps + 1):
-        z = x @ params[0] + params[1]
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
+        p = softmax(x @ params[0] + params[1])
         error = (p - targets) * share[:, None]
         grads = [x.T @ error + l2 * params[0], error.sum(axis=0)]
         for param, grad, (m, v) in zip(params, grads, moments, strict=True):
@@ -184,16 +185,13 @@ def stack_features(members: list[np.ndarray]) -> np.ndarray:
 
 
 def stacked(members: list[np.ndarray], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    z = stack_features(members) @ weights + bias
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(stack_features(members) @ weights + bias)
 
 
 def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
     z = np.log(np.maximum(probabilities, TINY))
     z[:, NEGATIVE] += bias
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(z)
 
 
 def row(probabilities: np.ndarray, labels: np.ndarray) -> dict:

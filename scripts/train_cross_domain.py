@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from screener.domain import EMOTIONS  # noqa: E402
+from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from screener.emotions.aligned import AlignedOnnxModel  # noqa: E402
 from screener.lab.calibration import fit_temperature  # noqa: E402
 from screener.lab.face_sources import ferplus_votes, load_wild  # noqa: E402
@@ -31,7 +31,6 @@ from screener.lab.training import one_hot, train  # noqa: E402
 from screener.settings import TrainSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-NEGATIVE_OR_DISGUST = ("angry", "disgust", "fear", "sad")
 ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
 
 
@@ -77,7 +76,8 @@ def main() -> None:
 
     repeats = np.full(len(wild.labels), args.wild_repeats)
     if args.negative_repeats > 1:
-        negative = np.isin(wild.labels, [EMOTIONS.index(e) for e in NEGATIVE_OR_DISGUST])
+        taught = NEGATIVE_EMOTIONS | {"disgust"}
+        negative = np.isin(wild.labels, [EMOTIONS.index(e) for e in taught])
         repeats[negative] *= args.negative_repeats
         wild_targets[negative] = one_hot(wild.labels[negative])
     images = np.concatenate([fer_train.images, np.repeat(wild.grey, repeats, axis=0)])
