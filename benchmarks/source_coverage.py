@@ -21,12 +21,17 @@ fitted sources, else the pool of them. Intervals compared:
   its profile is FER2013 `val`, measured on all of it, as the model's .json records it, so on
   `fer_val` it is in-sample);
 * `sources`: each replicate read through one source's profile in turn;
-* `sources + floor`: the same with the floor from the number of distinct expressions (shipped);
+* `sources + floor`: the same with the floor from the number of distinct expressions (shipped
+  until estimator 4);
+* `sources + own reading + floor`: the same with the model's own uncorrected reading as one more
+  profile (`OWN_READING`; shipped);
 * `floor only`: the main profile's bootstrap with the floor.
 
 `levels`: how often the level from the shipped estimate agrees with the level the true labels
 give, by the number of distinct expressions the session shows (sessions of 10 s to 10 minutes),
-from which screener's "too short to judge" line is chosen (`--levels` sessions per source).
+from which screener's "too short to judge" line is chosen (`--levels` sessions per source and
+seed, pooled over `--level-seeds`: one seed's bands of 200 sessions differ by up to 7 points
+from run to run). `--levels-only` skips the coverage table.
 """
 
 from __future__ import annotations
@@ -63,8 +68,9 @@ LEVEL_RIGHT = 0.8
 EXPRESSION_BINS = ((1, 4), (5, 9), (10, 14), (15, 19), (20, 29), (30, 39), (40, 59),
                    (60, 10_000))
 VARIANTS = ("before", "floor only", "sources pooled", "sources pooled + floor",
-            "sources", "sources + floor", "sources x1.5 + floor", "sources x2 + floor")
-SHIPPED = "sources + floor"
+            "sources", "sources + floor", "sources x1.5 + floor", "sources x2 + floor",
+            "sources + own reading + floor")
+SHIPPED = "sources + own reading + floor"
 
 
 def source_probabilities(model_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -100,8 +106,9 @@ def intervals(p: np.ndarray, fitted: ErrorProfile, shipped: ErrorProfile
               ) -> dict[str, tuple[float, float]]:
     """Every variant's interval for one session's probabilities."""
     columns = simulated.NEG_IDX
-    alone = source_spread(p, columns, shipped.with_others(()))
-    spread = source_spread(p, columns, fitted)
+    alone = source_spread(p, columns, shipped.with_others(()), own_reading=False)
+    spread = source_spread(p, columns, fitted, own_reading=False)
+    with_own = source_spread(p, columns, fitted)
     which = np.arange(len(spread.departures)) % len(spread.own)
     pooled = np.clip(np.quantile(spread.own[which] + spread.departures, [0.05, 0.95]), 0, 1)
     pooled = (min(pooled[0], spread.share), max(pooled[1], spread.share))
@@ -120,6 +127,7 @@ def intervals(p: np.ndarray, fitted: ErrorProfile, shipped: ErrorProfile
         "sources + floor": floored(spread.interval(1.0), spread.share),
         "sources x1.5 + floor": floored(spread.interval(1.5), spread.share),
         "sources x2 + floor": floored(spread.interval(2.0), spread.share),
+        "sources + own reading + floor": floored(with_own.interval(1.0), with_own.share),
     }
     return found
 
@@ -155,7 +163,8 @@ def coverage_rows(read: dict, sessions: int, seed: int) -> dict:
 
 def level_rows(read: dict, sessions: int, seed: int) -> list[dict]:
     """Sessions of 10 s to 10 minutes: the true level, the shipped estimate's level, and how
-    many distinct expressions the session showed."""
+    many distinct expressions the session showed. The level needs only the point estimate, so
+    the bootstrap is cut to one replicate."""
     rules = load_rules("default")
     truth_rules = parse_rules(Path(rules.source).read_text()
                               .replace("negative_share_est", "negative_share"), "truth")
@@ -172,10 +181,10 @@ def level_rows(read: dict, sessions: int, seed: int) -> list[dict]:
             p = probabilities[images]
             truth = simulated.label_metrics(classes, truth_rules)
             seen = simulated.label_metrics(p.argmax(axis=1), truth_rules)
-            estimate = estimate_negative_share(p, simulated.NEGATIVE, fitted)
+            estimate = estimate_negative_share(p, simulated.NEGATIVE, fitted, replicates=1)
             assert estimate is not None
             level = rules.assess({**seen, "negative_share_est": estimate.share}).level
-            rows.append({"source": name, "faces": seconds,
+            rows.append({"source": name, "faces": seconds, "seed": seed,
                          "expressions": distinct_expressions(p),
                          "right": level == truth_rules.assess(truth).level})
     return rows
@@ -193,29 +202,27 @@ def level_table(rows: list[dict]) -> dict:
     return table
 
 
-def too_short_line(rows: list[dict], step: int = 1) -> int:
-    """The fewest distinct expressions from which on the level is right in at least
-    `LEVEL_RIGHT` of sessions, in every run of `window` expressions counts above it."""
-    counts = np.array([r["expressions"] for r in rows])
-    right = np.array([r["right"] for r in rows])
-    for line in range(1, int(counts.max()) + 1, step):
-        ok = True
-        for start in range(line, int(counts.max()) + 1, 5):
-            window = (counts >= start) & (counts < start + 5)
-            if window.sum() >= 30 and right[window].mean() < LEVEL_RIGHT:
-                ok = False
-                break
-        if ok:
-            return line
-    return int(counts.max()) + 1
+def too_short_line(table: dict) -> int:
+    """The lower edge of the first band of `EXPRESSION_BINS` from which every band holding at
+    least 30 sessions gets the level right in `LEVEL_RIGHT` of them."""
+    bands = [(int(name.split("-")[0].rstrip("+")), band) for name, band in table.items()]
+    for number, (least, _) in enumerate(bands):
+        if all(band["levels_right"] >= LEVEL_RIGHT for _, band in bands[number:]
+               if band["sessions"] >= 30):
+            return least
+    return EXPRESSION_BINS[-1][0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Settings().model_path)
     parser.add_argument("--sessions", type=int, default=120, help="per source and length")
-    parser.add_argument("--levels", type=int, default=300, help="per source, for the line")
+    parser.add_argument("--levels", type=int, default=300,
+                        help="sessions per source and level seed, for the line")
     parser.add_argument("--seed", type=int, default=43)
+    parser.add_argument("--level-seeds", default="43,7,11,13,17",
+                        help="comma-separated; the level sessions of each are pooled")
+    parser.add_argument("--levels-only", action="store_true", help="skip the coverage table")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -228,14 +235,19 @@ def main() -> None:
                         "accuracy": round(float((p.argmax(axis=1) == lb).mean()), 4)}
                     for n, (p, lb) in read.items()},
     }
-    record["coverage"] = coverage_rows(read, args.sessions, args.seed)
-    record["worst"] = {
-        v: min(cell[v]["coverage"] for lengths in record["coverage"].values()
-               for cell in lengths.values()) for v in VARIANTS}
+    if not args.levels_only:
+        record["coverage"] = coverage_rows(read, args.sessions, args.seed)
+        record["worst"] = {
+            v: min(cell[v]["coverage"] for lengths in record["coverage"].values()
+                   for cell in lengths.values()) for v in VARIANTS}
     if args.levels:
-        rows = level_rows(read, args.levels, args.seed)
+        seeds = [int(seed) for seed in args.level_seeds.split(",")]
+        rows = [row for seed in seeds for row in level_rows(read, args.levels, seed)]
+        record["level_seeds"] = seeds
         record["levels_by_distinct_expressions"] = level_table(rows)
-        record["too_short_below"] = too_short_line(rows)
+        record["levels_by_seed"] = {
+            seed: level_table([r for r in rows if r["seed"] == seed]) for seed in seeds}
+        record["too_short_below"] = too_short_line(record["levels_by_distinct_expressions"])
     record["seconds"] = round(time.perf_counter() - started, 1)
     record["machine"] = machine_summary()
     print_and_save(record, args.out)

@@ -42,7 +42,8 @@ LEVEL_MEANINGS = {
 }
 INTERVAL_MEANING = (
     "\u201cLikely\u201d gives a 90% range: it allows for how the model errs on faces unlike"
-    " the ones it learnt from (other cameras, light and people) and for how few distinct"
+    " the ones it learnt from (other cameras, light and people), for people who see fewer"
+    " negative expressions than those who labelled its test faces, and for how few distinct"
     " expressions a short recording shows. In testing on simulated sessions of faces from"
     " several sources, such ranges held the true share in at least 85 of 100."
 )

@@ -19,6 +19,7 @@ from screener.session.estimate import (
     project_to_simplex,
     reweighted,
     simplex_least_squares,
+    source_spread,
     wilson_interval,
 )
 from screener.settings import Settings
@@ -396,10 +397,26 @@ def test_the_interval_spans_the_shares_every_source_profile_implies():
     main = _profile(rates)
     alone = estimate_negative_share(faces, NEGATIVE, main)
     both = estimate_negative_share(faces, NEGATIVE, main.with_others([_profile(darker)]))
-    assert both.share == alone.share
+    assert both.share == pytest.approx(alone.share, abs=1e-6)
     under_darker = estimate_negative_share(faces, NEGATIVE, _profile(darker)).share
     assert under_darker > alone.high
     assert both.low <= alone.low and both.high >= under_darker
+
+
+def test_the_range_reaches_the_models_own_uncorrected_reading():
+    """People who see fewer negative faces than every labelling crowd behind the profiles (as
+    FER+'s voters do) read a session nearer to what the model itself says than to any
+    correction: the range reaches down to the model's mean chance of angry, sad or fear."""
+    profile = shipped_profile()
+    true_mix = np.zeros(K)
+    true_mix[[ANGRY, FEAR, SAD]] = [0.3, 0.3, 0.4]
+    faces = np.repeat(profile.mean_probabilities, np.round(true_mix * 600).astype(int), axis=0)
+    own = faces[:, [ANGRY, FEAR, SAD]].sum(axis=1).mean()
+    corrected = source_spread(faces, [ANGRY, FEAR, SAD], profile, own_reading=False)
+    assert own < 0.75 and corrected.share > 0.97 and corrected.interval()[0] > own
+    estimate = estimate_negative_share(faces, NEGATIVE, profile, floor=False)
+    assert estimate.share == pytest.approx(corrected.share, abs=1e-6)
+    assert estimate.low <= own < estimate.share
 
 
 def test_a_model_json_with_source_profiles_gives_them_as_others_and_old_ones_still_load(tmp_path):
