@@ -15,7 +15,7 @@ faces (its `ErrorProfile`, measured on FER2013 `val`):
 
 `estimate_negative_share` is what scans use: the soft adjusted count, which
 benchmarks/estimator_benchmark.py found the most accurate and unbiased (EM under-reads
-negative sessions by 2-3 points; docs/benchmarks.md). Its 90% interval has three parts:
+negative sessions by 2-3 points; docs/benchmarks.md). Its 90% interval has four parts:
 
 * a bootstrap over blocks of consecutive faces: neighbouring key frames show the same
   expression and share the model's mistakes, so resampling faces one by one would claim far
