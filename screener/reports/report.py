@@ -37,7 +37,6 @@ from screener.reports.wording import (
     ShareFigures,
     calibration_sentence,
     format_metric,
-    interval_text,
     level_meaning,
     metric_name,
     model_reliability,
@@ -48,6 +47,7 @@ from screener.reports.wording import (
     uncertainty_sentence,
 )
 from screener.resources import resource_path
+from screener.session.estimate import interval_text
 from screener.session.evidence import STRETCH
 from screener.session.rules import LEVELS
 from screener.storage.store import Store, StoredSession

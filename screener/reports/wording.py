@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from screener.emotions.model import ModelCard
+from screener.session.estimate import interval_text
 from screener.session.rules import metric_value, metric_words, too_short, too_short_sentence
 from screener.storage.store import StoredSession
 
@@ -72,11 +73,6 @@ class ShareFigures:
     @property
     def has_interval(self) -> bool:
         return self.low is not None and self.high is not None
-
-
-def interval_text(low: float, high: float) -> str:
-    """The one way an interval is written, on pages and in the terminal: 'likely 25% to 52%'."""
-    return f"likely {low:.0%} to {high:.0%}"
 
 
 def share_text(share: float, low: float | None, high: float | None) -> str:

@@ -312,6 +312,12 @@ class ShareEstimate:
     """The estimated share of each of the seven emotions."""
 
 
+def interval_text(low: float, high: float) -> str:
+    """The one way an interval is written, on pages, in the terminal and in trend sentences:
+    'likely 25% to 52%'."""
+    return f"likely {low:.0%} to {high:.0%}"
+
+
 def estimate_negative_share(
     probabilities: np.ndarray,
     negative: Sequence[str],

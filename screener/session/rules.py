@@ -18,6 +18,7 @@ from typing import Any
 from screener.domain import EMOTIONS, Assessment
 from screener.resources import resource_path
 from screener.session.aggregate import metric_names
+from screener.session.estimate import interval_text
 from screener.settings import SettingsError, parse_toml, read_settings_file
 
 LEVELS = ("insufficient", "low", "moderate", "high")
@@ -165,8 +166,8 @@ class RuleSet:
         if others:
             low, high = (float(metrics[k]) for k in ESTIMATE_BOUNDS)
             assessment = replace(assessment, explanation=(
-                f"{assessment.explanation} Within the likely range of the estimate ({low:.0%} "
-                f"to {high:.0%}) the level could also be {' or '.join(others)}."))
+                f"{assessment.explanation} The share is {interval_text(low, high)}, and in "
+                f"that range the level could also be {' or '.join(others)}."))
         seen = too_short(metrics)
         if seen is not None and assessment.level != "insufficient":
             assessment = replace(assessment, explanation=(

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from screener.session.estimate import interval_text
 from screener.storage.store import StoredSession
 from screener.trends.baseline import BASELINE_SESSIONS, session_estimate
 
@@ -67,8 +68,7 @@ def student_trend(sessions: Sequence[StoredSession]) -> Trend:
     # At least MIN_SESSIONS usable sessions, at most RECENT_SESSIONS of them recent: the
     # baseline always has two or more.
     usual = (f"the student's usual {centre:.0%} (median of {len(baseline)} earlier "
-             "sessions, typical interval "
-             f"{band_low:.0%}-{band_high:.0%})")
+             f"sessions; usual range {interval_text(band_low, band_high)})")
     if min(lows) > band_high:
         direction = "rising"
         text = f"Negative affect is rising: {which} above {usual}, beyond chance."

@@ -410,7 +410,7 @@ def test_a_level_that_could_differ_within_the_interval_says_so():
     assessment = rules.assess(near)
     assert assessment.level == "high"
     assert assessment.explanation.endswith(
-        "Within the likely range of the estimate (42% to 70%) the level could also be low.")
+        "The share is likely 42% to 70%, and in that range the level could also be low.")
 
     clear = {**near, "negative_share_est": 0.8, "negative_share_low": 0.7,
              "negative_share_high": 0.9}
@@ -482,7 +482,7 @@ def test_every_other_level_in_the_interval_is_named():
     rules = load_rules("default")
     assert rules.levels_within_interval(wide) == ["low", "moderate", "high"]
     assert rules.assess(wide).explanation.endswith(
-        "Within the likely range of the estimate (25% to 70%) the level could also be low or "
+        "The share is likely 25% to 70%, and in that range the level could also be low or "
         "moderate.")
 
 

@@ -87,7 +87,7 @@ def test_steady_says_which_sessions_overlap_the_usual_band_in_words(store):
     one = student_trend(history(store, [0.2, 0.3, 0.25]))
     assert one.explanation == (
         "No clear change: the latest session overlaps the student's usual 25% (median of 2 "
-        "earlier sessions, typical interval 20%-30%).")
+        "earlier sessions; usual range likely 20% to 30%).")
 
 
 def test_steady_with_two_recent_sessions_uses_the_plural(store):
@@ -95,7 +95,7 @@ def test_steady_with_two_recent_sessions_uses_the_plural(store):
     assert days(two.recent) == [4, 5] and days(two.baseline) == [1, 2, 3]
     assert two.explanation == (
         "No clear change: the latest 2 sessions overlap the student's usual 25% (median of 3 "
-        "earlier sessions, typical interval 20%-30%).")
+        "earlier sessions; usual range likely 20% to 30%).")
 
 
 def test_with_four_sessions_the_latest_two_are_compared_with_the_two_before(store):
