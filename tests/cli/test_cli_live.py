@@ -271,33 +271,58 @@ def _grab(display: str) -> np.ndarray:
     return np.asarray(ImageGrab.grab(xdisplay=display))
 
 
-@pytest.mark.slow
-def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
-    video, model = moods
-    env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb",
-           "PYTHONPATH": str(REPO)}
+UNPAINTED_TRIES = 3
+"""Runs of the window test in which the window may stay unpainted. On a loaded machine, Xvfb
+without a window manager sometimes never paints a Qt window however often `imshow` is called
+(measured with three CPU-bound processes beside it: a bare `namedWindow` + `imshow` loop showed
+nothing on screen for 6 s in about one run in six, whatever the `waitKey` delay); a desktop's
+window manager exposes the window again. A window that paints but shows no box, or a session
+that fails, is never retried."""
+
+
+def _watch_window(video: Path, model: Path, display: str) -> tuple[int, float, subprocess.Popen]:
+    """Starts `screener live` with its window on `display` and screenshots it until a box in a
+    label's colour shows or the session ends: (box pixels, largest screenshot std, process)."""
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "screener", "live", str(video), "--rules", "seed", "--json",
          "--model", str(model)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         preexec_fn=interruptible,
     )
+    boxes, brightest, deadline = 0, 0.0, time.monotonic() + 60
     try:
-        blank = _grab(xvfb_display)
-        assert blank.std() < 5
-        shot, boxes, deadline = blank, 0, time.monotonic() + 60
         while boxes <= 50 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.3)
-            shot = _grab(xvfb_display)  # RGB
+            shot = _grab(display)  # RGB
+            brightest = max(brightest, float(shot.std()))
             # A box in a label's colour: blue (sad) or yellow (happy).
             blue = (shot[..., 2] > 200) & (shot[..., 0] < 60) & (shot[..., 1] < 60)
             yellow = (shot[..., 0] > 200) & (shot[..., 1] > 200) & (shot[..., 2] < 60)
             boxes = int(blue.sum() + yellow.sum())
-        if boxes <= 50:
-            process.kill()
-            _, errors = process.communicate(timeout=60)
-            pytest.fail(f"no box was drawn on the screen (std {shot.std():.1f}); exit "
-                        f"{process.returncode}, stderr: {errors[-2000:]}")
+    except BaseException:
+        process.kill()
+        raise
+    return boxes, brightest, process
+
+
+@pytest.mark.slow
+def test_the_window_shows_the_annotated_video_under_xvfb(moods, xvfb_display):
+    video, model = moods
+    assert _grab(xvfb_display).std() < 5
+    for _ in range(UNPAINTED_TRIES):
+        boxes, brightest, process = _watch_window(video, model, xvfb_display)
+        if boxes > 50:
+            break
+        process.kill()
+        out, errors = process.communicate(timeout=60)
+        if brightest > 5 or process.returncode not in (0, -signal.SIGKILL):
+            break
+    if boxes <= 50:
+        summary = json_lines(out)[-1:] if out else []
+        pytest.fail(f"no box was drawn on the screen (largest std {brightest:.1f}); exit "
+                    f"{process.returncode}, summary: {summary}, stderr: {errors[-2000:]}")
+    try:
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=60)
     finally:
