@@ -17,7 +17,7 @@ them (segments of 3-30 s of one emotion, 1-3 images a segment, one face a second
 10 minutes. The main profile (the point estimate) is FER2013 `val`'s where it is among the
 fitted sources, else the pool of them. Intervals compared:
 
-* `before`: the main profile alone, block bootstrap (screener's interval up to estimator 3;
+* `before`: the main profile alone, block bootstrap (screener's interval before estimator 3;
   its profile is FER2013 `val`, measured on all of it, as the model's .json records it, so on
   `fer_val` it is in-sample);
 * `sources`: each replicate read through one source's profile in turn;
