@@ -77,10 +77,15 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def mean_logs(members: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
+    """The members' log-probabilities averaged by `weights`, as the joined model averages them."""
+    logs = sum(w * np.log(np.maximum(p, TINY)) for p, w in zip(members, weights, strict=True))
+    return logs / sum(weights)
+
+
 def pool(members: list[np.ndarray], weights: tuple[float, ...], temperature: np.ndarray | float
          ) -> np.ndarray:
-    logs = sum(w * np.log(np.maximum(p, TINY)) for p, w in zip(members, weights, strict=True))
-    return softmax(logs / sum(weights) / np.reshape(temperature, (-1, 1)))
+    return softmax(mean_logs(members, weights) / np.reshape(temperature, (-1, 1)))
 
 
 def disagreement(members: list[np.ndarray]) -> np.ndarray:
@@ -201,21 +206,23 @@ def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
     return softmax(z)
 
 
-def zoo_reads(sources: list) -> dict[str, np.ndarray]:
+def zoo_reads(sources: list, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The zoo model's probabilities per source (NaN rows where no aligned crop was cut), at
     the temperature that fits the fit persons."""
     zoo = AlignedOnnxModel(ZOO, temperature=1.0)
     logits = {}
     for source in sources:
-        found = [i for i, face in enumerate(source.aligned) if face is not None]
         logits[source.name] = np.full((len(source.aligned), 7), np.nan)
+        found = [i for i, face in enumerate(source.aligned) if face is not None]
         if found:
             logits[source.name][found] = zoo.logits(np.stack([source.aligned[i] for i in found]))
-    fit = logits["wild_fit"]
-    temperature = fit_temperature(softmax(fit), next(s.labels for s in sources
-                                                     if s.name == "wild_fit"))
-    return {name: softmax(np.nan_to_num(z) / temperature) * np.where(np.isnan(z), np.nan, 1.0)
-            for name, z in logits.items()}
+    temperature = fit_temperature(softmax(logits["wild_fit"]), labels["wild_fit"])
+    read = {}
+    for name, z in logits.items():
+        found = ~np.isnan(z).any(axis=1)
+        read[name] = np.full_like(z, np.nan)
+        read[name][found] = softmax(z[found] / temperature)
+    return read
 
 
 def zoo_where_disagree(members: list[np.ndarray], zoo: np.ndarray, weights: tuple[float, ...],
@@ -223,8 +230,7 @@ def zoo_where_disagree(members: list[np.ndarray], zoo: np.ndarray, weights: tupl
     """The joined reading, with the zoo model joined in where the members disagree by more
     than `least`; and the share of faces it read."""
     read = ~np.isnan(zoo).any(axis=1) & (disagreement(members) > least)
-    logs = sum(w * np.log(np.maximum(p, TINY)) for p, w in zip(members, weights, strict=True))
-    logs = logs / sum(weights)
+    logs = mean_logs(members, weights)
     joined = (logs + ZOO_WEIGHT * np.log(np.maximum(np.nan_to_num(zoo), TINY))) / (1 + ZOO_WEIGHT)
     return softmax(np.where(read[:, None], joined, logs) / temperature), float(read.mean())
 
@@ -275,14 +281,14 @@ def main() -> None:
             [equalised[s][0], plain[s][1]], weights, model.temperature),
         "equalised_both": lambda s: pool(equalised[s], weights, model.temperature),
     }
-    zoo = zoo_reads(sources)
+    zoo = zoo_reads(sources, labels)
     escalated: dict[str, dict[str, float]] = {}
     for least in (0.1, 0.2):
         name = f"zoo_where_members_disagree{least}"
-        escalated[name] = {s: zoo_where_disagree(plain[s], zoo[s], weights, model.temperature,
-                                                 least)[1] for s in labels}
-        candidates[name] = (lambda s, least=least: zoo_where_disagree(
-            plain[s], zoo[s], weights, model.temperature, least)[0])
+        reads = {s: zoo_where_disagree(plain[s], zoo[s], weights, model.temperature, least)
+                 for s in labels}
+        escalated[name] = {s: share for s, (_, share) in reads.items()}
+        candidates[name] = lambda s, reads=reads: reads[s][0]
     wild = load_wild(SHARED / "datasets/wild", Settings().faces, half="held_out")
     if not np.array_equal(wild.labels, labels["wild_held_out"]):
         sys.exit("error: benchmarks/.cache/domain is stale: delete it and run again")
