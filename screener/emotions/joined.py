@@ -4,9 +4,11 @@ screener's network trained on FER2013 reads FER2013-style faces well and is conf
 faces unlike them (talking and stern faces read as anger); a network trained on real-world
 faces (OpenCV Zoo's, or screener's own distilled from it) reads those better and FER2013's
 worse. Each member is calibrated on its own, their log-probabilities are pooled with the
-weights the joined model's file gives (a weighted geometric mean), and one temperature
-calibrates the pooled answer. A member that reads aligned colour faces sits out a face that has
-none (no landmarks: the Haar detector).
+weights the joined model's file gives (a weighted geometric mean), and a temperature
+calibrates the pooled answer: one for every face, or one per face from how sure each member is
+and how far they disagree (`MemberTemperature`, when every member reads the grey crop). A
+member that reads aligned colour faces sits out a face that has none (no landmarks: the Haar
+detector).
 
 The joined model is described by a small JSON file naming its members, relative to it:
 
@@ -14,6 +16,9 @@ The joined model is described by a small JSON file naming its members, relative 
         {"model": "emotion_vgg.onnx", "weight": 0.5},
         {"model": "emotion_vgg_xd.onnx", "weight": 0.5}],
      "calibration": {"temperature": 1.0}, ...the model card's fields...}
+
+or `"calibration": {"method": "member_temperature", "bias": ..., "disagreement": ...,
+"confidence": [one per member]}`.
 
 A member reads "grey48" (the default) or "aligned112" (`"input": "aligned112"`).
 """
@@ -29,7 +34,7 @@ import numpy as np
 
 from screener.emotions.aligned import AlignedOnnxModel
 from screener.emotions.model import ModelCard, ModelError, OnnxEmotionModel
-from screener.emotions.temperature import TINY, apply_temperature
+from screener.emotions.temperature import TINY, MemberTemperature, apply_temperature
 
 GREY, ALIGNED = "grey48", "aligned112"
 """What a member reads: the 48x48 grey crop, or the 112x112 colour face aligned on landmarks."""
@@ -50,6 +55,7 @@ class JoinedEmotionModel:
                 raise ValueError
             if all(kind == ALIGNED for _, kind, _ in members):
                 raise ValueError
+            calibration = dict(meta.get("calibration") or {})
         except FileNotFoundError:
             raise ModelError(f"emotion model not found: {path}") from None
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -67,6 +73,8 @@ class JoinedEmotionModel:
         self.reads_aligned = any(kind == ALIGNED for _, kind, _ in members)
         self.card = ModelCard.for_model(path, flip_margin)
         self.temperature = self.card.temperature if temperature is None else temperature
+        self.member_temperature = None if temperature is not None else \
+            member_temperature(path, calibration, [kind for _, kind, _ in members])
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
         parts = "|".join(model.name for model, _, _ in self.members)
         self.name = (f"{self.card.name}@{digest}[{parts}"
@@ -81,23 +89,50 @@ class JoinedEmotionModel:
         if count == 0:
             return np.zeros((0, 7), np.float32)
         has_aligned = np.array([face is not None for face in (aligned or [None] * count)])
-        logs = np.zeros((count, 7))
-        weights = np.zeros((count, 1))
-        for model, kind, weight in self.members:
+        reads = []
+        for model, kind, _ in self.members:
             if kind == GREY:
-                rows = np.arange(count)
-                probabilities = model.predict(crops)
-            else:
-                rows = np.flatnonzero(has_aligned)
-                if not len(rows):
-                    continue
-                probabilities = model.predict(np.stack([aligned[i] for i in rows]))
-            logs[rows] += weight * np.log(np.maximum(probabilities, TINY))
-            weights[rows] += weight
-        pooled = logs / np.maximum(weights, TINY)
-        pooled = np.exp(pooled - pooled.max(axis=1, keepdims=True))
-        pooled /= pooled.sum(axis=1, keepdims=True)
-        return apply_temperature(pooled.astype(np.float32), self.temperature)
+                reads.append(model.predict(crops))
+                continue
+            read = np.full((count, 7), np.nan, np.float32)
+            rows = np.flatnonzero(has_aligned)
+            if len(rows):
+                read[rows] = model.predict(np.stack([aligned[i] for i in rows]))
+            reads.append(read)
+        joined = pool(reads, self.weights).astype(np.float32)
+        if self.member_temperature is not None:
+            return apply_temperature(joined, self.member_temperature.temperatures(reads))
+        return apply_temperature(joined, self.temperature)
+
+
+def pool(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The members' probabilities joined as a weighted geometric mean, renormalised; a
+    member's NaN row sits that face out."""
+    count = len(members[0])
+    logs, total = np.zeros((count, 7)), np.zeros((count, 1))
+    for read, weight in zip(members, weights, strict=True):
+        present = ~np.isnan(read).any(axis=1)
+        logs[present] += weight * np.log(np.maximum(read[present], TINY))
+        total[present] += weight
+    pooled = logs / np.maximum(total, TINY)
+    pooled = np.exp(pooled - pooled.max(axis=1, keepdims=True))
+    return pooled / pooled.sum(axis=1, keepdims=True)
+
+
+def member_temperature(path: Path, calibration: dict, kinds: list[str]
+                       ) -> MemberTemperature | None:
+    """The per-face calibration a joined model's file records, if it records one."""
+    if calibration.get("method") != MemberTemperature.METHOD:
+        return None
+    try:
+        fitted = MemberTemperature.from_record(calibration)
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{path}: its member_temperature calibration needs a bias, a "
+                         "disagreement and one confidence per member") from None
+    if len(fitted.confidence) != len(kinds) or any(kind != GREY for kind in kinds):
+        raise ModelError(f"{path}: a member_temperature calibration needs one confidence per "
+                         f"member, every member reading {GREY}")
+    return fitted
 
 
 def load_emotion_model(path: Path, batch_size: int = 64, threads: int | None = None,

@@ -14,13 +14,20 @@ changes neither that choice nor any prediction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from screener.emotions.temperature import TINY, apply_temperature
+from screener.emotions.joined import pool
+from screener.emotions.temperature import (
+    TINY,
+    MemberTemperature,
+    apply_temperature,
+    member_features,
+)
 
 _BETA_RANGE = (0.05, 20.0)
 """Search range of 1/T: from ten times flatter to twenty times sharper."""
@@ -129,3 +136,37 @@ def store_calibration(model_path: Path, calibration: Calibration) -> None:
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     meta["calibration"] = calibration.to_dict()
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def fit_member_temperature(
+    sets: Sequence[tuple[Sequence[np.ndarray], np.ndarray]],
+    weights: Sequence[float],
+    steps: int = 3000,
+) -> MemberTemperature:
+    """The per-face temperature of a joined model (`MemberTemperature`) that minimises the
+    negative log-likelihood, each set of faces weighing alike whatever its size, so that
+    neither face source decides alone how sure the model should sound.
+
+    `sets`: (each member's probabilities, labels) per face source. Four coefficients and a
+    few thousand faces need no optimisation library: full-batch Adam, from T = 1."""
+    prepared = []
+    for members, labels in sets:
+        logs = np.log(np.maximum(pool(members, weights), TINY))
+        prepared.append((member_features(members), logs, np.asarray(labels, np.int64)))
+    w = np.zeros(prepared[0][0].shape[1])
+    first, second = np.zeros_like(w), np.zeros_like(w)
+    for step in range(1, steps + 1):
+        gradient = np.zeros_like(w)
+        for features, logs, labels in prepared:
+            scaled = logs / np.exp(features @ w)[:, None]
+            p = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            # d NLL / d log T for each face: the scaled logit of the true class minus its mean
+            slope = scaled[np.arange(len(labels)), labels] - (p * scaled).sum(axis=1)
+            gradient += features.T @ slope / len(labels)
+        gradient /= len(prepared)
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient**2
+        w -= 0.02 * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+    return MemberTemperature(bias=float(w[0]), disagreement=float(w[1]),
+                             confidence=tuple(float(c) for c in w[2:]))

@@ -80,3 +80,30 @@ def test_calibration_is_stored_beside_the_models_metrics(tmp_path):
     assert meta["calibration"]["method"] == "temperature"
     assert meta["calibration"]["temperature"] > 1.5
     assert meta["calibration"]["flip_margin"] == 0.2
+
+
+def test_a_per_face_temperature_is_fitted_where_one_temperature_cannot_fit_both_sources():
+    """Two face sources: on one the pooled answer is three times too sharp, on the other
+    twice too flat; how sure the members are tells them apart, so a per-face temperature fits
+    both and one temperature fits neither."""
+    from screener.emotions.joined import pool
+    from screener.lab.calibration import fit_member_temperature
+
+    rng = np.random.default_rng(4)
+    sets = []
+    for sharpness, spread in ((4.0, 2.0), (0.2, 0.8)):
+        logits = rng.normal(0, 1.0, (3000, 7))
+        labels = np.array([rng.choice(7, p=row) for row in softmax(logits)])
+        first = softmax(sharpness * logits)
+        second = softmax(spread * logits)
+        sets.append(([first, second], labels))
+    fitted = fit_member_temperature(sets, (1.0, 1.0), steps=1500)
+    one = fit_temperature(np.vstack([pool(m, (1.0, 1.0)) for m, _ in sets]),
+                          np.concatenate([y for _, y in sets]))
+    for members, labels in sets:
+        joined = pool(members, (1.0, 1.0))
+        per_face = apply_temperature(joined, fitted.temperatures(members))
+        assert expected_calibration_error(per_face, labels) < 0.06
+        assert expected_calibration_error(per_face, labels) < \
+            expected_calibration_error(apply_temperature(joined, one), labels)
+        assert (per_face.argmax(axis=1) == joined.argmax(axis=1)).all()
