@@ -8,8 +8,14 @@ calibrations and crops would give, every one fitted without the held-out persons
 - `shipped`: the joined model as it ships: a temperature per face from the members'
   disagreement and each one's confidence (`MemberTemperature`), fitted on FER2013 `val` and
   the web photographs' `fit` half, each weighing alike (scripts/join_models.py);
-- `temperature_fer_val`: one temperature fitted on FER2013 `val` (shipped before); the
-  operating-point, crop and zoo candidates below are read at it, as they were measured;
+- `temperature_fer_val`: one temperature fitted on FER2013 `val` (shipped before); the crop
+  and zoo candidates below are read at it, as they were measured;
+- `member_temperature_fer_val_x2`, `_x3`: the shipped form with FER2013 `val` weighing two or
+  three times as much as the fit persons (the shipped one weighs them alike, the rule set
+  before measuring); `member_temperature_cross_fitted`: the shipped form taught by the
+  held-out persons' own labels, cross-fitted (below), as a yardstick of what the fit persons
+  cost it. `shipped_wild_held_out_ece_person_bootstrap`: the spread of the shipped ECE on the
+  held-out persons, drawn by person;
 - `pooled_temperature`: one temperature fitted on FER2013 `val` and the web photographs'
   `fit` half together (each source weighted alike);
 - `disagreement_temperature`: a temperature that grows or shrinks with how far the two
@@ -27,7 +33,7 @@ calibrations and crops would give, every one fitted without the held-out persons
   towards alike (0: as they come, mostly neutral on web photographs). Rows for those two
   sources only;
 - `negative_bias*`: not a calibration but an operating point: the shipped reading with the
-  log-probabilities of angry, sad and fear raised by 0.1-0.4 before the argmax, to show what
+  log-probabilities of angry, sad and fear raised by 0.1-0.6 before the argmax, to show what
   reading more negative faces negative costs in neutral faces read negative;
 - `equalised_fer_member`, `equalised_both`: the 48x48 crop histogram-equalised
   (`cv2.equalizeHist`) before the FER2013 member, or before both members, as most FER2013
@@ -65,8 +71,9 @@ from benchmarks.domain_benchmark import (  # noqa: E402
 )
 from screener.emotions.aligned import AlignedOnnxModel  # noqa: E402
 from screener.emotions.joined import GREY, JoinedEmotionModel  # noqa: E402
+from screener.emotions.joined import pool as joined_pool  # noqa: E402
 from screener.emotions.temperature import TINY, apply_temperature  # noqa: E402
-from screener.lab.calibration import fit_temperature  # noqa: E402
+from screener.lab.calibration import fit_member_temperature, fit_temperature  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
 from screener.lab.face_sources import load_wild  # noqa: E402
 from screener.settings import Settings  # noqa: E402
@@ -177,14 +184,19 @@ def fit_stacked(features: list[np.ndarray], labels: list[np.ndarray], balance: f
     return params[0], params[1]
 
 
+def cross_folds(labels: dict, persons: list[str]) -> dict[str, np.ndarray]:
+    """Two folds of FER2013 `val` and of the held-out web photographs (by person)."""
+    return {"fer_val": np.arange(len(labels["fer_val"])) % 2,
+            "wild_held_out": np.array([zlib.crc32(f"{p}#fold".encode()) % 2 for p in persons])}
+
+
 def cross_fitted_stacked(reads: dict, labels: dict, persons: list[str], balance: float
                          ) -> dict[str, np.ndarray]:
     """The stacked combiner fitted where the held-out persons' labels would teach it most:
     on FER2013 `val` and the held-out web photographs, in two folds (by person for the web
     photographs), each face read by the fit on the other fold. The `fit` half is left out,
     since the second member learnt it. Returns the cross-fitted readings of those two sources."""
-    folds = {"fer_val": np.arange(len(labels["fer_val"])) % 2,
-             "wild_held_out": np.array([zlib.crc32(f"{p}#fold".encode()) % 2 for p in persons])}
+    folds = cross_folds(labels, persons)
     read = {s: np.zeros((len(labels[s]), 7)) for s in folds}
     for fold in (0, 1):
         fitted = fit_stacked([stack_features([m[folds[s] == fold] for m in reads[s]])
@@ -194,6 +206,40 @@ def cross_fitted_stacked(reads: dict, labels: dict, persons: list[str], balance:
             out = folds[s] != fold
             read[s][out] = stacked([m[out] for m in reads[s]], *fitted)
     return read
+
+
+def cross_fitted_member_temperature(reads: dict, labels: dict, persons: list[str],
+                                    weights: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """The shipped form of calibration taught by the held-out persons' own labels instead of
+    the fit persons' (whom member 2 learnt), cross-fitted as `cross_fitted_stacked`: how far
+    the fit persons let it get."""
+    folds = cross_folds(labels, persons)
+    read = {s: np.zeros((len(labels[s]), 7)) for s in folds}
+    for fold in (0, 1):
+        fitted = fit_member_temperature(
+            [([m[folds[s] == fold] for m in reads[s]], labels[s][folds[s] == fold])
+             for s in folds], weights)
+        for s in folds:
+            out = folds[s] != fold
+            members = [m[out] for m in reads[s]]
+            read[s][out] = apply_temperature(joined_pool(members, weights),
+                                             fitted.temperatures(members))
+    return read
+
+
+def person_bootstrap_ece(probabilities: np.ndarray, labels: np.ndarray, persons: list[str],
+                         draws: int = 200, seed: int = 0) -> list[float]:
+    """5th, 50th and 95th percentiles of the ECE over persons drawn with replacement (faces
+    of one person are not independent; resampling also inflates an ECE a little)."""
+    rng = np.random.default_rng(seed)
+    people = np.asarray(persons)
+    rows = {p: np.flatnonzero(people == p) for p in np.unique(people)}
+    names = list(rows)
+    values = []
+    for _ in range(draws):
+        picked = np.concatenate([rows[names[i]] for i in rng.integers(len(names), size=len(names))])
+        values.append(expected_calibration_error(probabilities[picked], labels[picked]))
+    return [round(float(v), 4) for v in np.percentile(values, [5, 50, 95])]
 
 
 def stack_features(members: list[np.ndarray]) -> np.ndarray:
@@ -243,7 +289,7 @@ def shipped(model: JoinedEmotionModel, members: list[np.ndarray]) -> np.ndarray:
     """The members' reads joined and calibrated as the shipped model's file says."""
     if model.member_temperature is None:
         return pool(members, model.weights, model.temperature)
-    return apply_temperature(pool(members, model.weights, 1.0),
+    return apply_temperature(joined_pool(members, model.weights),
                              model.member_temperature.temperatures(members))
 
 
@@ -278,6 +324,9 @@ def main() -> None:
         np.concatenate([labels[s] for s in FIT_SOURCES]))
     a, b = fit_disagreement(plain, labels, weights)
     a3, b3, c3 = fit_agreement(plain, labels, weights)
+    heavier_fer = {times: fit_member_temperature(
+        [(plain["fer_val"], labels["fer_val"])] * times + [(plain["wild_fit"], labels["wild_fit"])],
+        weights) for times in (2, 3)}
     stack_w, stack_b = fit_stacked([stack_features(plain[s]) for s in FIT_SOURCES],
                                    [labels[s] for s in FIT_SOURCES])
     candidates = {
@@ -289,8 +338,11 @@ def main() -> None:
         "agreement_temperature": lambda s: pool(
             plain[s], weights, agreement_temperature(plain[s], a3, b3, c3)),
         "stacked": lambda s: stacked(plain[s], stack_w, stack_b),
+        **{f"member_temperature_fer_val_x{times}": (lambda s, fitted=fitted: apply_temperature(
+            joined_pool(plain[s], weights), fitted.temperatures(plain[s])))
+           for times, fitted in heavier_fer.items()},
         **{f"negative_bias{bias}": (lambda s, bias=bias: negative_bias(
-            pool(plain[s], weights, fer_t), bias)) for bias in (0.1, 0.2, 0.3, 0.4)},
+            shipped(model, plain[s]), bias)) for bias in (0.1, 0.2, 0.3, 0.4, 0.6)},
         "equalised_fer_member": lambda s: pool(
             [equalised[s][0], plain[s][1]], weights, fer_t),
         "equalised_both": lambda s: pool(equalised[s], weights, fer_t),
@@ -308,8 +360,12 @@ def main() -> None:
         sys.exit("error: benchmarks/.cache/domain is stale: delete it and run again")
     cross_fitted = {f"stacked_cross_fitted_balance{balance}": cross_fitted_stacked(
         plain, labels, wild.persons, balance) for balance in (0.0, 0.5, 1.0)}
+    cross_fitted["member_temperature_cross_fitted"] = cross_fitted_member_temperature(
+        plain, labels, wild.persons, weights)
     result = {"model": model.name, "fitted_on": list(FIT_SOURCES),
               "temperature_fer_val": round(fer_t, 4),
+              "shipped_wild_held_out_ece_person_bootstrap": person_bootstrap_ece(
+                  shipped(model, plain["wild_held_out"]), labels["wild_held_out"], wild.persons),
               "pooled_temperature": round(pooled_t, 4),
               "disagreement_temperature": {"a": round(a, 3), "b": round(b, 3)},
               "agreement_temperature": {"a": round(a3, 3), "b": round(b3, 3), "c": round(c3, 3)},
