@@ -30,7 +30,7 @@ fitted sources, else the pool of them. Intervals compared:
 `levels`: how often the level from the shipped estimate agrees with the level the true labels
 give, by the number of distinct expressions the session shows (sessions of 10 s to 10 minutes),
 from which screener's "too short to judge" line is chosen (`--levels` sessions per source and
-seed, pooled over `--level-seeds`: one seed's bands of 200 sessions differ by up to 7 points
+seed, pooled over `--level-seeds`: one seed's bands of 200 sessions differ by up to 12 points
 from run to run). `--levels-only` skips the coverage table.
 """
 

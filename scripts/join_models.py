@@ -15,7 +15,7 @@ alike; the ECE it reaches on every cached source is recorded beside it. The prof
 measured on FER2013 `val`; the per-source profiles of the likely range come from
 `record_error_profile.py --sources`, leaving out the web photographs any member was trained on.
 
-    python scripts/join_models.py --member models/emotion_vgg.onnx:0.5 \
+    python scripts/join_models.py --member models/emotion_vgg.onnx:0.5 \\
         --member models/emotion_vgg_xd.onnx:0.5 --member-temperature
 """
 
