@@ -70,9 +70,8 @@ from benchmarks.domain_benchmark import (  # noqa: E402
     screener_shares,
 )
 from screener.emotions.aligned import AlignedOnnxModel  # noqa: E402
-from screener.emotions.joined import GREY, JoinedEmotionModel  # noqa: E402
-from screener.emotions.joined import pool as joined_pool  # noqa: E402
-from screener.emotions.temperature import TINY, apply_temperature  # noqa: E402
+from screener.emotions.joined import GREY, JoinedEmotionModel, join  # noqa: E402
+from screener.emotions.temperature import TINY, member_disagreement  # noqa: E402
 from screener.lab.calibration import fit_member_temperature, fit_temperature  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
 from screener.lab.face_sources import load_wild  # noqa: E402
@@ -94,16 +93,6 @@ def mean_logs(members: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarr
     return logs / sum(weights)
 
 
-def pool(members: list[np.ndarray], weights: tuple[float, ...], temperature: np.ndarray | float
-         ) -> np.ndarray:
-    return softmax(mean_logs(members, weights) / np.reshape(temperature, (-1, 1)))
-
-
-def disagreement(members: list[np.ndarray]) -> np.ndarray:
-    first, second = members[0], members[1]
-    return 1.0 - np.sqrt(np.maximum(first * second, 0.0)).sum(axis=1)
-
-
 def mean_nll(probabilities: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> float:
     return float(np.mean([
         -np.log(np.maximum(p[np.arange(len(labels[s])), labels[s]], TINY)).mean()
@@ -116,7 +105,7 @@ def fit_disagreement(reads: dict, labels: dict, weights: tuple[float, ...]) -> t
     best = (np.inf, 0.0, 0.0)
     for a in np.linspace(-0.6, 0.4, 41):
         for b in np.linspace(-3.0, 1.0, 41):
-            fitted = {s: pool(reads[s], weights, np.exp(a + b * disagreement(reads[s])))
+            fitted = {s: join(reads[s], weights, np.exp(a + b * member_disagreement(reads[s])))
                       for s in FIT_SOURCES}
             loss = mean_nll(fitted, labels)
             if loss < best[0]:
@@ -130,7 +119,7 @@ def agree(members: list[np.ndarray]) -> np.ndarray:
 
 def agreement_temperature(members: list[np.ndarray], a: float, b: float, c: float
                           ) -> np.ndarray:
-    return np.exp(a + b * disagreement(members) + c * agree(members))
+    return np.exp(a + b * member_disagreement(members) + c * agree(members))
 
 
 def fit_agreement(reads: dict, labels: dict, weights: tuple[float, ...]
@@ -142,7 +131,7 @@ def fit_agreement(reads: dict, labels: dict, weights: tuple[float, ...]
         for a in grids[-1][0]:
             for b in grids[-1][1]:
                 for c in grids[-1][2]:
-                    fitted = {s: pool(reads[s], weights, agreement_temperature(reads[s], a, b, c))
+                    fitted = {s: join(reads[s], weights, agreement_temperature(reads[s], a, b, c))
                               for s in FIT_SOURCES}
                     loss = mean_nll(fitted, labels)
                     if loss < best[0]:
@@ -222,8 +211,7 @@ def cross_fitted_member_temperature(reads: dict, labels: dict, persons: list[str
         for s in folds:
             out = folds[s] != fold
             members = [m[out] for m in reads[s]]
-            read[s][out] = apply_temperature(joined_pool(members, weights),
-                                             fitted.temperatures(members))
+            read[s][out] = join(members, weights, fitted)
     return read
 
 
@@ -279,18 +267,10 @@ def zoo_where_disagree(members: list[np.ndarray], zoo: np.ndarray, weights: tupl
                        temperature: float, least: float) -> tuple[np.ndarray, float]:
     """The joined reading, with the zoo model joined in where the members disagree by more
     than `least`; and the share of faces it read."""
-    read = ~np.isnan(zoo).any(axis=1) & (disagreement(members) > least)
+    read = ~np.isnan(zoo).any(axis=1) & (member_disagreement(members) > least)
     logs = mean_logs(members, weights)
     joined = (logs + ZOO_WEIGHT * np.log(np.maximum(np.nan_to_num(zoo), TINY))) / (1 + ZOO_WEIGHT)
     return softmax(np.where(read[:, None], joined, logs) / temperature), float(read.mean())
-
-
-def shipped(model: JoinedEmotionModel, members: list[np.ndarray]) -> np.ndarray:
-    """The members' reads joined and calibrated as the shipped model's file says."""
-    if model.member_temperature is None:
-        return pool(members, model.weights, model.temperature)
-    return apply_temperature(joined_pool(members, model.weights),
-                             model.member_temperature.temperatures(members))
 
 
 def row(probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -318,9 +298,9 @@ def main() -> None:
         plain[source.name] = [m.predict(source.grey) for m, _, _ in model.members]
         equalised[source.name] = [m.predict(flat) for m, _, _ in model.members]
     weights = model.weights
-    fer_t = fit_temperature(pool(plain["fer_val"], weights, 1.0), labels["fer_val"])
+    fer_t = fit_temperature(join(plain["fer_val"], weights, 1.0), labels["fer_val"])
     pooled_t = fit_temperature(
-        np.concatenate([pool(plain[s], weights, 1.0) for s in FIT_SOURCES]),
+        np.concatenate([join(plain[s], weights, 1.0) for s in FIT_SOURCES]),
         np.concatenate([labels[s] for s in FIT_SOURCES]))
     a, b = fit_disagreement(plain, labels, weights)
     a3, b3, c3 = fit_agreement(plain, labels, weights)
@@ -330,22 +310,22 @@ def main() -> None:
     stack_w, stack_b = fit_stacked([stack_features(plain[s]) for s in FIT_SOURCES],
                                    [labels[s] for s in FIT_SOURCES])
     candidates = {
-        "shipped": lambda s: shipped(model, plain[s]),
-        "temperature_fer_val": lambda s: pool(plain[s], weights, fer_t),
-        "pooled_temperature": lambda s: pool(plain[s], weights, pooled_t),
-        "disagreement_temperature": lambda s: pool(
-            plain[s], weights, np.exp(a + b * disagreement(plain[s]))),
-        "agreement_temperature": lambda s: pool(
+        "shipped": lambda s: join(plain[s], weights, model.calibration),
+        "temperature_fer_val": lambda s: join(plain[s], weights, fer_t),
+        "pooled_temperature": lambda s: join(plain[s], weights, pooled_t),
+        "disagreement_temperature": lambda s: join(
+            plain[s], weights, np.exp(a + b * member_disagreement(plain[s]))),
+        "agreement_temperature": lambda s: join(
             plain[s], weights, agreement_temperature(plain[s], a3, b3, c3)),
         "stacked": lambda s: stacked(plain[s], stack_w, stack_b),
-        **{f"member_temperature_fer_val_x{times}": (lambda s, fitted=fitted: apply_temperature(
-            joined_pool(plain[s], weights), fitted.temperatures(plain[s])))
-           for times, fitted in heavier_fer.items()},
+        **{f"member_temperature_fer_val_x{times}": (lambda s, fitted=fitted: join(
+            plain[s], weights, fitted)) for times, fitted in heavier_fer.items()},
         **{f"negative_bias{bias}": (lambda s, bias=bias: negative_bias(
-            shipped(model, plain[s]), bias)) for bias in (0.1, 0.2, 0.3, 0.4, 0.6)},
-        "equalised_fer_member": lambda s: pool(
+            join(plain[s], weights, model.calibration), bias))
+           for bias in (0.1, 0.2, 0.3, 0.4, 0.6)},
+        "equalised_fer_member": lambda s: join(
             [equalised[s][0], plain[s][1]], weights, fer_t),
-        "equalised_both": lambda s: pool(equalised[s], weights, fer_t),
+        "equalised_both": lambda s: join(equalised[s], weights, fer_t),
     }
     zoo = zoo_reads(sources, labels)
     escalated: dict[str, dict[str, float]] = {}
@@ -365,7 +345,8 @@ def main() -> None:
     result = {"model": model.name, "fitted_on": list(FIT_SOURCES),
               "temperature_fer_val": round(fer_t, 4),
               "shipped_wild_held_out_ece_person_bootstrap": person_bootstrap_ece(
-                  shipped(model, plain["wild_held_out"]), labels["wild_held_out"], wild.persons),
+                  join(plain["wild_held_out"], weights, model.calibration),
+                  labels["wild_held_out"], wild.persons),
               "pooled_temperature": round(pooled_t, 4),
               "disagreement_temperature": {"a": round(a, 3), "b": round(b, 3)},
               "agreement_temperature": {"a": round(a3, 3), "b": round(b3, 3), "c": round(c3, 3)},

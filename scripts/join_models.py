@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.domain_benchmark import cached_sources  # noqa: E402
-from screener.emotions.joined import ALIGNED, GREY, JoinedEmotionModel, pool  # noqa: E402
+from screener.emotions.joined import ALIGNED, GREY, JoinedEmotionModel, join  # noqa: E402
 from screener.emotions.temperature import apply_temperature  # noqa: E402
 from screener.lab.calibration import fit_member_temperature, fit_temperature  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
@@ -69,13 +69,13 @@ def main() -> None:
     model = JoinedEmotionModel(args.out, flip_margin=margin, temperature=1.0)
     sources = {s.name: s for s in cached_sources(smoke=False)}
     fer = sources["fer_val"]
-    raw = model.predict(fer.grey, fer.aligned)
     if args.member_temperature:
         if model.reads_aligned:
             raise SystemExit("error: --member-temperature needs every member to read grey48")
-        calibration, calibrated = member_calibration(model, sources,
-                                                     args.fit_on or ["fer_val", "wild_fit"])
+        calibration, raw, calibrated = member_calibration(
+            model, sources, args.fit_on or ["fer_val", "wild_fit"])
     else:
+        raw = model.predict(fer.grey, fer.aligned)
         temperature = fit_temperature(raw, fer.labels)
         calibrated = apply_temperature(raw, temperature)
         calibration = {"method": "temperature", "temperature": round(temperature, 4),
@@ -102,10 +102,10 @@ def main() -> None:
 
 
 def member_calibration(model: JoinedEmotionModel, sources: dict, fit_on: list[str]
-                       ) -> tuple[dict, np.ndarray]:
+                       ) -> tuple[dict, np.ndarray, np.ndarray]:
     """The fitted per-face temperature as the model's file records it, with the ECE it
     reaches on every cached source (the ones it was not fitted on are the honest figures),
-    and FER2013 `val` read through it."""
+    and FER2013 `val` read by the members pooled, before and after it."""
     unknown = sorted(set(fit_on) - set(sources))
     if unknown:
         raise SystemExit(f"error: no cached source {', '.join(unknown)}")
@@ -113,12 +113,12 @@ def member_calibration(model: JoinedEmotionModel, sources: dict, fit_on: list[st
              for name, s in sources.items()}
     fitted = fit_member_temperature([(reads[n], sources[n].labels) for n in fit_on],
                                     model.weights)
-    calibrated = {name: apply_temperature(pool(r, model.weights), fitted.temperatures(r))
-                  for name, r in reads.items()}
+    calibrated = {name: join(r, model.weights, fitted) for name, r in reads.items()}
     ece = {name: round(expected_calibration_error(p, sources[name].labels), 4)
            for name, p in calibrated.items()}
     return ({**fitted.record(), "fitted_on": " and ".join(fit_on) + ", each weighing alike",
-             "ece_by_source": ece}, calibrated["fer_val"].astype(np.float32))
+             "ece_by_source": ece}, join(reads["fer_val"], model.weights).astype(np.float32),
+            calibrated["fer_val"].astype(np.float32))
 
 
 if __name__ == "__main__":

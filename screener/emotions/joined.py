@@ -99,10 +99,13 @@ class JoinedEmotionModel:
             if len(rows):
                 read[rows] = model.predict(np.stack([aligned[i] for i in rows]))
             reads.append(read)
-        joined = pool(reads, self.weights).astype(np.float32)
-        if self.member_temperature is not None:
-            return apply_temperature(joined, self.member_temperature.temperatures(reads))
-        return apply_temperature(joined, self.temperature)
+        return join(reads, self.weights, self.calibration).astype(np.float32)
+
+    @property
+    def calibration(self) -> MemberTemperature | float:
+        """What calibrates the pooled answer: the per-face temperature, else the one."""
+        return self.member_temperature if self.member_temperature is not None \
+            else self.temperature
 
 
 def pool(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -117,6 +120,15 @@ def pool(members: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     pooled = logs / np.maximum(total, TINY)
     pooled = np.exp(pooled - pooled.max(axis=1, keepdims=True))
     return pooled / pooled.sum(axis=1, keepdims=True)
+
+
+def join(members: Sequence[np.ndarray], weights: Sequence[float],
+         calibration: MemberTemperature | float | np.ndarray = 1.0) -> np.ndarray:
+    """The members' reads pooled (`pool`) and calibrated: by a per-face temperature, or by a
+    temperature (one, or one per face)."""
+    if isinstance(calibration, MemberTemperature):
+        return apply_temperature(pool(members, weights), calibration.temperatures(members))
+    return apply_temperature(pool(members, weights), calibration)
 
 
 def member_temperature(path: Path, calibration: dict, kinds: list[str]

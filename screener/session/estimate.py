@@ -211,7 +211,7 @@ OWN_READING = ErrorProfile(confusion=np.eye(_K), mean_probabilities=np.eye(_K),
 """A reader who judges every face as the model does: through it a session's share is the
 model's mean probability of the negative emotions, uncorrected. The correction is only as right
 as its labellers' way of judging faces: with FER+'s voters left out of the fit, their share fell
-outside the range in 46% of simulated ten-minute sessions, and with this reading in the range
+outside the range in 42% of simulated ten-minute sessions, and with this reading in the range
 in 12% (benchmarks/source_coverage.py)."""
 
 

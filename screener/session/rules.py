@@ -39,7 +39,7 @@ EXPRESSIONS = "distinct_expressions"
 MIN_DISTINCT_EXPRESSIONS = 30
 """Below this many distinct expressions a level is a hint, not a finding: in 12,000 simulated
 sessions of eight face sources (benchmarks/results/source_levels_joined.json), every band of
-fewer got the right level in 73-78% (apart from 1-4 expressions, one expression throughout),
+fewer got the right level in 72-80% (apart from 1-4 expressions, one expression throughout),
 every band from 30 on in 81% or more."""
 
 METRIC_WORDS = {
