@@ -43,7 +43,7 @@ from screener.lab.evaluation import expected_calibration_error  # noqa: E402
 from screener.lab.face_sources import ferplus_votes, load_wild  # noqa: E402
 from screener.lab.fer_data import load_split  # noqa: E402
 from screener.session.aggregate import session_metrics  # noqa: E402
-from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.session.rules import RuleSet, load_rules  # noqa: E402
 from screener.settings import FaceSettings, Settings  # noqa: E402
 

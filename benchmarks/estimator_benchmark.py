@@ -48,8 +48,8 @@ from screener.emotions.model import OnnxEmotionModel
 from screener.faces import faces_version, make_detector
 from screener.lab.fer_data import load_split
 from screener.session.aggregate import negative_runs, session_metrics, smooth_labels, with_smoothing
+from screener.session.error_profile import ErrorProfile
 from screener.session.estimate import (
-    ErrorProfile,
     adjusted_count,
     em_priors,
     estimate_negative_share,

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import estimator_benchmark as simulated  # noqa: E402
-from screener.session.estimate import SEED, ErrorProfile, bootstrap_mixes, estimate_negative_share  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
+from screener.session.estimate import SEED, bootstrap_mixes, estimate_negative_share  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 LENGTHS_S = (60, 120, 240, 480, 900)

@@ -51,7 +51,7 @@ from screener.domain import (  # noqa: E402
 )
 from screener.faces import faces_version  # noqa: E402
 from screener.session.aggregate import session_metrics, with_smoothing  # noqa: E402
-from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.session.rules import RuleSet, load_rules  # noqa: E402
 from screener.settings import Settings, load_settings  # noqa: E402
 

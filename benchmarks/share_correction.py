@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import estimator_benchmark as simulated  # noqa: E402
 from benchmarks.domain_benchmark import cached_sources  # noqa: E402
 from screener.emotions.joined import load_emotion_model  # noqa: E402
-from screener.session.estimate import ErrorProfile, estimate_negative_share  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
+from screener.session.estimate import estimate_negative_share  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 SECONDS = 600

@@ -50,8 +50,8 @@ from benchmarks import estimator_benchmark as simulated  # noqa: E402
 from benchmarks.domain_benchmark import cached_sources  # noqa: E402
 from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
 from screener.emotions.joined import load_emotion_model  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.session.estimate import (  # noqa: E402
-    ErrorProfile,
     distinct_expressions,
     estimate_negative_share,
     source_spread,

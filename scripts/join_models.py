@@ -36,7 +36,7 @@ from screener.emotions.joined import ALIGNED, GREY, JoinedEmotionModel, join  # 
 from screener.emotions.temperature import apply_temperature  # noqa: E402
 from screener.lab.calibration import fit_member_temperature, fit_temperature  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
-from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 

@@ -44,10 +44,10 @@ TARGETS: dict[str, dict[str, list[str]]] = {
     },
     "estimates": {
         # The corrected share, its interval, and the baseline and trend built on it.
-        "mutate": ["screener/session/estimate.py", "screener/trends/baseline.py",
-                   "screener/trends/trend.py"],
-        "tests": ["tests/session/test_estimate.py", "tests/trends/test_baseline.py",
-                  "tests/trends/test_trend.py"],
+        "mutate": ["screener/session/estimate.py", "screener/session/error_profile.py",
+                   "screener/trends/baseline.py", "screener/trends/trend.py"],
+        "tests": ["tests/session/test_estimate.py", "tests/session/test_error_profile.py",
+                  "tests/trends/test_baseline.py", "tests/trends/test_trend.py"],
         "pytest": ["-k", "not postgresql"],
     },
 }

@@ -44,7 +44,7 @@ from screener.emotions.joined import load_emotion_model  # noqa: E402
 from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.faces import faces_version, make_detector  # noqa: E402
 from screener.lab.fer_data import load_split  # noqa: E402
-from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 

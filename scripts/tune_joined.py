@@ -35,7 +35,7 @@ from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.emotions.temperature import TINY, apply_temperature  # noqa: E402
 from screener.lab.calibration import fit_temperature  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
-from screener.session.estimate import ErrorProfile  # noqa: E402
+from screener.session.error_profile import ErrorProfile  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 
 ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from screener.domain import Observation
 from screener.session.aggregate import session_metrics, with_smoothing
-from screener.session.estimate import ErrorProfile
+from screener.session.error_profile import ErrorProfile
 from screener.session.rules import RuleSet
 
 STRESS_MESSAGES = {

@@ -21,7 +21,8 @@ from screener.emotions.joined import load_emotion_model
 from screener.emotions.model import EmotionModel
 from screener.faces import FaceDetector, FaceTracker, faces_version, make_detector
 from screener.session.aggregate import session_metrics, with_smoothing
-from screener.session.estimate import ESTIMATOR_VERSION, ErrorProfile
+from screener.session.error_profile import ErrorProfile
+from screener.session.estimate import ESTIMATOR_VERSION
 from screener.session.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.session.rules import RuleSet, load_rules
 from screener.settings import KeyframeSettings, Settings

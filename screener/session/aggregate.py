@@ -14,12 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from screener.domain import EMOTIONS, Observation
-from screener.session.estimate import (
-    BLOCK_SECONDS,
-    ErrorProfile,
-    distinct_expressions,
-    estimate_negative_share,
-)
+from screener.session.error_profile import ErrorProfile
+from screener.session.estimate import BLOCK_SECONDS, distinct_expressions, estimate_negative_share
 
 
 def smooth_labels(labels: Sequence[str], window: int) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from screener.domain import VideoJob
 from screener.faces import FaceTracker
 from screener.scanning.analysis import Analyzer, StageClock
-from screener.session.estimate import ErrorProfile
+from screener.session.error_profile import ErrorProfile
 from screener.settings import Settings
 from screener.video.keyframes import KeyframeReader
 from tests.conftest import face_frames, plain_frames

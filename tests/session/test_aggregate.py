@@ -11,7 +11,7 @@ from screener.session.aggregate import (
     smooth_labels,
     with_smoothing,
 )
-from screener.session.estimate import ErrorProfile
+from screener.session.error_profile import ErrorProfile
 from screener.session.rules import load_rules
 
 NEGATIVE = ("angry", "sad", "fear")
