@@ -2,16 +2,10 @@
 
 import json
 
-from tests.conftest import SHARED, missing
 
-
-def test_the_smoke_run_scores_every_source_and_the_simulated_sessions(tmp_path, monkeypatch):
-    if not (SHARED / "datasets" / "wild" / "labels.csv").is_file():
-        missing("shared", "../shared/datasets is absent: domain benchmark skipped")
-    from benchmarks import domain_benchmark
-
-    monkeypatch.setattr(domain_benchmark, "CACHE", tmp_path / "cache")
-    monkeypatch.setattr(domain_benchmark, "SMOKE_FACES", 12)
+def test_the_smoke_run_scores_every_source_and_the_simulated_sessions(
+        smoke_face_sources, tmp_path, monkeypatch):
+    domain_benchmark = smoke_face_sources
     out = tmp_path / "domain.json"
     monkeypatch.setattr("sys.argv", ["domain_benchmark", "--smoke", "--sessions", "3",
                                      "--out", str(out)])
