@@ -64,9 +64,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.domain_benchmark import (  # noqa: E402
-    NEGATIVE,
     SHARED,
     cached_sources,
+    negative_bias,
     screener_shares,
 )
 from screener.emotions.aligned import AlignedOnnxModel  # noqa: E402
@@ -236,12 +236,6 @@ def stack_features(members: list[np.ndarray]) -> np.ndarray:
 
 def stacked(members: list[np.ndarray], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return softmax(stack_features(members) @ weights + bias)
-
-
-def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
-    z = np.log(np.maximum(probabilities, TINY))
-    z[:, NEGATIVE] += bias
-    return softmax(z)
 
 
 def zoo_reads(sources: list, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -167,6 +167,23 @@ def screener_shares(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
             "other_read_negative": share(other)}
 
 
+def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
+    """The reading with the negative emotions' log-probabilities raised by `bias`: another
+    operating point of the same model, trading neutral faces read negative for negative ones
+    read negative."""
+    z = np.log(np.maximum(probabilities, 1e-12))
+    z[:, NEGATIVE] += bias
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def bias_curve(probabilities: np.ndarray, labels: np.ndarray, biases: list[float]) -> dict:
+    """The screener's shares at each negative bias: how good the model's ranking of negative
+    against neutral faces is, apart from where its operating point sits."""
+    return {f"{bias:g}": screener_shares(negative_bias(probabilities, bias), labels)
+            for bias in biases}
+
+
 def simulated_sessions(probabilities: np.ndarray, labels: np.ndarray, rules: RuleSet,
                        profile: ErrorProfile | None, count: int, calm: bool,
                        seed: int = 2026) -> dict:
@@ -211,7 +228,7 @@ def simulated_sessions(probabilities: np.ndarray, labels: np.ndarray, rules: Rul
 
 
 def measure(model_path: Path, sources: list[Source], flip_margin: float,
-            sessions: int = 0) -> dict:
+            sessions: int = 0, biases: list[float] | None = None) -> dict:
     model = load_emotion_model(model_path, flip_margin=flip_margin)
     rules = load_rules("default")
     profile = ErrorProfile.for_model(model_path)
@@ -228,6 +245,8 @@ def measure(model_path: Path, sources: list[Source], flip_margin: float,
             "faces_per_s": round(len(source.labels) / max(seconds, 1e-9), 1),
             "note": source.note,
         }
+        if biases:
+            rows[source.name]["negative_bias"] = bias_curve(probabilities, source.labels, biases)
         if sessions and source.name in SESSION_SOURCES:
             rows[f"{source.name}_sessions"] = {
                 "mixed": simulated_sessions(probabilities, source.labels, rules, profile,
@@ -288,6 +307,9 @@ def main() -> None:
                         help="measure faces a second only (give the machine to it alone)")
     parser.add_argument("--sessions", type=int, default=200,
                         help="simulated ten-minute sessions per kind and source (0: none)")
+    parser.add_argument("--negative-bias", type=float, action="append", metavar="B",
+                        help="also the shares with the negative emotions' log-probabilities "
+                             "raised by B (repeatable): the model's trade-off curve")
     args = parser.parse_args()
     if not (SHARED / "datasets/wild/labels.csv").is_file():
         sys.exit(f"error: {SHARED}/datasets is missing: the domain benchmark reads ../shared")
@@ -303,7 +325,8 @@ def main() -> None:
             args.out.write_text(json.dumps({"speed": rows}, indent=2) + "\n")
         return
     sessions = min(args.sessions, 10) if args.smoke else args.sessions
-    results = [measure(path, sources, settings.emotions.flip_margin, sessions)
+    results = [measure(path, sources, settings.emotions.flip_margin, sessions,
+                       args.negative_bias)
                for path in (args.model or [settings.model_path])]
     for result in results:
         print_table(result)
