@@ -159,8 +159,8 @@ def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3) -> Path
             stream.codec_context.thread_count, stream.thread_type = count, "FRAME"
             for packet in container.demux(stream):
                 with suppress(av.FFmpegError):
-                    found += [hashlib.md5(f.to_ndarray(format="gray")).hexdigest()
-                              for f in packet.decode()]
+                    found += [hashlib.md5(np.ascontiguousarray(f.to_ndarray(format="gray")))
+                              .hexdigest() for f in packet.decode()]
         return found
 
     def damage(share: float) -> None:
