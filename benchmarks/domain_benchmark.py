@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import estimator_benchmark as simulated  # noqa: E402
 from screener.domain import EMOTIONS, NEGATIVE_EMOTIONS  # noqa: E402
 from screener.emotions.joined import load_emotion_model  # noqa: E402
+from screener.emotions.temperature import TINY  # noqa: E402
 from screener.faces import make_detector, model_crop, student_face, to_grey  # noqa: E402
 from screener.faces.crop import aligned_crop  # noqa: E402
 from screener.lab.evaluation import expected_calibration_error  # noqa: E402
@@ -171,7 +172,7 @@ def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
     """The reading with the negative emotions' log-probabilities raised by `bias`: another
     operating point of the same model, trading neutral faces read negative for negative ones
     read negative."""
-    z = np.log(np.maximum(probabilities, 1e-12))
+    z = np.log(np.maximum(probabilities, TINY))
     z[:, NEGATIVE] += bias
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
