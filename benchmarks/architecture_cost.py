@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from screener.settings import EmotionSettings, Settings, TrainSettings
+from screener.lab.train_settings import TrainSettings
+from screener.settings import EmotionSettings, Settings
 
 TRAIN_IMAGES = 28_709
 CANDIDATES = {

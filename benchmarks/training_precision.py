@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from screener.settings import TrainSettings
+from screener.lab.train_settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

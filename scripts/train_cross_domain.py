@@ -27,8 +27,8 @@ from screener.emotions.aligned import AlignedOnnxModel  # noqa: E402
 from screener.lab.calibration import fit_temperature  # noqa: E402
 from screener.lab.face_sources import ferplus_votes, load_wild  # noqa: E402
 from screener.lab.fer_data import LabelledImages, load_split  # noqa: E402
+from screener.lab.train_settings import TrainSettings  # noqa: E402
 from screener.lab.training import one_hot, train  # noqa: E402
-from screener.settings import TrainSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"

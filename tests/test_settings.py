@@ -9,7 +9,6 @@ from screener.settings import (
     DEFAULT_MODEL_FILE,
     Settings,
     SettingsError,
-    TrainSettings,
     default_database_url,
     load_settings,
 )
@@ -178,22 +177,6 @@ def test_missing_file_is_an_error_naming_it(tmp_path):
         load_settings(missing)
     assert str(missing) in str(info.value)
 
-
-@pytest.mark.parametrize("batch_size", [4, 8, 64, 256])
-def test_train_settings_accept_batch_sizes_that_are_multiples_of_four(batch_size):
-    TrainSettings(batch_size=batch_size).validate()  # raises on failure
-    assert TrainSettings(batch_size=batch_size).batch_size % 4 == 0
-
-
-@pytest.mark.parametrize("batch_size", [0, -4, 1, 6, 30, 65])
-def test_train_settings_reject_other_batch_sizes(batch_size):
-    with pytest.raises(SettingsError, match="multiple of 4"):
-        TrainSettings(batch_size=batch_size).validate()
-
-
-def test_train_settings_reject_non_positive_epochs():
-    with pytest.raises(SettingsError, match="epochs"):
-        TrainSettings(epochs=0).validate()
 
 
 def test_database_url_precedence(tmp_path, monkeypatch):

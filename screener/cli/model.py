@@ -122,8 +122,9 @@ def train(
     """
     from screener.emotions.model import ModelError
     from screener.lab.fer_data import DatasetError, load_split
+    from screener.lab.train_settings import VGG_BLOCKS, TrainSettings
     from screener.resources import is_shipped
-    from screener.settings import VGG_BLOCKS, SettingsError, TrainSettings
+    from screener.settings import SettingsError
 
     if out is None:
         out = Path(DEFAULT_TRAIN_OUT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from screener.domain import EMOTIONS, INPUT_SIZE
-from screener.settings import TrainSettings
+from screener.lab.train_settings import TrainSettings
 
 
 def build_mini_xception(settings: TrainSettings) -> Any:

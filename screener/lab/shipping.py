@@ -29,7 +29,8 @@ from screener.lab.evaluation import (
 )
 from screener.lab.fer_data import LabelledImages
 from screener.lab.networks import architecture
-from screener.settings import EmotionSettings, TrainSettings
+from screener.lab.train_settings import TrainSettings
+from screener.settings import EmotionSettings
 
 EXPORT_PACKAGES = ("tensorflow", "tf2onnx", "onnx")
 

@@ -31,7 +31,7 @@ from screener.lab import onnx_weights, shipping
 from screener.lab.augmentation import augment_batch, mixup
 from screener.lab.fer_data import LabelledImages
 from screener.lab.networks import build_model
-from screener.settings import TrainSettings
+from screener.lab.train_settings import TrainSettings
 
 TRAINING_PACKAGES = ("tensorflow", "keras", "tf2onnx", "onnx")
 OTHER_BACKENDS = ("jax", "torch")

@@ -14,8 +14,8 @@ from screener.lab import onnx_weights  # noqa: E402
 from screener.lab.networks import build_model  # noqa: E402
 from screener.lab.quantization import quantize_int8  # noqa: E402
 from screener.lab.shipping import export_onnx  # noqa: E402
+from screener.lab.train_settings import TrainSettings  # noqa: E402
 from screener.lab.training import train  # noqa: E402
-from screener.settings import TrainSettings  # noqa: E402
 from tests.lab.test_quantization import faces  # noqa: E402
 from tests.lab.test_training import stripes  # noqa: E402
 

@@ -14,8 +14,8 @@ import_or_missing("tensorflow", "tensorflow")
 from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.lab.networks import build_mini_xception  # noqa: E402
 from screener.lab.shipping import export_onnx  # noqa: E402
+from screener.lab.train_settings import TrainSettings  # noqa: E402
 from screener.lab.training import train  # noqa: E402
-from screener.settings import TrainSettings  # noqa: E402
 from tests.lab.test_training import stripes  # noqa: E402
 
 

@@ -16,6 +16,7 @@ from screener.emotions.model import ModelError, OnnxEmotionModel  # noqa: E402
 from screener.lab.augmentation import augment_batch, jitter_like_video, mixup  # noqa: E402
 from screener.lab.fer_data import LabelledImages  # noqa: E402
 from screener.lab.networks import build_mini_xception, build_model  # noqa: E402
+from screener.lab.train_settings import TrainSettings  # noqa: E402
 from screener.lab.training import (  # noqa: E402
     _batches_class,
     class_weights,
@@ -24,7 +25,7 @@ from screener.lab.training import (  # noqa: E402
     train,
     training_targets,
 )
-from screener.settings import EmotionSettings, SettingsError, TrainSettings  # noqa: E402
+from screener.settings import EmotionSettings, SettingsError  # noqa: E402
 
 
 def stripes(count: int, seed: int) -> LabelledImages:

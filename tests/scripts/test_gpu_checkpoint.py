@@ -22,7 +22,7 @@ def _checkpoint(folder: Path, state: dict) -> Path:
     import keras
 
     from screener.lab.networks import build_model
-    from screener.settings import TrainSettings
+    from screener.lab.train_settings import TrainSettings
 
     model = build_model(TrainSettings(blocks=(8, 16, 32, 64)))
     model.compile(optimizer="adam", loss="categorical_crossentropy")
