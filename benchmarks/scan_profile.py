@@ -23,7 +23,7 @@ from screener.emotions.joined import load_emotion_model
 from screener.faces import FaceTracker, make_detector
 from screener.scanning.analysis import BatchedClassifier, StageClock
 from screener.settings import KeyframeSettings, Settings
-from screener.video.decoding import PyAvDecoder
+from screener.video.decoders.pyav import PyAvDecoder
 from screener.video.keyframes import KeyframeReader
 
 DECODING = "decoding (FFmpeg, non-reference frames skipped)"

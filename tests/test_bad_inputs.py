@@ -510,7 +510,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
                                                                              caplog):
     """Worker processes decode with one thread, `--workers 1` with several: the damaged
     file must still give one session, and say how much of it could not be decoded."""
-    from tests.video.test_decoding import with_packet_zeroed
+    from tests.video.test_decoders import with_packet_zeroed
 
     # A zeroed packet: every decode meets it (FFmpeg may conceal flipped bytes unnoticed).
     clean = write_video(folder.parent / "clean.mp4", face_frames(astronaut, 60))
@@ -537,7 +537,7 @@ def test_a_damaged_video_reads_the_same_with_one_worker_or_several_and_says_so(f
 
 
 def test_a_video_garbled_throughout_fails_with_a_reason(folder, astronaut):
-    from tests.video.test_decoding import write_h264
+    from tests.video.test_decoders import write_h264
 
     video = write_h264(folder / "garbled_2026-01-02.mp4", face_frames(astronaut, 60), fps=10,
                        bframes=2, x264_threads=1)
@@ -592,7 +592,7 @@ def test_a_right_to_left_override_in_a_name_is_isolated_in_the_reports(folder, a
 def test_a_portrait_phone_recording_is_analysed_upright(folder, astronaut, tmp_path, decoder):
     """Like a phone held upright: sideways pixels and a display matrix saying "turn a quarter
     clockwise" (what `ffmpeg -vf transpose=1` then `-metadata:s:v rotate=90` gives)."""
-    from tests.video.test_decoding import sideways, write_h264
+    from tests.video.test_decoders import sideways, write_h264
 
     display = (-90, False, False)  # rotate=90: a quarter clockwise, as players show it
     upright = face_canvas(astronaut, 360, 640, 20)

@@ -26,7 +26,7 @@ from screener.session.estimate import ESTIMATOR_VERSION
 from screener.session.evidence import FaceKey, face_thumbnail, select_evidence
 from screener.session.rules import RuleSet, load_rules
 from screener.settings import KeyframeSettings, Settings
-from screener.video.decoding import DamagedWhileThreaded
+from screener.video.frames import DamagedWhileThreaded
 from screener.video.keyframes import KeyframeReader
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ import numpy as np
 
 from screener.domain import Frame, VideoInfo
 from screener.settings import KeyframeSettings
-from screener.video.decoding import DecodedFrame, VideoReadError, open_decoder
+from screener.video.decoders import open_decoder
+from screener.video.frames import DecodedFrame, VideoReadError
 
 __all__ = ["KeyframeReader", "VideoReadError", "sharpness"]
 

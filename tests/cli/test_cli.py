@@ -617,7 +617,7 @@ def test_train_without_the_training_extra_says_how_to_install_it_before_loading_
 @pytest.mark.slow
 def test_analyze_says_how_much_of_a_damaged_video_could_not_be_decoded(tmp_path, astronaut,
                                                                       make_video):
-    from tests.video.test_decoding import with_packet_zeroed
+    from tests.video.test_decoders import with_packet_zeroed
 
     # A zeroed packet, one thread: FFmpeg may conceal flipped bytes unnoticed (it did, once
     # with several threads and once with one, each in a CI run); what is tested is the sentence.

@@ -136,14 +136,14 @@ def damaged_h264(damaged: Path, astronaut: np.ndarray, threads: int = 3) -> Path
     Whether threads conceal differently depends on how they are scheduled: in a busy test
     process they can run as if one, and no place differs. Flipped bytes may also be
     concealed unnoticed (once in a CI run, with one thread): a test that needs only a
-    damaged file zeroes a packet (`tests.video.test_decoding.with_packet_zeroed`)."""
+    damaged file zeroes a packet (`tests.video.test_decoders.with_packet_zeroed`)."""
     import hashlib
     import struct
     from contextlib import suppress
 
     import av
 
-    from tests.video.test_decoding import write_h264
+    from tests.video.test_decoders import write_h264
 
     staging = damaged.with_name("clean.tmp.mp4")
     clean = write_h264(staging, face_frames(astronaut, 100, size=(480, 360)),

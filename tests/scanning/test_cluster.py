@@ -173,7 +173,7 @@ def test_a_damaged_video_scanned_on_the_cluster_is_stored_as_locally_and_says_so
         cluster, tmp_path, astronaut, caplog):
     """Dask workers decode as process workers do: the damaged file gives the same session as a
     local scan, and the scan still says, as it goes, how much of it could not be decoded."""
-    from tests.video.test_decoding import with_packet_zeroed
+    from tests.video.test_decoders import with_packet_zeroed
 
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from screener.settings import KeyframeSettings
-from screener.video.decoding import (
-    DamagedWhileThreaded,
-    OpenCvDecoder,
-    PyAvDecoder,
-    VideoReadError,
-    _analysis_size,
-    open_decoder,
-)
+from screener.video.decoders import OpenCvDecoder, PyAvDecoder, open_decoder
+from screener.video.frames import DamagedWhileThreaded, VideoReadError, analysis_size
 from screener.video.keyframes import KeyframeReader
 from tests import test_bad_inputs as bad
 from tests.conftest import face_frames, plain_frames
@@ -132,7 +126,7 @@ def test_skipping_deblocking_decodes_the_same_frames_blockier(tmp_path, astronau
     ((1001, 3), 256, (256, 2)),
 ])
 def test_analysis_sizes_are_even_and_never_larger(size, width, expected):
-    assert _analysis_size(*size, width) == expected
+    assert analysis_size(*size, width) == expected
 
 
 def with_packet_zeroed(video: Path, index: int, damaged: Path) -> Path:
