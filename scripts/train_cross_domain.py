@@ -28,7 +28,7 @@ from screener.lab.calibration import fit_temperature  # noqa: E402
 from screener.lab.face_sources import ferplus_votes, load_wild  # noqa: E402
 from screener.lab.fer_data import LabelledImages, load_split  # noqa: E402
 from screener.lab.train_settings import TrainSettings  # noqa: E402
-from screener.lab.training import one_hot, train  # noqa: E402
+from screener.lab.training import one_hot, prior_offsets, train  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 ZOO = ROOT / "lab" / "models" / "fer_mobilefacenet" / "fer_mobilefacenet.onnx"
@@ -50,6 +50,11 @@ def main() -> None:
                         help="times more often a web photo labelled angry, disgust, fear or "
                              "sad is seen, taught by its crowd label alone (the teacher misses "
                              "most of them)")
+    parser.add_argument("--prior-adjust", action="store_true",
+                        help="add the web photos' label prior, relative to FER2013 train's, to "
+                             "their log-probabilities in the loss (logit adjustment), so the "
+                             "network reads web faces with FER2013's prior instead of learning "
+                             "that their labellers mostly chose neutral")
     parser.add_argument("--init-from", default=str(ROOT / "models/emotion_vgg.onnx"))
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--equalise", action="store_true",
@@ -86,6 +91,13 @@ def main() -> None:
     paths = fer_train.paths + [p for p, n in zip(wild.paths, repeats, strict=True)
                                for _ in range(n)]
     data = LabelledImages(images, labels, paths)
+    offsets = None
+    if args.prior_adjust:
+        web = prior_offsets(wild.labels, fer_train.labels)
+        offsets = np.zeros_like(targets)
+        offsets[len(fer_train.labels):] = web
+        print("web photos' logit offsets: " + ", ".join(
+            f"{e} {o:+.2f}" for e, o in zip(EMOTIONS, web, strict=True)))
 
     settings = replace(
         TrainSettings(), arch="vgg", blocks=(64, 128, 256, 512), dropout=0.1, dense=512,
@@ -98,10 +110,11 @@ def main() -> None:
         "votes": args.votes, "teacher": args.teacher, "equalise": args.equalise,
         "teacher_temperature": temperature,
         "wild_repeats": args.wild_repeats, "negative_repeats": args.negative_repeats,
+        "prior_adjust": args.prior_adjust,
         "wild_fit_faces": int(len(wild.labels)),
         "fer_images_with_votes": int(voted.sum()), "classes": list(EMOTIONS),
     }, indent=2))
-    train(data, fer_val, args.out, settings, targets=targets.astype(np.float32))
+    train(data, fer_val, args.out, settings, targets=targets.astype(np.float32), offsets=offsets)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ def ship_checkpoint(
     import keras
 
     state = json.loads((checkpoint_dir / "state.json").read_text())
-    best = keras.models.load_model(checkpoint_dir / "best.keras")
+    best = keras.models.load_model(checkpoint_dir / "best.keras", compile=False)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     best.save(out_path)
     onnx_path = out_path.with_suffix(".onnx")

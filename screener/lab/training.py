@@ -189,6 +189,44 @@ def load_teachers(paths: Sequence[str], flip_margin: float = 1.0) -> list[Emotio
     ]
 
 
+def prior_offsets(source_labels: np.ndarray, reference_labels: np.ndarray) -> np.ndarray:
+    """log(source prior / reference prior) per emotion: added to a source's log-probabilities
+    in the loss (logit adjustment, Menon et al. 2021), so the network learns what a face
+    shows rather than how often that source's labellers chose each emotion, and reads every
+    source with the reference's prior. Each prior counts one more face of every emotion, as a
+    source may have none of one."""
+    def prior(labels: np.ndarray) -> np.ndarray:
+        counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64) + 1.0
+        return counts / counts.sum()
+
+    return np.log(prior(source_labels) / prior(reference_labels)).astype(np.float32)
+
+
+def adjusted_crossentropy(label_smoothing: float = 0.0) -> Callable[[Any, Any], Any]:
+    """Cross-entropy on targets whose rows carry, after the seven class shares, seven logit
+    offsets (`prior_offsets`) added to the network's log-probabilities before the loss."""
+    from keras import ops
+
+    classes = len(EMOTIONS)
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        targets, offsets = y_true[:, :classes], y_true[:, classes:]
+        if label_smoothing:
+            targets = targets * (1.0 - label_smoothing) + label_smoothing / classes
+        logits = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)) + offsets
+        return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+    return loss
+
+
+def accuracy(y_true: Any, y_pred: Any) -> Any:
+    """Accuracy on the class columns of targets that may carry logit offsets after them."""
+    from keras import ops
+
+    truth = ops.argmax(y_true[:, : len(EMOTIONS)], axis=-1)
+    return ops.cast(ops.equal(truth, ops.argmax(y_pred, axis=-1)), "float32")
+
+
 def class_weights(labels: np.ndarray, balanced: bool) -> np.ndarray:
     if not balanced:
         return np.ones(len(EMOTIONS), dtype=np.float32)
@@ -228,13 +266,17 @@ def train(
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] = print,
     targets: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
 ) -> shipping.TrainResult:
     """Train, keep the best `val` epoch at `out_path` (.keras), and export it to ONNX beside it.
 
     `targets`: one row of class shares per training image, made by the caller from what the
     labels alone cannot say (crowd votes, a teacher that reads another crop of the face); they
-    replace the labels and the teachers."""
+    replace the labels and the teachers. `offsets`: one row of logit offsets per training
+    image (`prior_offsets` of its source; zeros for the reference source), for the loss."""
     settings.validate()
+    if offsets is not None and settings.consistent:
+        raise ValueError("logit offsets need fixed targets, not teachers labelling each batch")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -268,14 +310,22 @@ def train(
         if targets is None:
             targets = training_targets(train_data, settings.distill,
                                        load_teachers(settings.teachers))
+        if offsets is not None:
+            targets = np.concatenate([targets, offsets], axis=1).astype(np.float32)
         batches = _batches_class(keras)(train_data, settings, weights, targets)
+    if offsets is None:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing)
+    else:
+        loss = adjusted_crossentropy(settings.label_smoothing)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(settings, len(batches))),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=["accuracy" if offsets is None else accuracy],
     )
     val_x = preprocess(equalise(val_data.images) if settings.equalise else val_data.images)
     val_y = np.eye(len(EMOTIONS), dtype=np.float32)[val_data.labels]
+    if offsets is not None:
+        val_y = np.concatenate([val_y, np.zeros_like(val_y)], axis=1)
 
     class KeepBest(keras.callbacks.Callback):
         """Saves the best epoch and the run's state after every epoch, the training time

@@ -19,9 +19,11 @@ from screener.lab.networks import build_mini_xception, build_model  # noqa: E402
 from screener.lab.train_settings import TrainSettings  # noqa: E402
 from screener.lab.training import (  # noqa: E402
     _batches_class,
+    adjusted_crossentropy,
     class_weights,
     learning_rate,
     one_hot,
+    prior_offsets,
     train,
     training_targets,
 )
@@ -502,6 +504,21 @@ def test_a_run_can_start_from_a_trained_model_and_refuses_one_that_does_not_fit(
     assert not [w for w in caught if "nested container" in str(w.message)]
 
 
+def test_loss_with_logit_offsets_falls_over_a_few_steps():
+    import keras
+
+    from screener.emotions.model import preprocess
+
+    model = build_model(TrainSettings(l2=0.0))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=adjusted_crossentropy())
+    data = stripes(64, 4)
+    offsets = np.tile(prior_offsets(data.labels[:8], np.arange(70) % 7), (64, 1))
+    y = np.concatenate([one_hot(data.labels), offsets], axis=1)
+    history = model.fit(preprocess(data.images), y, batch_size=16, epochs=3, verbose=0,
+                        shuffle=False)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", [
     TrainSettings(l2=0.0),
@@ -530,3 +547,49 @@ def test_other_keras_backends_need_only_keras_and_the_backend_to_train(monkeypat
     assert training.missing_training_packages() == ["keras", "jax"]
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert training.missing_training_packages() == ["tensorflow", "keras", "tf2onnx", "onnx"]
+
+
+def test_prior_offsets_raise_what_a_source_labels_often_and_lower_what_it_labels_rarely():
+    neutral, angry, fear = (EMOTIONS.index(e) for e in ("neutral", "angry", "fear"))
+    web = np.array([neutral] * 80 + [angry] * 5)
+    fer = np.arange(70) % len(EMOTIONS)
+    offsets = prior_offsets(web, fer)
+    assert offsets[neutral] > 1.0 and offsets[angry] < 0 and offsets[fear] < offsets[angry]
+    assert np.isfinite(offsets).all()  # no fear at all in the source
+    assert np.allclose(prior_offsets(fer, fer), 0.0, atol=1e-6)
+
+
+def test_adjusted_crossentropy_without_offsets_is_crossentropy_and_offsets_forgive_the_prior():
+    import keras
+
+    neutral, angry = EMOTIONS.index("neutral"), EMOTIONS.index("angry")
+    unsure = np.full((2, 7), 1 / 7, np.float32)
+    labels = one_hot(np.array([neutral, angry]))
+    loss = adjusted_crossentropy()
+    plain = keras.losses.CategoricalCrossentropy(reduction=None)(labels, unsure)
+    zero = loss(np.concatenate([labels, np.zeros_like(labels)], axis=1), unsure)
+    assert np.allclose(np.asarray(zero), np.asarray(plain), atol=1e-5)
+    offsets = np.zeros_like(labels)
+    offsets[:, neutral], offsets[:, angry] = 1.5, -1.5  # a source that mostly says neutral
+    adjusted = np.asarray(loss(np.concatenate([labels, offsets], axis=1), unsure))
+    # Its neutral labels teach less, its rare angry ones more, than they would unadjusted.
+    assert adjusted[0] < float(plain[0]) and adjusted[1] > float(plain[1])
+
+
+def test_training_with_logit_offsets_learns_keeps_its_best_epoch_and_exports(tmp_path: Path):
+    data = stripes(160, 1)
+    offsets = np.zeros((len(data), len(EMOTIONS)), np.float32)
+    offsets[::4] = prior_offsets(data.labels[::4], np.arange(70) % len(EMOTIONS))
+    settings = TrainSettings(epochs=3, batch_size=16, learning_rate=3e-3, augment=False,
+                             patience=10, l2=0.0)
+    out = tmp_path / "model.keras"
+    result = train(data, stripes(40, 2), out, settings, tmp_path / "ckpt", log=lambda _: None,
+                   targets=one_hot(data.labels), offsets=offsets)
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert state["epochs_run"] == 3 and 1 <= state["best_epoch"] <= 3  # val accuracy was read
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["val_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-4)
+    with pytest.raises(ValueError, match="offsets"):
+        train(data, stripes(40, 2), tmp_path / "other.keras",
+              TrainSettings(epochs=1, batch_size=16, consistent=True, teachers=("t.onnx",),
+                            distill=0.5), log=lambda _: None, offsets=offsets)
