@@ -80,24 +80,32 @@ def main() -> None:
         calibrated = apply_temperature(raw, temperature)
         calibration = {"method": "temperature", "temperature": round(temperature, 4),
                        "fitted_on": "FER2013 val"}
-    accuracy = float((calibrated.argmax(axis=1) == fer.labels).mean())
-    profile = ErrorProfile.measure(calibrated, fer.labels)
+    write_joined(args.out, args.description, members, calibration, raw, calibrated, fer.labels)
+
+
+def write_joined(out: Path, description: str, members: list[dict], calibration: dict,
+                 raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray) -> None:
+    """The joined model's file: `raw` and `calibrated` are FER2013 `val` read by the members
+    pooled, before and after the calibration; its error profile is measured on them."""
+    margin = Settings().emotions.flip_margin
+    accuracy = float((calibrated.argmax(axis=1) == labels).mean())
+    profile = ErrorProfile.measure(calibrated, labels)
     meta = {
-        "name": args.out.stem,
-        "description": args.description,
+        "name": out.stem,
+        "description": description,
         "joined": members,
         "val_accuracy": round(accuracy, 4),
         "flip_margin": margin,
-        "val_images": int(len(fer.labels)),
+        "val_images": int(len(labels)),
         "calibration": {
-            **calibration, "flip_margin": margin, "images": int(len(fer.labels)),
-            "ece_before": round(expected_calibration_error(raw, fer.labels), 4),
-            "ece_after": round(expected_calibration_error(calibrated, fer.labels), 4),
+            **calibration, "flip_margin": margin, "images": int(len(labels)),
+            "ece_before": round(expected_calibration_error(raw, labels), 4),
+            "ece_after": round(expected_calibration_error(calibrated, labels), 4),
         },
-        "error_profile": profile.record(args.out.stem, "FER2013 val (the 48x48 images)"),
+        "error_profile": profile.record(out.stem, "FER2013 val (the 48x48 images)"),
     }
-    args.out.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}: {accuracy:.2%} of FER2013 val, calibration "
+    out.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}: {accuracy:.2%} of FER2013 val, calibration "
           f"{ {k: v for k, v in calibration.items() if k != 'ece_by_source'} }")
 
 

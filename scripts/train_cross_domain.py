@@ -55,6 +55,9 @@ def main() -> None:
                              "their log-probabilities in the loss (logit adjustment), so the "
                              "network reads web faces with FER2013's prior instead of learning "
                              "that their labellers mostly chose neutral")
+    parser.add_argument("--fit-fold", type=int, choices=(0, 1),
+                        help="train on the web photos of this fold of the fit persons only "
+                             "(cross-fitting: the other fold then measures the member)")
     parser.add_argument("--init-from", default=str(ROOT / "models/emotion_vgg.onnx"))
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--equalise", action="store_true",
@@ -71,6 +74,8 @@ def main() -> None:
     print(f"FER2013 train: {len(fer_train)} images, {int(voted.sum())} with FER+ votes")
 
     wild = load_wild(args.wild, half="fit")
+    if args.fit_fold is not None:
+        wild = wild.fold(args.fit_fold)
     zoo = AlignedOnnxModel(ZOO, temperature=1.0)
     logits = zoo.logits(wild.aligned)
     temperature = fit_temperature(_softmax(logits), wild.labels)
@@ -110,7 +115,7 @@ def main() -> None:
         "votes": args.votes, "teacher": args.teacher, "equalise": args.equalise,
         "teacher_temperature": temperature,
         "wild_repeats": args.wild_repeats, "negative_repeats": args.negative_repeats,
-        "prior_adjust": args.prior_adjust,
+        "prior_adjust": args.prior_adjust, "fit_fold": args.fit_fold,
         "wild_fit_faces": int(len(wild.labels)),
         "fer_images_with_votes": int(voted.sum()), "classes": list(EMOTIONS),
     }, indent=2))

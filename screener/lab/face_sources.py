@@ -37,6 +37,13 @@ def wild_half(person: str) -> str:
     return "held_out" if zlib.crc32(person.encode("utf-8")) % 2 else "fit"
 
 
+def fit_fold(person: str) -> int:
+    """0 or 1: which of two folds of persons a fit person falls in, from the hash's next bit,
+    so that a member trained on one fold can be measured on persons it never saw (cross-fitting)
+    without reading the held-out half."""
+    return (zlib.crc32(person.encode("utf-8")) >> 1) % 2
+
+
 def ferplus_votes(csv_path: Path, image_paths: list[str]) -> np.ndarray:
     """(N, 7) vote shares in `EMOTIONS` order for each image, NaN where FER+ has no trusted
     vote on an emotion (contempt, unknown and not-a-face votes are left out)."""
@@ -74,6 +81,13 @@ class WildFaces:
 
     def half(self, which: str) -> WildFaces:
         keep = np.array([wild_half(p) == which for p in self.persons], bool)
+        return self._keep(keep)
+
+    def fold(self, which: int) -> WildFaces:
+        """The faces of the persons in `fit_fold` `which`."""
+        return self._keep(np.array([fit_fold(p) == which for p in self.persons], bool))
+
+    def _keep(self, keep: np.ndarray) -> WildFaces:
         return WildFaces(self.grey[keep], self.aligned[keep], self.labels[keep],
                          [p for p, k in zip(self.persons, keep, strict=True) if k],
                          [p for p, k in zip(self.paths, keep, strict=True) if k], self.missed)
