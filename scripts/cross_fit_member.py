@@ -9,7 +9,8 @@ and FER2013 `val` (read by the member trained on every fit person), the FER2013 
 weight is chosen from `WEIGHTS`: the one that reads most web negatives negative among those
 that read at most a fifth of the web neutral faces negative and keep FER2013 `val` at 69%
 (ties: the higher summed accuracy); then the per-face temperature is fitted on the same faces,
-each source weighing alike, and the joined model's file is written.
+each source weighing alike, and the joined model's file is written; every weight's numbers go
+beside it (`<out>_choice.json`), written even when no weight qualifies.
 
     python scripts/cross_fit_member.py --member runs/m/emotion_m_int8.onnx \\
         --fold runs/m0/emotion_m0_int8.onnx --fold runs/m1/emotion_m1_int8.onnx \\
@@ -98,7 +99,7 @@ def main() -> None:
     record = {"folds": [str(p) for p in args.fold],
               "fold_faces": [int((fold == k).sum()) for k in (0, 1)], "table": table,
               "chosen": chosen}
-    args.out.with_name(args.out.stem + "_cross_fit.json").write_text(
+    args.out.with_name(args.out.stem + "_choice.json").write_text(
         json.dumps(record, indent=2) + "\n")
     if chosen is None:
         raise SystemExit("no weight keeps web neutral faces and FER2013 val within bounds")
