@@ -29,7 +29,6 @@ def open_decoder(path: Path, settings: KeyframeSettings) -> VideoDecoder:
     return PyAvDecoder(path, settings)
 
 
-
 _NOT_VIDEO_SIGNATURES = (
     # (offset, bytes, what the file is). OpenCV would open any of these images as a one-frame
     # "video"; audio and archives only get a clearer reason than "cannot be opened".
