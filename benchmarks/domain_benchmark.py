@@ -168,6 +168,13 @@ def screener_shares(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
             "other_read_negative": share(other)}
 
 
+def source_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, ECE and the screener's shares of one source's reading."""
+    return {"accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 4),
+            "ece": round(expected_calibration_error(probabilities, labels), 4),
+            **screener_shares(probabilities, labels)}
+
+
 def negative_bias(probabilities: np.ndarray, bias: float) -> np.ndarray:
     """The reading with the negative emotions' log-probabilities raised by `bias`: another
     operating point of the same model, trading neutral faces read negative for negative ones
@@ -240,9 +247,7 @@ def measure(model_path: Path, sources: list[Source], flip_margin: float,
         seconds = time.perf_counter() - started
         rows[source.name] = {
             "faces": int(len(source.labels)),
-            "accuracy": round(float((probabilities.argmax(axis=1) == source.labels).mean()), 4),
-            "ece": round(expected_calibration_error(probabilities, source.labels), 4),
-            **screener_shares(probabilities, source.labels),
+            **source_scores(probabilities, source.labels),
             "faces_per_s": round(len(source.labels) / max(seconds, 1e-9), 1),
             "note": source.note,
         }

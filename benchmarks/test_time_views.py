@@ -32,11 +32,7 @@ from benchmarks.domain_benchmark import cached_sources, screener_shares  # noqa:
 from benchmarks.result_files import machine_summary, print_and_save  # noqa: E402
 from screener.domain import INPUT_SIZE  # noqa: E402
 from screener.emotions.joined import load_emotion_model  # noqa: E402
-from screener.emotions.model import (  # noqa: E402
-    OnnxEmotionModel,  # noqa: E402
-    preprocess,
-    zoom_faces,
-)
+from screener.emotions.model import OnnxEmotionModel, preprocess, zoom_faces  # noqa: E402
 from screener.lab.fer_data import load_split  # noqa: E402
 from screener.settings import Settings  # noqa: E402
 

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.domain_benchmark import cached_sources, screener_shares  # noqa: E402
+from benchmarks.domain_benchmark import cached_sources, source_scores  # noqa: E402
 from screener.emotions.joined import join, pool  # noqa: E402
 from screener.emotions.model import OnnxEmotionModel  # noqa: E402
 from screener.lab.calibration import fit_member_temperature  # noqa: E402
@@ -42,13 +42,6 @@ SHARED = ROOT.parent / "shared"
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 """The FER2013 network's share of the join; the member has the rest."""
 NEUTRAL_LIMIT, FER_FLOOR = 0.20, 0.69
-
-
-def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    return {"accuracy": round(float((probabilities.argmax(axis=1) == labels).mean()), 4),
-            "ece": round(expected_calibration_error(probabilities, labels), 4),
-            **{k: None if v is None else round(v, 4)
-               for k, v in screener_shares(probabilities, labels).items()}}
 
 
 def choose(table: list[dict]) -> dict | None:
@@ -88,7 +81,7 @@ def main() -> None:
              "web_out_of_fold": ([grey.predict(wild.grey), unseen], wild.labels)}
 
     table = [{"grey_weight": w,
-              **{name: scores(pool(members, (w, 1 - w)), labels)
+              **{name: source_scores(pool(members, (w, 1 - w)), labels)
                  for name, (members, labels) in reads.items()}} for w in WEIGHTS]
     for row in table:
         web, fer_row = row["web_out_of_fold"], row["fer_val"]
@@ -111,8 +104,8 @@ def main() -> None:
                                 "alike",
                    "ece_by_source": {name: round(expected_calibration_error(
                        calibrated[name], labels), 4) for name, (_, labels) in reads.items()}}
-    members = [{**member(str(args.grey), args.out.parent), "weight": weights[0]},
-               {**member(str(args.member), args.out.parent), "weight": weights[1]}]
+    members = [member(f"{args.grey}:{weights[0]}", args.out.parent),
+               member(f"{args.member}:{weights[1]}", args.out.parent)]
     write_joined(args.out, "screener's FER2013 network joined with a member taught web "
                  "photographs' crowd labels with their label prior taken out; weight and "
                  "calibration chosen on fit persons read out of fold", members, calibration,

@@ -129,15 +129,15 @@ def write_model(model_dir: Path, out: Path) -> Path:
 
 
 def measure(onnx_path: Path) -> dict:
-    from benchmarks.domain_benchmark import cached_sources, screener_shares
+    from benchmarks.domain_benchmark import cached_sources, source_scores
     from screener.emotions.aligned import AlignedOnnxModel
     from screener.emotions.joined import load_emotion_model, pool
     from screener.emotions.temperature import apply_temperature
     from screener.lab.calibration import fit_temperature
-    from screener.lab.evaluation import expected_calibration_error
     from screener.settings import Settings
 
-    shipped = load_emotion_model(Settings().model_path, flip_margin=Settings().emotions.flip_margin)
+    settings = Settings()
+    shipped = load_emotion_model(settings.model_path, flip_margin=settings.emotions.flip_margin)
     network = AlignedOnnxModel(onnx_path, temperature=1.0)
     reads = {}
     for source in cached_sources(smoke=False):
@@ -150,11 +150,7 @@ def measure(onnx_path: Path) -> dict:
     temperature = fit_temperature(own[have], labels[have])
 
     def row(probabilities: np.ndarray, truth: np.ndarray) -> dict:
-        return {"faces": int(len(truth)),
-                "accuracy": round(float((probabilities.argmax(1) == truth).mean()), 4),
-                "ece": round(expected_calibration_error(probabilities, truth), 4),
-                **{k: None if v is None else round(v, 4)
-                   for k, v in screener_shares(probabilities, truth).items()}}
+        return {"faces": int(len(truth)), **source_scores(probabilities, truth)}
 
     result: dict = {"temperature_fitted_on_wild_fit": round(temperature, 4), "alone": {},
                     **{f"pooled {w[0]}:{w[1]}:{w[2]:g}": {} for w in JOINS}}
